@@ -1,0 +1,85 @@
+//! Command-line definitions, and nothing else: parsing into typed settings happens in
+//! [`crate::config`], so the same checks apply to flags, environment and files.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shadowdiff",
+    version,
+    about = "Shadow HTTP traffic to a secondary and audit the differences",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Proxy to the primary, shadow sampled requests to the secondary, store the differences.
+    Serve(ServeArgs),
+    /// Summarize a store as a migration-consistency report.
+    Report(ReportArgs),
+}
+
+/// Every flag of `serve` is optional here: a missing flag falls back to the environment,
+/// then the config file, then the default (see [`crate::config`]).
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with the same keys as the flags, plus compare rules.
+    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to accept clients on (HTTP/1.1 and cleartext HTTP/2). [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", env = "SHADOWDIFF_LISTEN")]
+    pub listen: Option<String>,
+    /// The system of record; clients get its responses.
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_PRIMARY")]
+    pub primary: Option<String>,
+    /// The system being migrated to; receives copies of sampled requests.
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_SECONDARY")]
+    pub secondary: Option<String>,
+    /// SQLite file for results. [default: shadowdiff.db]
+    #[arg(long, value_name = "PATH", env = "SHADOWDIFF_DB")]
+    pub db: Option<PathBuf>,
+    /// Share of requests to shadow, 0 to 1. [default: 1]
+    #[arg(long, value_name = "RATE", env = "SHADOWDIFF_SAMPLE")]
+    pub sample: Option<String>,
+    /// Decide sampling by hashing header:NAME, query:NAME or path, so the same key is
+    /// always shadowed or never.
+    #[arg(long, value_name = "KEY", env = "SHADOWDIFF_SAMPLE_BY")]
+    pub sample_by: Option<String>,
+    /// Also shadow POST, PUT, PATCH, DELETE and other unsafe methods.
+    #[arg(long, env = "SHADOWDIFF_SHADOW_WRITES")]
+    pub shadow_writes: bool,
+    /// Largest body shadowed and compared, e.g. 1MiB, 512KB. [default: 1MiB]
+    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_BODY")]
+    pub max_body: Option<String>,
+    /// Time allowed for the secondary's whole response. [default: 5s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_SECONDARY_TIMEOUT")]
+    pub secondary_timeout: Option<String>,
+    /// Time allowed for the primary's response headers; past it the client gets 504. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_PRIMARY_TIMEOUT")]
+    pub primary_timeout: Option<String>,
+    /// Most shadow requests in flight at once; beyond it requests are skipped as overload.
+    /// [default: 1024]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_INFLIGHT")]
+    pub max_inflight: Option<String>,
+    /// Send the client's Host header to both upstreams instead of each upstream's authority.
+    #[arg(long, env = "SHADOWDIFF_PRESERVE_HOST")]
+    pub preserve_host: bool,
+    /// On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Store written by serve or replay.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub db: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "json")]
+    pub format: String,
+}

@@ -1,0 +1,403 @@
+//! Settings for `serve`: command-line flags (and their `SHADOWDIFF_*` environment
+//! variables) merged over a TOML file, merged over defaults, then validated into
+//! [`ServeConfig`]. Every error names the flag, or the file and key, that is wrong.
+
+use crate::cli::ServeArgs;
+use crate::compare::{CompareSection, RouteSection, RulesConfig};
+use http::HeaderName;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML parser's message already names the line, column and key.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+/// The config file: the same keys as the flags (kebab-case), plus compare rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub primary: Option<String>,
+    pub secondary: Option<String>,
+    pub db: Option<PathBuf>,
+    pub sample: Option<f64>,
+    pub sample_by: Option<String>,
+    pub shadow_writes: Option<bool>,
+    pub max_body: Option<SizeSetting>,
+    pub secondary_timeout: Option<String>,
+    pub primary_timeout: Option<String>,
+    pub max_inflight: Option<usize>,
+    pub preserve_host: Option<bool>,
+    pub drain_timeout: Option<String>,
+    #[serde(default)]
+    pub compare: CompareSection,
+    #[serde(default)]
+    pub route: Vec<RouteSection>,
+}
+
+/// A size written either as a number of bytes or as a human size ("1MiB").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SizeSetting {
+    Bytes(u64),
+    Human(String),
+}
+
+impl FileConfig {
+    /// Reads and parses a config file; the error names the file and, from the TOML parser,
+    /// the line and key.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        FileConfig::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+/// Which part of a request decides sampling when it must be stable per key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SampleKey {
+    Header(HeaderName),
+    Query(String),
+    Path,
+}
+
+/// Validated settings of `serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub primary: reqwest::Url,
+    pub secondary: reqwest::Url,
+    pub db: PathBuf,
+    pub sample: f64,
+    pub sample_by: Option<SampleKey>,
+    pub shadow_writes: bool,
+    pub max_body: usize,
+    pub secondary_timeout: Duration,
+    pub primary_timeout: Duration,
+    pub max_inflight: usize,
+    pub preserve_host: bool,
+    pub drain_timeout: Duration,
+    pub rules: RulesConfig,
+    /// SHA-256 of the effective settings, stored with each run.
+    pub digest: String,
+}
+
+impl ServeConfig {
+    /// A configuration with defaults for everything but the two upstreams; for tests and
+    /// embedding.
+    pub fn new(primary: &str, secondary: &str) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::from_args(ServeArgs {
+            primary: Some(primary.to_string()),
+            secondary: Some(secondary.to_string()),
+            ..ServeArgs::default()
+        })
+    }
+
+    /// Merges flags over the config file (if `--config` names one) over defaults.
+    pub fn from_args(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let source = Source {
+            file: args.config.as_deref(),
+        };
+        let listen = pick(args.listen, file.listen, "127.0.0.1:8080".into());
+        let listen = listen
+            .parse::<SocketAddr>()
+            .map_err(|e| source.invalid("listen", format!("{listen:?}: {e}")))?;
+        let primary = match (args.primary, file.primary) {
+            (Some(v), _) => parse_upstream(&v).map_err(|r| source.flag("primary", r))?,
+            (None, Some(v)) => parse_upstream(&v).map_err(|r| source.key("primary", r))?,
+            (None, None) => return Err(source.flag("primary", "required".into())),
+        };
+        let secondary = match (args.secondary, file.secondary) {
+            (Some(v), _) => parse_upstream(&v).map_err(|r| source.flag("secondary", r))?,
+            (None, Some(v)) => parse_upstream(&v).map_err(|r| source.key("secondary", r))?,
+            (None, None) => return Err(source.flag("secondary", "required".into())),
+        };
+        let sample = match (args.sample, file.sample) {
+            (Some(v), _) => parse_rate(&v).map_err(|r| source.flag("sample", r))?,
+            (None, Some(v)) => check_rate(v).map_err(|r| source.key("sample", r))?,
+            (None, None) => 1.0,
+        };
+        let sample_by = match (args.sample_by, file.sample_by) {
+            (Some(v), _) => Some(parse_sample_key(&v).map_err(|r| source.flag("sample-by", r))?),
+            (None, Some(v)) => Some(parse_sample_key(&v).map_err(|r| source.key("sample-by", r))?),
+            (None, None) => None,
+        };
+        let max_body = match (args.max_body, file.max_body) {
+            (Some(v), _) => parse_size(&v).map_err(|r| source.flag("max-body", r))?,
+            (None, Some(SizeSetting::Bytes(n))) => n,
+            (None, Some(SizeSetting::Human(v))) => {
+                parse_size(&v).map_err(|r| source.key("max-body", r))?
+            }
+            (None, None) => 1024 * 1024,
+        };
+        let max_body = usize::try_from(max_body)
+            .map_err(|_| source.flag("max-body", "too large for this machine".into()))?;
+        let secondary_timeout = duration_setting(
+            &source,
+            "secondary-timeout",
+            args.secondary_timeout,
+            file.secondary_timeout,
+            "5s",
+        )?;
+        let primary_timeout = duration_setting(
+            &source,
+            "primary-timeout",
+            args.primary_timeout,
+            file.primary_timeout,
+            "30s",
+        )?;
+        let drain_timeout = duration_setting(
+            &source,
+            "drain-timeout",
+            args.drain_timeout,
+            file.drain_timeout,
+            "10s",
+        )?;
+        let max_inflight = match (args.max_inflight, file.max_inflight) {
+            (Some(v), _) => v
+                .parse::<usize>()
+                .map_err(|e| source.flag("max-inflight", format!("{v:?}: {e}")))?,
+            (None, Some(n)) => n,
+            (None, None) => 1024,
+        };
+        let mut config = ServeConfig {
+            listen,
+            primary,
+            secondary,
+            db: pick(args.db, file.db, PathBuf::from("shadowdiff.db")),
+            sample,
+            sample_by,
+            shadow_writes: args.shadow_writes || file.shadow_writes.unwrap_or(false),
+            max_body,
+            secondary_timeout,
+            primary_timeout,
+            max_inflight,
+            preserve_host: args.preserve_host || file.preserve_host.unwrap_or(false),
+            drain_timeout,
+            rules: RulesConfig {
+                compare: file.compare,
+                routes: file.route,
+            },
+            digest: String::new(),
+        };
+        config.digest = digest_of(&config);
+        Ok(config)
+    }
+}
+
+/// Names where a bad value came from: the flag, or the file and key.
+struct Source<'a> {
+    file: Option<&'a Path>,
+}
+
+impl Source<'_> {
+    fn flag(&self, name: &str, reason: String) -> ConfigError {
+        ConfigError::Invalid {
+            field: format!("--{name}"),
+            reason,
+        }
+    }
+
+    fn key(&self, name: &str, reason: String) -> ConfigError {
+        let file = self
+            .file
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        ConfigError::Invalid {
+            field: format!("{file}: key `{name}`"),
+            reason,
+        }
+    }
+
+    /// For settings already merged: blame the flag, as it is the more specific.
+    fn invalid(&self, name: &str, reason: String) -> ConfigError {
+        self.flag(name, reason)
+    }
+}
+
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+fn duration_setting(
+    source: &Source<'_>,
+    name: &str,
+    flag: Option<String>,
+    file: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    match (flag, file) {
+        (Some(v), _) => parse_duration(&v).map_err(|r| source.flag(name, r)),
+        (None, Some(v)) => parse_duration(&v).map_err(|r| source.key(name, r)),
+        (None, None) => Ok(parse_duration(default).expect("default durations parse")),
+    }
+}
+
+/// `http` or `https` URL without query or fragment; its path becomes a prefix.
+pub fn parse_upstream(value: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(value).map_err(|e| format!("{e} ({value:?})"))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(format!("scheme {other:?} is not http or https ({value:?})")),
+    }
+    if url.host_str().is_none() {
+        return Err(format!("no host in {value:?}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "an upstream URL cannot carry a query or fragment ({value:?})"
+        ));
+    }
+    Ok(url)
+}
+
+pub fn parse_rate(value: &str) -> Result<f64, String> {
+    let rate = value
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{value:?} is not a number between 0 and 1"))?;
+    check_rate(rate)
+}
+
+fn check_rate(rate: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
+}
+
+pub fn parse_sample_key(value: &str) -> Result<SampleKey, String> {
+    if value == "path" {
+        return Ok(SampleKey::Path);
+    }
+    if let Some(name) = value.strip_prefix("header:") {
+        return HeaderName::try_from(name.trim())
+            .map(SampleKey::Header)
+            .map_err(|_| format!("{name:?} is not a valid header name"));
+    }
+    if let Some(name) = value.strip_prefix("query:") {
+        if name.is_empty() {
+            return Err("query: needs a parameter name".into());
+        }
+        return Ok(SampleKey::Query(name.to_string()));
+    }
+    Err(format!(
+        "{value:?}: expected header:NAME, query:NAME or path"
+    ))
+}
+
+/// Human sizes: `1MiB`, `512KB`, `1048576`.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    parse_size::parse_size(value.trim()).map_err(|e| format!("{value:?}: {e}"))
+}
+
+/// Human durations: `5s`, `250ms`, `1m 30s`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim()).map_err(|e| format!("{value:?}: {e}"))
+}
+
+fn digest_of(config: &ServeConfig) -> String {
+    let text = format!("{config:?}");
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_primary_is_named() {
+        let err = ServeConfig::new("localhost:8080", "http://b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--primary: relative URL without a base (\"localhost:8080\")"
+        );
+    }
+
+    #[test]
+    fn flag_wins_over_file_and_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "primary = \"http://a\"\nsecondary = \"http://b\"\nsample = 0.5\nmax-body = \"2KiB\"\n",
+        )
+        .unwrap();
+        let config = ServeConfig::from_args(ServeArgs {
+            config: Some(path),
+            sample: Some("0.25".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(config.sample, 0.25);
+        assert_eq!(config.max_body, 2048);
+        assert_eq!(config.secondary_timeout, Duration::from_secs(5));
+        assert_eq!(config.primary.as_str(), "http://a/");
+    }
+
+    #[test]
+    fn bad_file_values_name_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "primary = \"http://a\"\nsecondary = \"ftp://b\"\n").unwrap();
+        let err = ServeConfig::from_args(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("c.toml: key `secondary`"), "{err}");
+        std::fs::write(&path, "primary = \"http://a\"\nsecondry = \"http://b\"\n").unwrap();
+        let err = ServeConfig::from_args(ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 2") && err.contains("secondry"), "{err}");
+    }
+
+    #[test]
+    fn sample_keys() {
+        assert_eq!(parse_sample_key("path"), Ok(SampleKey::Path));
+        assert_eq!(
+            parse_sample_key("query:user"),
+            Ok(SampleKey::Query("user".into()))
+        );
+        assert!(matches!(
+            parse_sample_key("header:X-User"),
+            Ok(SampleKey::Header(h)) if h == "x-user"
+        ));
+        assert!(parse_sample_key("cookie:x").is_err());
+        assert!(parse_rate("1.5").is_err());
+    }
+}

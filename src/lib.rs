@@ -1,0 +1,37 @@
+//! shadowdiff: shadow production HTTP traffic to a secondary during a migration and audit
+//! the difference.
+//!
+//! The client always talks to the **primary** through [`proxy`]; a sampled copy of each
+//! request goes to the **secondary**. Both responses flow as an [`exchange::Exchange`] into
+//! the [`pipeline`], which compares them off the hot path ([`compare`]) and hands the result
+//! to the single SQLite writer ([`store`]). [`report`] turns stored results into verdicts.
+//!
+//! # Layout
+//!
+//! - [`cli`]: clap definitions of every subcommand, nothing else.
+//! - [`config`]: flags + TOML file merged and validated into typed settings.
+//! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
+//! - [`route`]: the route key of a request (`GET /users/{id}`).
+//! - [`upstream`]: the one HTTP client and request builder used for both legs.
+//! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
+//! - [`redact`]: secret header values replaced before anything reaches the disk.
+//! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
+//! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
+//! - [`store`]: SQLite schema, the writer thread, read queries.
+//! - [`report`]: one report model, rendered as JSON (and more formats to come).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod compare;
+pub mod config;
+pub mod exchange;
+pub mod pipeline;
+pub mod proxy;
+pub mod redact;
+pub mod report;
+pub mod route;
+pub mod store;
+pub mod upstream;
+
+pub use config::ServeConfig;
+pub use proxy::run;

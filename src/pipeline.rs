@@ -1,0 +1,174 @@
+//! The bounded hand-off between whoever produces exchanges (the proxy, a replay) and the
+//! compare and store stages.
+//!
+//! The proxy never waits here: [`PipelineHandle::offer`] either queues or counts a drop.
+//! Replay, which has no client to protect, uses [`PipelineHandle::submit`] and waits for
+//! room instead, so a replay never loses anything. Comparison runs on a plain OS thread,
+//! not on the async runtime, so a 1 MB JSON diff cannot delay proxying.
+
+use crate::compare::Comparator;
+use crate::exchange::{Exchange, Observation};
+use crate::redact::redact_headers;
+use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The producers' side: cheap to clone, shared by every connection task.
+#[derive(Clone)]
+pub struct PipelineHandle {
+    tx: flume::Sender<Observation>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl PipelineHandle {
+    /// Queues without waiting; a full queue counts the observation as dropped.
+    pub fn offer(&self, observation: Observation) {
+        if self.tx.try_send(observation).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues, waiting for room: for replay, where completeness beats latency.
+    pub async fn submit(&self, observation: Observation) {
+        if self.tx.send_async(observation).await.is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many observations have been dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The running compare thread and the store behind it.
+pub struct Pipeline {
+    handle: PipelineHandle,
+    compare_thread: JoinHandle<()>,
+    store: StoreWriter,
+}
+
+impl Pipeline {
+    /// Starts the compare thread. `capacity` bounds the observations waiting for it.
+    pub fn start(
+        comparator: Arc<Comparator>,
+        store: StoreWriter,
+        dropped: Arc<AtomicU64>,
+        capacity: usize,
+    ) -> Pipeline {
+        let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
+        let records = store.sender();
+        let compare_thread = std::thread::Builder::new()
+            .name("shadowdiff-compare".into())
+            .spawn(move || {
+                for observation in rx.iter() {
+                    let record = judge(&comparator, observation);
+                    if records.send(record).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the compare thread");
+        Pipeline {
+            handle: PipelineHandle { tx, dropped },
+            compare_thread,
+            store,
+        }
+    }
+
+    pub fn handle(&self) -> PipelineHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until everything queued is compared and committed. Producers must have
+    /// dropped their handles first, or this waits for them.
+    pub fn finish(self) -> Result<(), StoreError> {
+        drop(self.handle);
+        let _ = self.compare_thread.join();
+        self.store.finish()
+    }
+}
+
+/// Turns one observation into the record the store keeps.
+pub fn judge(comparator: &Comparator, observation: Observation) -> Record {
+    match observation {
+        Observation::Skipped {
+            at,
+            method,
+            path,
+            reason,
+        } => Record {
+            at,
+            route: comparator.route_of(&method, &path),
+            outcome: Outcome::Skipped(reason),
+            primary_status: None,
+            secondary_status: None,
+            primary_latency: None,
+            secondary_latency: None,
+            hidden: Vec::new(),
+            mismatch: None,
+        },
+        Observation::Exchange(exchange) => judge_exchange(comparator, *exchange),
+    }
+}
+
+fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
+    let Exchange {
+        at,
+        mut request,
+        primary,
+        secondary,
+    } = exchange;
+    let route = comparator.route_of(&request.method, request.path());
+    let mut record = Record {
+        at,
+        route,
+        outcome: Outcome::Matched,
+        primary_status: primary.as_ref().ok().map(|c| c.status.as_u16()),
+        secondary_status: secondary.as_ref().ok().map(|c| c.status.as_u16()),
+        primary_latency: Some(match &primary {
+            Ok(c) => c.latency,
+            Err(e) => e.latency,
+        }),
+        secondary_latency: Some(match &secondary {
+            Ok(c) => c.latency,
+            Err(e) => e.latency,
+        }),
+        hidden: Vec::new(),
+        mismatch: None,
+    };
+    let (mut primary, mut secondary) = match (primary, secondary) {
+        (Err(e), _) => {
+            record.outcome = Outcome::Error {
+                leg: crate::exchange::Leg::Primary,
+                kind: e.kind,
+            };
+            return record;
+        }
+        (_, Err(e)) => {
+            record.outcome = Outcome::Error {
+                leg: crate::exchange::Leg::Secondary,
+                kind: e.kind,
+            };
+            return record;
+        }
+        (Ok(p), Ok(s)) => (p, s),
+    };
+    let verdict = comparator.compare(&record.route, &primary, &secondary);
+    record.hidden = verdict.hidden;
+    if !verdict.differences.is_empty() {
+        record.outcome = Outcome::Mismatched;
+        redact_headers(&mut request.headers);
+        redact_headers(&mut primary.headers);
+        redact_headers(&mut secondary.headers);
+        record.mismatch = Some(Box::new(MismatchDetail {
+            request,
+            primary,
+            secondary,
+            differences: verdict.differences,
+            body_diff: verdict.body_diff,
+        }));
+    }
+    record
+}

@@ -1,0 +1,268 @@
+//! The one HTTP client and request builder used for both legs.
+//!
+//! Primary and secondary requests are built by the same functions from the same prepared
+//! headers, so any difference between the two responses comes from the upstreams, never
+//! from shadowdiff treating them differently.
+
+use crate::exchange::{Captured, ErrorKind, LegError};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Marks a request sent by shadowdiff to the secondary, so that a shadowdiff in front of the
+/// secondary does not shadow it again.
+pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-shadowdiff");
+
+/// The client both legs share. Redirects are not followed and no proxy from the environment
+/// is used: shadowdiff forwards exactly one request per leg, to exactly the configured
+/// upstream. Nothing decompresses: bodies pass through as the upstream sent them.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+}
+
+/// One upstream: where requests go and how its Host header reads.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// The base URL without its trailing slash; the request's path and query are appended.
+    prefix: String,
+    /// `host[:port]` of the upstream, the Host header unless the client's is preserved.
+    authority: HeaderValue,
+}
+
+impl Upstream {
+    pub fn new(base: &reqwest::Url) -> Upstream {
+        let mut prefix = base.as_str().to_string();
+        while prefix.ends_with('/') {
+            prefix.pop();
+        }
+        let host = base.host_str().unwrap_or_default();
+        let authority = match base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        Upstream {
+            prefix,
+            authority: HeaderValue::from_str(&authority).expect("a URL host is a valid header"),
+        }
+    }
+
+    /// The upstream URL for a request's path and query: the base path is a prefix.
+    pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, LegError> {
+        let mut url = String::with_capacity(self.prefix.len() + path_and_query.len() + 1);
+        url.push_str(&self.prefix);
+        if !path_and_query.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(path_and_query);
+        reqwest::Url::parse(&url).map_err(|e| LegError {
+            kind: ErrorKind::Protocol,
+            message: format!("cannot build upstream URL {url:?}: {e}"),
+            latency: Duration::ZERO,
+        })
+    }
+
+    /// Sends one request. `headers` are the prepared end-to-end headers shared by both legs;
+    /// only the Host header is per leg. Resolves when the response headers arrive.
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        preserve_host: bool,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response, LegError> {
+        let started = Instant::now();
+        let url = self.url_for(path_and_query)?;
+        if !preserve_host || !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, self.authority.clone());
+        }
+        client
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| leg_error(&e, started.elapsed()))
+    }
+}
+
+/// Reads a whole response body, refusing more than `max_body` bytes.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    max_body: usize,
+    started: Instant,
+) -> Result<Captured, LegError> {
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max_body {
+                    return Err(LegError {
+                        kind: ErrorKind::TooLarge,
+                        message: format!("response body larger than max-body ({max_body} bytes)"),
+                        latency: started.elapsed(),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(leg_error(&e, started.elapsed())),
+        }
+    }
+    Ok(Captured {
+        status,
+        headers,
+        body: body.freeze(),
+        latency: started.elapsed(),
+    })
+}
+
+/// Classifies a client error into the kinds a report counts.
+pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Protocol
+    };
+    LegError {
+        kind,
+        message: error_chain(error),
+        latency,
+    }
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says what
+/// happened (connection refused, reset, invalid HTTP).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): meaningful for one connection only, never
+/// forwarded. Connection also lists further names that are hop-by-hop for this message.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Removes the hop-by-hop headers, including every name listed in Connection.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// The end-to-end headers both legs receive: the client's, minus hop-by-hop, with
+/// X-Forwarded-For appended to and X-Forwarded-Proto/-Host set.
+pub fn forwarded_headers(
+    client_headers: &HeaderMap,
+    client_ip: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) -> HeaderMap {
+    let mut headers = client_headers.clone();
+    strip_hop_by_hop(&mut headers);
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let previous: Vec<&str> = client_headers
+        .get_all(&xff)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client_ip = client_ip.to_canonical().to_string();
+    let value = if previous.is_empty() {
+        client_ip
+    } else {
+        format!("{}, {client_ip}", previous.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(xff, value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
+    headers
+}
+
+/// A body for the shadow leg: the complete bytes of the client's request.
+pub fn full_body(bytes: Bytes) -> reqwest::Body {
+    reqwest::Body::from(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_path_prefixes_the_request_path() {
+        let up = Upstream::new(&reqwest::Url::parse("http://new:8080/v2/").unwrap());
+        assert_eq!(
+            up.url_for("/users/1?x=2").unwrap().as_str(),
+            "http://new:8080/v2/users/1?x=2"
+        );
+        let up = Upstream::new(&reqwest::Url::parse("http://old").unwrap());
+        assert_eq!(up.url_for("/a").unwrap().as_str(), "http://old/a");
+        assert_eq!(up.authority, "old");
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed_names() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        let out = forwarded_headers(&h, "10.0.0.1".parse().unwrap(), "http", None);
+        assert!(out.get("x-private").is_none());
+        assert!(out.get("keep-alive").is_none());
+        assert!(out.get("te").is_none());
+        assert!(out.get("connection").is_none());
+        assert_eq!(out["x-kept"], "1");
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1");
+    }
+
+    #[test]
+    fn appends_to_x_forwarded_for() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+        let out = forwarded_headers(&h, "127.0.0.1".parse().unwrap(), "http", None);
+        assert_eq!(out["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
+    }
+}

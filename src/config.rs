@@ -263,6 +263,12 @@ fn duration_setting(
 
 /// `http` or `https` URL without query or fragment; its path becomes a prefix.
 pub fn parse_upstream(value: &str) -> Result<reqwest::Url, String> {
+    // `localhost:8080` parses as scheme "localhost"; say what the user actually missed.
+    if !value.contains("://") {
+        return Err(format!(
+            "relative URL without a scheme ({value:?}); write http://{value} or https://{value}"
+        ));
+    }
     let url = reqwest::Url::parse(value).map_err(|e| format!("{e} ({value:?})"))?;
     match url.scheme() {
         "http" | "https" => {}
@@ -339,7 +345,8 @@ mod tests {
         let err = ServeConfig::new("localhost:8080", "http://b").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--primary: relative URL without a base (\"localhost:8080\")"
+            "--primary: relative URL without a scheme (\"localhost:8080\"); \
+             write http://localhost:8080 or https://localhost:8080"
         );
     }
 

@@ -10,21 +10,24 @@ use crate::compare::Comparator;
 use crate::exchange::{Exchange, Observation};
 use crate::redact::redact_headers;
 use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The producers' side: cheap to clone, shared by every connection task.
 #[derive(Clone)]
 pub struct PipelineHandle {
     tx: flume::Sender<Observation>,
     dropped: Arc<AtomicU64>,
+    /// Set by [`Pipeline::finish`]: from then on nothing is read, so offers count as drops.
+    closing: Arc<AtomicBool>,
 }
 
 impl PipelineHandle {
     /// Queues without waiting; a full queue counts the observation as dropped.
     pub fn offer(&self, observation: Observation) {
-        if self.tx.try_send(observation).is_err() {
+        if self.closing.load(Ordering::Acquire) || self.tx.try_send(observation).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -59,19 +62,24 @@ impl Pipeline {
     ) -> Pipeline {
         let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
         let records = store.sender();
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = closing.clone();
+        let late = dropped.clone();
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
-                for observation in rx.iter() {
-                    let record = judge(&comparator, observation);
-                    if records.send(record).is_err() {
-                        break;
-                    }
-                }
+                compare_loop(&comparator, &rx, &records, &stop);
+                // An offer racing with the close may have slipped in after the last read.
+                let left = rx.drain().count() as u64;
+                late.fetch_add(left, Ordering::Relaxed);
             })
             .expect("spawning the compare thread");
         Pipeline {
-            handle: PipelineHandle { tx, dropped },
+            handle: PipelineHandle {
+                tx,
+                dropped,
+                closing,
+            },
             compare_thread,
             store,
         }
@@ -81,12 +89,37 @@ impl Pipeline {
         self.handle.clone()
     }
 
-    /// Waits until everything queued is compared and committed. Producers must have
-    /// dropped their handles first, or this waits for them.
+    /// Compares and commits everything queued, then stops. Later offers count as drops.
     pub fn finish(self) -> Result<(), StoreError> {
+        self.handle.closing.store(true, Ordering::Release);
         drop(self.handle);
         let _ = self.compare_thread.join();
         self.store.finish()
+    }
+}
+
+/// Producers may outlive the pipeline (a connection stuck past the drain timeout), so the
+/// end is the closing flag and an empty queue, not only a disconnected channel.
+fn compare_loop(
+    comparator: &Comparator,
+    rx: &flume::Receiver<Observation>,
+    records: &flume::Sender<crate::store::Record>,
+    stop: &AtomicBool,
+) {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(observation) => {
+                if records.send(judge(comparator, observation)).is_err() {
+                    return;
+                }
+            }
+            Err(flume::RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Acquire) && rx.is_empty() {
+                    return;
+                }
+            }
+            Err(flume::RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 
@@ -139,6 +172,15 @@ fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
         mismatch: None,
     };
     let (mut primary, mut secondary) = match (primary, secondary) {
+        // A shadow abandoned at shutdown never saw the primary finish either; the leg that
+        // was cut short is the secondary.
+        (_, Err(e)) if e.kind == crate::exchange::ErrorKind::Shutdown => {
+            record.outcome = Outcome::Error {
+                leg: crate::exchange::Leg::Secondary,
+                kind: e.kind,
+            };
+            return record;
+        }
         (Err(e), _) => {
             record.outcome = Outcome::Error {
                 leg: crate::exchange::Leg::Primary,

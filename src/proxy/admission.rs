@@ -1,0 +1,188 @@
+//! Which requests get a shadow, and why the others do not.
+//!
+//! Every refusal carries a [`SkipReason`], so that nothing is left out of a report silently.
+//! The checks are cheap and never wait: the in-flight limit is a non-blocking permit.
+
+use crate::config::SampleKey;
+use crate::exchange::SkipReason;
+use crate::upstream::SHADOW_HEADER;
+use http::request::Parts;
+use http::{header, Method};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The admission rules of one running proxy.
+pub struct Admission {
+    sample: f64,
+    sample_by: Option<SampleKey>,
+    shadow_writes: bool,
+    max_body: usize,
+    inflight: Arc<Semaphore>,
+    inflight_capacity: usize,
+}
+
+impl Admission {
+    pub fn new(
+        sample: f64,
+        sample_by: Option<SampleKey>,
+        shadow_writes: bool,
+        max_body: usize,
+        max_inflight: usize,
+    ) -> Admission {
+        Admission {
+            sample,
+            sample_by,
+            shadow_writes,
+            max_body,
+            inflight: Arc::new(Semaphore::new(max_inflight)),
+            inflight_capacity: max_inflight,
+        }
+    }
+
+    /// A permit to shadow this request, or the reason not to. The permit is held by the
+    /// shadow task until its exchange is handed to the pipeline.
+    pub fn admit(&self, parts: &Parts) -> Result<OwnedSemaphorePermit, SkipReason> {
+        if parts.headers.contains_key(SHADOW_HEADER) {
+            return Err(SkipReason::Loop);
+        }
+        if !self.shadow_writes && !is_safe(&parts.method) {
+            return Err(SkipReason::MethodNotShadowed);
+        }
+        if !self.sampled(parts) {
+            return Err(SkipReason::SampledOut);
+        }
+        if declared_length(parts).is_some_and(|len| len > self.max_body as u64) {
+            return Err(SkipReason::BodyTooLarge);
+        }
+        self.inflight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SkipReason::Overload)
+    }
+
+    fn sampled(&self, parts: &Parts) -> bool {
+        if self.sample >= 1.0 {
+            return true;
+        }
+        if self.sample <= 0.0 {
+            return false;
+        }
+        let unit = match &self.sample_by {
+            None => fastrand::f64(),
+            Some(key) => unit_hash(sample_key_value(key, parts).as_bytes()),
+        };
+        unit < self.sample
+    }
+
+    /// Shadows in flight: the permits taken.
+    pub fn inflight(&self) -> usize {
+        self.inflight_capacity - self.inflight.available_permits()
+    }
+
+    /// Waits until every shadow in flight has finished, up to `timeout`.
+    pub async fn drained(&self, timeout: std::time::Duration) -> bool {
+        let all = u32::try_from(self.inflight_capacity).unwrap_or(u32::MAX);
+        tokio::time::timeout(timeout, self.inflight.acquire_many(all))
+            .await
+            .is_ok()
+    }
+}
+
+/// GET, HEAD and OPTIONS are safe (RFC 9110 section 9.2.1): sending them twice changes
+/// nothing. Everything else needs `--shadow-writes`.
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The value the sampling decision hashes. A missing header or parameter hashes as empty,
+/// so key-less requests are also decided consistently (all in or all out) rather than at
+/// random: with writes shadowed, consistency matters more than coverage.
+fn sample_key_value(key: &SampleKey, parts: &Parts) -> String {
+    match key {
+        SampleKey::Path => parts.uri.path().to_string(),
+        SampleKey::Header(name) => parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default(),
+        SampleKey::Query(name) => parts
+            .uri
+            .query()
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Maps a key to [0, 1) with a stable hash, so the decision is the same in every process
+/// and every version.
+fn unit_hash(bytes: &[u8]) -> f64 {
+    let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn refusals_carry_their_reason() {
+        let a = Admission::new(1.0, None, false, 10, 1);
+        let loop_guard = parts(Method::GET, "/", &[("x-shadowdiff", "shadow")]);
+        assert_eq!(a.admit(&loop_guard).unwrap_err(), SkipReason::Loop);
+        let post = parts(Method::POST, "/", &[]);
+        assert_eq!(a.admit(&post).unwrap_err(), SkipReason::MethodNotShadowed);
+        let big = parts(Method::GET, "/", &[("content-length", "11")]);
+        assert_eq!(a.admit(&big).unwrap_err(), SkipReason::BodyTooLarge);
+        let held = a.admit(&parts(Method::GET, "/", &[])).unwrap();
+        assert_eq!(
+            a.admit(&parts(Method::GET, "/", &[])).unwrap_err(),
+            SkipReason::Overload
+        );
+        assert_eq!(a.inflight(), 1);
+        drop(held);
+        assert!(a.admit(&parts(Method::GET, "/", &[])).is_ok());
+    }
+
+    #[test]
+    fn keyed_sampling_is_stable_and_near_the_rate() {
+        let a = Admission::new(
+            0.3,
+            Some(SampleKey::Query("user".into())),
+            false,
+            10,
+            100_000,
+        );
+        let mut admitted = 0;
+        for user in 0..2000 {
+            let uri = format!("/x?user={user}");
+            let first = a.sampled(&parts(Method::GET, &uri, &[]));
+            for _ in 0..3 {
+                assert_eq!(a.sampled(&parts(Method::GET, &uri, &[])), first);
+            }
+            admitted += usize::from(first);
+        }
+        assert!((450..750).contains(&admitted), "{admitted}");
+    }
+}

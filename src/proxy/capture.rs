@@ -1,0 +1,288 @@
+//! Bodies that pass every frame through untouched while keeping a copy for the comparison.
+//!
+//! The client's request streams to the primary and the primary's response streams to the
+//! client; neither waits for the copy. Copies are kept as the frames' own `Bytes` (reference
+//! counted, not copied) and joined only once, when the body is complete. A body larger than
+//! max-body stops being copied, so memory per request stays bounded.
+
+use crate::exchange::{Captured, ErrorKind, LegError, LegOutcome, SkipReason};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Frames copied so far, up to a limit.
+#[derive(Debug)]
+struct Copy {
+    chunks: Vec<Bytes>,
+    len: usize,
+    max: usize,
+    overflowed: bool,
+}
+
+impl Copy {
+    fn new(max: usize) -> Copy {
+        Copy {
+            chunks: Vec::new(),
+            len: 0,
+            max,
+            overflowed: false,
+        }
+    }
+
+    fn push(&mut self, data: &Bytes) {
+        if self.overflowed {
+            return;
+        }
+        if self.len + data.len() > self.max {
+            self.overflowed = true;
+            self.chunks = Vec::new();
+            return;
+        }
+        self.len += data.len();
+        self.chunks.push(data.clone());
+    }
+
+    fn take(&mut self) -> Bytes {
+        join(std::mem::take(&mut self.chunks), self.len)
+    }
+}
+
+/// Joins chunks into one buffer; a single chunk is returned as it is, without copying.
+pub fn join(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(len);
+            for chunk in chunks {
+                out.extend_from_slice(&chunk);
+            }
+            out.freeze()
+        }
+    }
+}
+
+/// What the shadow leg learns about the client's request body.
+pub type RequestBodyResult = Result<Bytes, SkipReason>;
+
+/// The client's request body on its way to the primary, copied for the secondary.
+pub struct RequestTee<B> {
+    inner: B,
+    copy: Copy,
+    done: Option<oneshot::Sender<RequestBodyResult>>,
+}
+
+impl<B> RequestTee<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    pub fn new(inner: B, max: usize) -> (RequestTee<B>, oneshot::Receiver<RequestBodyResult>) {
+        let (tx, rx) = oneshot::channel();
+        let tee = RequestTee {
+            inner,
+            copy: Copy::new(max),
+            done: Some(tx),
+        };
+        (tee, rx)
+    }
+
+    fn settle(&mut self, result: RequestBodyResult) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(result);
+        }
+    }
+
+    fn settle_complete(&mut self) {
+        let result = if self.copy.overflowed {
+            Err(SkipReason::BodyTooLarge)
+        } else {
+            Ok(self.copy.take())
+        };
+        self.settle(result);
+    }
+}
+
+impl<B> Body for RequestTee<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.copy.push(data);
+                }
+                if this.inner.is_end_stream() {
+                    this.settle_complete();
+                }
+            }
+            Some(Err(_)) => this.settle(Err(SkipReason::RequestIncomplete)),
+            None => this.settle_complete(),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for RequestTee<B> {
+    fn drop(&mut self) {
+        // The primary stopped reading before the end (it answered early, or failed): the
+        // body the secondary would get is not the one the client sent.
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(Err(SkipReason::RequestIncomplete));
+        }
+    }
+}
+
+/// The primary's response body on its way to the client, captured for the comparison.
+pub struct ResponseTee<B> {
+    inner: B,
+    copy: Copy,
+    status: StatusCode,
+    headers: HeaderMap,
+    started: Instant,
+    /// hyper never polls a body that is empty from the start (HEAD, 204, 304); it drops it.
+    empty: bool,
+    done: Option<oneshot::Sender<LegOutcome>>,
+}
+
+impl<B> ResponseTee<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    /// `done` receives the captured response once the client has been sent all of it.
+    pub fn new(
+        inner: B,
+        status: StatusCode,
+        headers: HeaderMap,
+        started: Instant,
+        max: usize,
+        done: oneshot::Sender<LegOutcome>,
+    ) -> ResponseTee<B> {
+        let empty = inner.is_end_stream();
+        ResponseTee {
+            inner,
+            copy: Copy::new(max),
+            status,
+            headers,
+            started,
+            empty,
+            done: Some(done),
+        }
+    }
+
+    fn settle(&mut self, outcome: LegOutcome) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    fn settle_complete(&mut self) {
+        let latency = self.started.elapsed();
+        let outcome = if self.copy.overflowed {
+            Err(LegError {
+                kind: ErrorKind::TooLarge,
+                message: format!(
+                    "response body larger than max-body ({} bytes)",
+                    self.copy.max
+                ),
+                latency,
+            })
+        } else {
+            Ok(Captured {
+                status: self.status,
+                headers: std::mem::take(&mut self.headers),
+                body: self.copy.take(),
+                latency,
+            })
+        };
+        self.settle(outcome);
+    }
+}
+
+impl<B> Body for ResponseTee<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.copy.push(data);
+                }
+                if this.inner.is_end_stream() {
+                    this.settle_complete();
+                }
+            }
+            Some(Err(e)) => {
+                let outcome = Err(LegError {
+                    kind: ErrorKind::Incomplete,
+                    message: format!("primary response body failed: {e}"),
+                    latency: this.started.elapsed(),
+                });
+                this.settle(outcome);
+            }
+            None => this.settle_complete(),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for ResponseTee<B> {
+    fn drop(&mut self) {
+        let Some(tx) = self.done.take() else { return };
+        let latency = self.started.elapsed();
+        let outcome = if self.empty {
+            Ok(Captured {
+                status: self.status,
+                headers: std::mem::take(&mut self.headers),
+                body: Bytes::new(),
+                latency,
+            })
+        } else {
+            Err(LegError {
+                kind: ErrorKind::Incomplete,
+                message: "the client went away before the primary's response was complete".into(),
+                latency,
+            })
+        };
+        let _ = tx.send(outcome);
+    }
+}

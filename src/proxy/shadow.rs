@@ -1,0 +1,158 @@
+//! The secondary leg: a task of its own per shadowed request, so nothing the secondary does
+//! (slow, down, resetting, answering garbage) can reach the client's response.
+
+use super::capture::RequestBodyResult;
+use super::Proxy;
+use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
+use crate::upstream::{full_body, read_capped, SHADOW_HEADER};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+/// Where the shadow gets the request body from: known at once (no body), or from the tee
+/// on the primary's request once the client has sent all of it.
+pub enum ShadowBody {
+    Ready(Bytes),
+    Pending(oneshot::Receiver<RequestBodyResult>),
+}
+
+/// Everything a shadow needs, taken from the client's request before it is forwarded.
+pub struct ShadowRequest {
+    pub at: SystemTime,
+    pub method: Method,
+    pub uri: Uri,
+    /// The prepared end-to-end headers, the same the primary got.
+    pub headers: HeaderMap,
+    pub body: ShadowBody,
+}
+
+/// Sends the shadow, waits for the primary's captured response, and hands the pair to the
+/// pipeline. Runs detached; the permit bounds how many exist at once.
+pub async fn run_shadow(
+    proxy: Arc<Proxy>,
+    request: ShadowRequest,
+    primary: oneshot::Receiver<LegOutcome>,
+    permit: OwnedSemaphorePermit,
+) {
+    let (at, method, uri) = (request.at, request.method.clone(), request.uri.clone());
+    let mut abandon = proxy.abandon.subscribe();
+    let observation = tokio::select! {
+        observation = shadow_exchange(&proxy, request, primary) => observation,
+        _ = abandon.wait_for(|abandoned| *abandoned) => shutdown_exchange(at, method, uri),
+    };
+    proxy.pipeline.offer(observation);
+    drop(permit);
+}
+
+async fn shadow_exchange(
+    proxy: &Proxy,
+    request: ShadowRequest,
+    primary: oneshot::Receiver<LegOutcome>,
+) -> Observation {
+    let ShadowRequest {
+        at,
+        method,
+        uri,
+        headers,
+        body,
+    } = request;
+    let body = match body {
+        ShadowBody::Ready(bytes) => Ok(bytes),
+        // A dropped sender means the primary's request was abandoned before its end.
+        ShadowBody::Pending(rx) => rx
+            .await
+            .unwrap_or(Err(crate::exchange::SkipReason::RequestIncomplete)),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(reason) => {
+            return Observation::Skipped {
+                at,
+                method,
+                path: uri.path().to_string(),
+                reason,
+            }
+        }
+    };
+    let request = RecordedRequest {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    let secondary = send_secondary(proxy, &request).await;
+    let primary = primary.await.unwrap_or_else(|_| {
+        Err(LegError {
+            kind: ErrorKind::Incomplete,
+            message: "the primary's response was never completed".into(),
+            latency: Duration::ZERO,
+        })
+    });
+    Observation::Exchange(Box::new(Exchange {
+        at,
+        request,
+        primary,
+        secondary,
+    }))
+}
+
+/// The same request again, built by the same code as the primary's, marked as a shadow.
+async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome {
+    let started = Instant::now();
+    let mut headers = request.headers.clone();
+    headers.insert(SHADOW_HEADER, HeaderValue::from_static("shadow"));
+    let path_and_query = request
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let timeout = proxy.config.secondary_timeout;
+    let leg = async {
+        let response = proxy
+            .secondary
+            .send(
+                &proxy.client,
+                request.method.clone(),
+                path_and_query,
+                headers,
+                proxy.config.preserve_host,
+                full_body(request.body.clone()),
+            )
+            .await?;
+        read_capped(response, proxy.config.max_body, started).await
+    };
+    match tokio::time::timeout(timeout, leg).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(LegError {
+            kind: ErrorKind::Timeout,
+            message: format!(
+                "no complete response within {}",
+                humantime::format_duration(timeout)
+            ),
+            latency: started.elapsed(),
+        }),
+    }
+}
+
+/// A shadow still running when the drain timeout ran out: counted as a shutdown error of
+/// the secondary, not lost.
+fn shutdown_exchange(at: SystemTime, method: Method, uri: Uri) -> Observation {
+    let error = || LegError {
+        kind: ErrorKind::Shutdown,
+        message: "still running when the drain timeout ran out".into(),
+        latency: Duration::ZERO,
+    };
+    Observation::Exchange(Box::new(Exchange {
+        at,
+        request: RecordedRequest {
+            method,
+            uri,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        },
+        primary: Err(error()),
+        secondary: Err(error()),
+    }))
+}

@@ -1,0 +1,210 @@
+//! Real HTTP servers on 127.0.0.1:0 and the real proxy between them, for black-box tests.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use shadowdiff::config::ServeConfig;
+use shadowdiff::proxy::ServeError;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What a backend saw.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP server recording every request it receives.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Backend {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed()
+}
+
+pub fn text(status: u16, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .header("content-type", "text/plain")
+        .body(full(body.to_string()))
+        .unwrap()
+}
+
+/// Starts a backend whose responses come from `handler`.
+pub async fn backend<F, Fut>(handler: F) -> Backend
+where
+    F: Fn(Received) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let handler = Arc::new(handler);
+    let log = received.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let handler = handler.clone();
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let received = Received {
+                            method: parts.method,
+                            uri: parts.uri,
+                            headers: parts.headers,
+                            body,
+                        };
+                        log.lock().unwrap().push(received.clone());
+                        Ok::<_, Infallible>(handler(received).await)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Backend {
+        addr,
+        received,
+        task,
+    }
+}
+
+/// A backend that answers every request with the same text.
+pub async fn fixed(status: u16, body: &'static str) -> Backend {
+    backend(move |_| async move { text(status, body) }).await
+}
+
+/// A TCP server that accepts and immediately closes: a resetting upstream.
+pub async fn resetting() -> (SocketAddr, JoinHandle<()>) {
+    raw(b"").await
+}
+
+/// A TCP server that answers every connection with bytes that are not HTTP.
+pub async fn garbage() -> (SocketAddr, JoinHandle<()>) {
+    raw(b"SSH-2.0-OpenSSH_9.6 definitely not http\r\n\r\n").await
+}
+
+async fn raw(reply: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// An address nothing listens on.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// The real proxy, serving on 127.0.0.1:0 until stopped.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServeError>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Proxy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful shutdown: waits until every shadow is stored.
+    pub async fn stop(mut self) -> PathBuf {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+        self.db.clone()
+    }
+}
+
+/// A config between two upstreams with the database in a fresh temporary directory.
+pub fn config(primary: &str, secondary: &str) -> (ServeConfig, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::new(primary, secondary).unwrap();
+    config.db = dir.path().join("shadowdiff.db");
+    (config, dir)
+}
+
+pub async fn start(config: ServeConfig, dir: tempfile::TempDir) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let db = config.db.clone();
+    let task = tokio::spawn(shadowdiff::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Proxy {
+        addr,
+        db,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: Some(dir),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}

@@ -1,7 +1,7 @@
 //! Command-line definitions, and nothing else: parsing into typed settings happens in
 //! [`crate::config`], so the same checks apply to flags, environment and files.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -24,6 +24,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Summarize a store as a migration-consistency report.
     Report(ReportArgs),
+    /// Pass or fail against mismatch and error thresholds (exit 0 pass, 1 fail, 2 error).
+    Gate(GateArgs),
+    /// Print one stored mismatch in full: request, both responses, differences, body diff.
+    Show(ShowArgs),
 }
 
 /// Every flag of `serve` is optional here: a missing flag falls back to the environment,
@@ -76,12 +80,90 @@ pub struct ServeArgs {
     pub drain_timeout: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// Store written by serve or replay.
+/// The formats `report` renders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A terminal table.
+    Text,
+    /// The whole report model.
+    #[default]
+    Json,
+    /// For a pull-request comment or a CI job summary.
+    Markdown,
+    /// One self-contained page with a chart and side-by-side diffs.
+    Html,
+    /// One testcase per route, failing where the route breaks a threshold.
+    Junit,
+}
+
+/// Which stores and which part of them a report or gate reads.
+#[derive(Clone, Debug, Default, Args)]
+pub struct StoreSelection {
+    /// Store written by serve or replay; repeat to merge several proxy instances.
     #[arg(long, value_name = "PATH", required = true)]
     pub db: Vec<PathBuf>,
+    /// Only what happened in this recent span, e.g. 1h, 30m.
+    #[arg(long, value_name = "DURATION", conflicts_with = "run")]
+    pub since: Option<String>,
+    /// Only this run (ids are listed in the report's runs).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+    /// Only routes matching this glob, e.g. 'GET /users/*'.
+    #[arg(long, value_name = "PATTERN")]
+    pub route: Option<String>,
+}
+
+/// Pass/fail thresholds; a rate is a fraction (0.01) or a percentage (1%). A rate equal to
+/// its threshold passes.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ThresholdArgs {
+    /// Highest mismatch rate allowed on any route.
+    #[arg(long, value_name = "RATE")]
+    pub max_mismatch_rate: Option<String>,
+    /// Highest mismatch rate of routes matching PATTERN (first match wins over
+    /// --max-mismatch-rate), e.g. 'GET /search*=0.1'. Repeatable.
+    #[arg(long, value_name = "PATTERN=RATE")]
+    pub route_max: Vec<String>,
+    /// Highest error rate (errors / (compared + errors)) allowed on any route.
+    #[arg(long, value_name = "RATE")]
+    pub max_error_rate: Option<String>,
+    /// Fewer comparisons than this in total is a failure: too little evidence.
+    #[arg(long, value_name = "N")]
+    pub min_compared: Option<u64>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub stores: StoreSelection,
     /// Output format.
-    #[arg(long, value_name = "FORMAT", default_value = "json")]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Examples listed per route.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub examples: usize,
+    /// With any threshold, report also gates: exit 1 when one is broken.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub stores: StoreSelection,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ShowArgs {
+    /// Mismatch id, as listed in a report's examples.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Store holding the mismatch.
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
 }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use shadowdiff::cli::{Cli, Command, ServeArgs};
 use shadowdiff::config::ServeConfig;
+use shadowdiff::report::GateStatus;
 use std::process::ExitCode;
 
 /// Exit code for bad input, unusable files and failures.
@@ -15,7 +16,11 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Report(_) => Ok(ExitCode::SUCCESS),
+        Command::Report(args) => verdict(shadowdiff::report::run_report(&args)),
+        Command::Gate(args) => verdict(shadowdiff::report::run_gate(&args)),
+        Command::Show(args) => shadowdiff::report::run_show(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,
@@ -24,6 +29,17 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// 0 pass, 1 a threshold was broken; errors become 2 in `main`.
+fn verdict<E>(result: Result<GateStatus, E>) -> anyhow::Result<ExitCode>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Ok(match result? {
+        GateStatus::Pass => ExitCode::SUCCESS,
+        GateStatus::Fail => ExitCode::from(1),
+    })
 }
 
 fn init_tracing() {

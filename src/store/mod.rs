@@ -1,8 +1,22 @@
 //! The SQLite store: one writer thread owns the only write connection; reports open
 //! read-only connections.
 //!
-//! This is the interface the pipeline writes through. (Stub: the schema, the batching
-//! writer and the read queries land with the store issue.)
+//! The pipeline writes through [`StoreWriter`]; `report`, `gate` and `show` read through
+//! [`StoreReader`], which opens the file read-only so it never blocks or alters a running
+//! writer. The schema is documented in docs/STORE.md.
+//!
+//! - [`schema`]: tables and migrations (`PRAGMA user_version`).
+//! - [`writer`]: the writer thread and its batched transactions.
+//! - [`read`]: the queries reports are built from.
+//! - [`latency`]: latency histogram buckets.
+
+pub mod latency;
+pub mod read;
+pub mod schema;
+pub mod writer;
+
+pub use read::{ReadFilter, StoreReader};
+pub use schema::SCHEMA_VERSION;
 
 use crate::compare::{Difference, HiddenCount};
 use crate::exchange::{Captured, ErrorKind, Leg, RecordedRequest, SkipReason};
@@ -21,8 +35,45 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{path}: schema version {found} is newer than this shadowdiff understands (version {SCHEMA_VERSION}); use a newer shadowdiff")]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("{path}: not a shadowdiff database: {reason}")]
+    NotAStore { path: PathBuf, reason: String },
+    #[error("{path}: no stored mismatch with id {id}")]
+    NoSuchMismatch { path: PathBuf, id: i64 },
     #[error("the store writer thread panicked")]
     WriterPanicked,
+}
+
+impl StoreError {
+    /// Names the usual ways a file turns out not to be a readable store ("file is not a
+    /// database", corruption, missing file) in words, keeping SQLite's detail.
+    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+        use rusqlite::ffi::ErrorCode;
+        let reason = match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => Some("the file is not an SQLite database"),
+            Some(ErrorCode::DatabaseCorrupt) => Some("the SQLite file is corrupt"),
+            Some(ErrorCode::CannotOpen) => Some("the file cannot be opened"),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: format!("{reason} ({source})"),
+            },
+            None => StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch; times before it (a broken clock) count as 0.
+pub(crate) fn millis_since_epoch(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// What one invocation of serve or replay was, written once per run.
@@ -96,30 +147,61 @@ impl Default for StoreOptions {
 pub struct StoreWriter {
     tx: flume::Sender<Record>,
     thread: JoinHandle<Result<(), StoreError>>,
+    run_id: i64,
 }
 
 impl StoreWriter {
-    /// Opens (creating or migrating) the database and starts the writer thread. Fails here,
-    /// before any listener opens, when the file cannot be written.
+    /// Opens (creating or migrating) the database, records the run and starts the writer
+    /// thread. Fails here, before any listener opens, when the file cannot be written.
     pub fn open(
         path: &Path,
-        _run: RunInfo,
-        _options: StoreOptions,
+        run: RunInfo,
+        options: StoreOptions,
     ) -> Result<StoreWriter, StoreError> {
-        let conn = rusqlite::Connection::open(path).map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+        let sqlite = |source| StoreError::from_sqlite(path, source);
+        let mut conn = rusqlite::Connection::open(path).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+        // WAL lets report and gate read while serve writes; NORMAL sync is durable across
+        // process crashes, which is what a sidecar needs, at a fraction of FULL's fsyncs.
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "normal")
+            .map_err(sqlite)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            schema::SchemaError::Newer { found } => StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+            },
+            schema::SchemaError::Sqlite(source) => sqlite(source),
         })?;
+        conn.execute(
+            "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
+                 rules, started_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                run.mode,
+                run.primary,
+                run.secondary,
+                run.config_digest,
+                env!("CARGO_PKG_VERSION"),
+                serde_json::to_string(&run.rules).unwrap_or_else(|_| "[]".into()),
+                millis_since_epoch(SystemTime::now()),
+            ],
+        )
+        .map_err(sqlite)?;
+        let run_id = conn.last_insert_rowid();
         let (tx, rx) = flume::bounded::<Record>(4096);
+        let writer = writer::Writer::new(conn, path.to_path_buf(), run_id, options);
         let thread = std::thread::Builder::new()
             .name("shadowdiff-store".into())
-            .spawn(move || {
-                let _conn = conn;
-                for _record in rx.iter() {}
-                Ok(())
-            })
+            .spawn(move || writer.run(rx))
             .expect("spawning the store thread");
-        Ok(StoreWriter { tx, thread })
+        Ok(StoreWriter { tx, thread, run_id })
+    }
+
+    /// The id of the run this writer records, as `report --run` takes it.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
     }
 
     /// A sender for records; sending blocks while the writer is behind.

@@ -1,0 +1,209 @@
+//! The pass/fail verdict CI acts on: thresholds checked against a report, per route, with
+//! every failure naming the route and the threshold it broke.
+//!
+//! A rate exactly at its threshold passes: `--max-mismatch-rate 0.01` reads as "at most 1%".
+
+use super::model::Report;
+use crate::cli::ThresholdArgs;
+use serde::Serialize;
+
+/// A threshold flag that makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {reason}")]
+pub struct ThresholdError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+/// Parses a rate: a fraction from 0 to 1 (`0.05`) or a percentage (`5%`).
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.strip_suffix('%') {
+        Some(number) => (number.trim(), 100.0),
+        None => (trimmed, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate (use a fraction like 0.05 or 5%)"))?;
+    let rate = value / scale;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(format!("{text:?} is outside 0..1 (0%..100%)"));
+    }
+    Ok(rate)
+}
+
+/// A per-route override: `PATTERN=RATE`, where PATTERN is a glob over route keys.
+#[derive(Clone, Debug)]
+pub struct RouteLimit {
+    pub pattern: glob::Pattern,
+    pub rate: f64,
+}
+
+/// Thresholds, validated.
+#[derive(Clone, Debug, Default)]
+pub struct Thresholds {
+    pub max_mismatch_rate: Option<f64>,
+    pub route_max: Vec<RouteLimit>,
+    pub max_error_rate: Option<f64>,
+    pub min_compared: Option<u64>,
+}
+
+impl Thresholds {
+    pub fn from_args(args: &ThresholdArgs) -> Result<Thresholds, ThresholdError> {
+        let rate = |flag: &'static str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(parse_rate)
+                .transpose()
+                .map_err(|reason| ThresholdError { flag, reason })
+        };
+        let mut route_max = Vec::new();
+        for spec in &args.route_max {
+            let error = |reason: String| ThresholdError {
+                flag: "--route-max",
+                reason,
+            };
+            let (pattern, value) = spec
+                .rsplit_once('=')
+                .ok_or_else(|| error(format!("{spec:?} is not PATTERN=RATE")))?;
+            let pattern = glob::Pattern::new(pattern.trim())
+                .map_err(|e| error(format!("{pattern:?} is not a valid pattern: {e}")))?;
+            route_max.push(RouteLimit {
+                pattern,
+                rate: parse_rate(value).map_err(error)?,
+            });
+        }
+        Ok(Thresholds {
+            max_mismatch_rate: rate("--max-mismatch-rate", &args.max_mismatch_rate)?,
+            route_max,
+            max_error_rate: rate("--max-error-rate", &args.max_error_rate)?,
+            min_compared: args.min_compared,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.max_mismatch_rate.is_none()
+            && self.route_max.is_empty()
+            && self.max_error_rate.is_none()
+            && self.min_compared.is_none()
+    }
+
+    /// The mismatch-rate limit of a route: its first matching `--route-max`, else the
+    /// global one.
+    pub fn mismatch_limit(&self, route: &str) -> Option<f64> {
+        self.route_max
+            .iter()
+            .find(|limit| limit.pattern.matches(route))
+            .map(|limit| limit.rate)
+            .or(self.max_mismatch_rate)
+    }
+}
+
+/// One broken threshold.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GateFailure {
+    /// The failing route; `None` for a failure of the whole report (too few comparisons).
+    pub route: Option<String>,
+    /// The flag whose threshold was broken.
+    pub threshold: String,
+    pub limit: f64,
+    pub actual: f64,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GateReport {
+    pub passed: bool,
+    pub failures: Vec<GateFailure>,
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.2}%", rate * 100.0)
+}
+
+/// Checks every threshold against the report.
+pub fn evaluate(report: &Report, thresholds: &Thresholds) -> GateReport {
+    let mut failures = Vec::new();
+    if let Some(min) = thresholds.min_compared {
+        let compared = report.summary.counts.compared();
+        if compared < min {
+            failures.push(GateFailure {
+                route: None,
+                threshold: "--min-compared".into(),
+                limit: min as f64,
+                actual: compared as f64,
+                message: format!(
+                    "only {compared} requests were compared, fewer than --min-compared {min}: not enough evidence"
+                ),
+            });
+        }
+    }
+    for route in &report.routes {
+        if let Some(limit) = thresholds.mismatch_limit(&route.route) {
+            let actual = route.counts.mismatch_rate;
+            if actual > limit {
+                let flag = if thresholds
+                    .route_max
+                    .iter()
+                    .any(|l| l.pattern.matches(&route.route))
+                {
+                    "--route-max"
+                } else {
+                    "--max-mismatch-rate"
+                };
+                failures.push(GateFailure {
+                    route: Some(route.route.clone()),
+                    threshold: flag.into(),
+                    limit,
+                    actual,
+                    message: format!(
+                        "{}: mismatch rate {} ({} of {}) is above {flag} {}",
+                        route.route,
+                        percent(actual),
+                        route.counts.mismatched,
+                        route.counts.compared(),
+                        percent(limit)
+                    ),
+                });
+            }
+        }
+        if let Some(limit) = thresholds.max_error_rate {
+            let actual = route.counts.error_rate;
+            if actual > limit {
+                failures.push(GateFailure {
+                    route: Some(route.route.clone()),
+                    threshold: "--max-error-rate".into(),
+                    limit,
+                    actual,
+                    message: format!(
+                        "{}: error rate {} ({} of {}) is above --max-error-rate {}",
+                        route.route,
+                        percent(actual),
+                        route.counts.errors,
+                        route.counts.compared() + route.counts.errors,
+                        percent(limit)
+                    ),
+                });
+            }
+        }
+    }
+    GateReport {
+        passed: failures.is_empty(),
+        failures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_accept_fractions_and_percentages() {
+        assert_eq!(parse_rate("0.05"), Ok(0.05));
+        assert_eq!(parse_rate("5%"), Ok(0.05));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("lots").is_err());
+    }
+}

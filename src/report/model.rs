@@ -1,0 +1,433 @@
+//! The one report model every format renders. It is built from the counter tables of any
+//! number of stores (several proxy instances merge into one report) and from a few example
+//! rows, so building it costs the same for a thousand mismatches as for a million.
+
+use super::gate::GateReport;
+use crate::store::read::{MismatchRow, RunRow};
+use crate::store::{latency, ReadFilter, StoreError, StoreReader};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+/// How many differing paths a route lists.
+const TOP_PATHS: usize = 10;
+
+/// What part of the stores a report covers.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub filter: ReadFilter,
+    /// Only routes matching this glob (`GET /users/*`).
+    pub route: Option<glob::Pattern>,
+    /// Examples listed per route.
+    pub examples_per_route: usize,
+}
+
+/// Requests by how they ended. `mismatch_rate` is mismatched / (matched + mismatched), 0
+/// when nothing was compared; `error_rate` is errors / (matched + mismatched + errors).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub requests: u64,
+    pub matched: u64,
+    pub mismatched: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub mismatch_rate: f64,
+    pub error_rate: f64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    /// Matched plus mismatched: the requests that were actually compared.
+    pub fn compared(&self) -> u64 {
+        self.matched + self.mismatched
+    }
+
+    fn add(&mut self, outcome: &str, reason: &str, count: u64) {
+        match outcome {
+            "matched" => self.matched += count,
+            "mismatched" => self.mismatched += count,
+            "error" => {
+                self.errors += count;
+                *self.errors_by_kind.entry(reason.to_string()).or_default() += count;
+            }
+            _ => {
+                self.skipped += count;
+                *self
+                    .skipped_by_reason
+                    .entry(reason.to_string())
+                    .or_default() += count;
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.requests = self.matched + self.mismatched + self.errors + self.skipped;
+        self.mismatch_rate = ratio(self.mismatched, self.compared());
+        self.error_rate = ratio(self.errors, self.compared() + self.errors);
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Observations the proxy had to drop because the pipeline was full: never compared.
+    pub dropped: u64,
+}
+
+/// Latency percentiles of one leg, in milliseconds (within 5%).
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LegLatencies {
+    pub primary: Option<Percentiles>,
+    pub secondary: Option<Percentiles>,
+}
+
+/// A path that differed, with how many of the route's mismatches differed there.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathShare {
+    pub path: String,
+    pub count: u64,
+    /// count / mismatched of the route.
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleCount {
+    pub rule: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExampleDifference {
+    pub path: String,
+    pub kind: String,
+    pub primary: Option<String>,
+    pub secondary: Option<String>,
+}
+
+/// One kept mismatch; `shadowdiff show <id> --db <database>` prints it in full.
+#[derive(Clone, Debug, Serialize)]
+pub struct Example {
+    pub id: i64,
+    pub database: String,
+    pub run: i64,
+    pub at: String,
+    pub method: String,
+    pub uri: String,
+    pub primary_status: u16,
+    pub secondary_status: u16,
+    pub differences: Vec<ExampleDifference>,
+    /// Bodies for the HTML side-by-side view; `show` is the place to read them in JSON.
+    #[serde(skip)]
+    pub primary_body: String,
+    #[serde(skip)]
+    pub secondary_body: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteReport {
+    pub route: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: LegLatencies,
+    pub top_differences: Vec<PathShare>,
+    pub hidden: Vec<RuleCount>,
+    pub examples: Vec<Example>,
+}
+
+/// Compared requests of one minute, over every route in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelinePoint {
+    pub minute: String,
+    pub matched: u64,
+    pub mismatched: u64,
+    pub mismatch_rate: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub database: String,
+    pub id: i64,
+    pub mode: String,
+    pub primary: String,
+    pub secondary: String,
+    pub config_digest: String,
+    pub tool_version: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub dropped: u64,
+    /// Set when --max-db-size stopped keeping examples (counts continued).
+    pub examples_stopped_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub summary: Summary,
+    pub routes: Vec<RouteReport>,
+    pub timeline: Vec<TimelinePoint>,
+    pub runs: Vec<RunReport>,
+    /// Configured rules that hid nothing in the covered runs: candidates for removal.
+    pub unused_rules: Vec<String>,
+    pub databases: Vec<String>,
+    /// Things the reader should know about what the report did not see.
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateReport>,
+}
+
+/// RFC 3339 time of milliseconds since the epoch.
+pub fn timestamp(ms: i64) -> String {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[derive(Default)]
+struct RouteAccumulator {
+    counts: Counts,
+    latency: BTreeMap<String, BTreeMap<i64, u64>>,
+    paths: BTreeMap<String, u64>,
+    hidden: BTreeMap<String, u64>,
+    examples: Vec<Example>,
+}
+
+impl Report {
+    /// Reads and merges every store into one report.
+    pub fn build(readers: &[StoreReader], scope: &Scope) -> Result<Report, StoreError> {
+        let wanted = |route: &str| scope.route.as_ref().map_or(true, |p| p.matches(route));
+        let mut routes: BTreeMap<String, RouteAccumulator> = BTreeMap::new();
+        let mut timeline: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let mut runs = Vec::new();
+        let mut configured_rules = BTreeSet::new();
+        let mut used_rules = BTreeSet::new();
+        let mut notes = Vec::new();
+        let mut dropped = 0;
+        for reader in readers {
+            let database = reader.path().display().to_string();
+            for row in reader.outcome_counts(scope.filter)? {
+                if wanted(&row.route) {
+                    let route = routes.entry(row.route).or_default();
+                    route.counts.add(&row.outcome, &row.reason, row.count);
+                }
+            }
+            for (minute, route, outcome, count) in reader.timeline(scope.filter)? {
+                if wanted(&route) {
+                    let point = timeline.entry(minute).or_default();
+                    if outcome == "matched" {
+                        point.0 += count;
+                    } else {
+                        point.1 += count;
+                    }
+                }
+            }
+            for (route, leg, bucket, count) in reader.latency_buckets(scope.filter)? {
+                if let Some(route) = routes.get_mut(&route) {
+                    *route
+                        .latency
+                        .entry(leg)
+                        .or_default()
+                        .entry(bucket)
+                        .or_default() += count;
+                }
+            }
+            for (route, path, count) in reader.path_counts(scope.filter)? {
+                if let Some(route) = routes.get_mut(&route) {
+                    *route.paths.entry(path).or_default() += count;
+                }
+            }
+            for (route, rule, count) in reader.hidden_counts(scope.filter)? {
+                if count > 0 {
+                    used_rules.insert(rule.clone());
+                }
+                if let Some(route) = routes.get_mut(&route) {
+                    *route.hidden.entry(rule).or_default() += count;
+                }
+            }
+            for (name, route) in routes.iter_mut() {
+                if route.examples.len() >= scope.examples_per_route {
+                    continue;
+                }
+                let room = scope.examples_per_route - route.examples.len();
+                for row in reader.examples(name, scope.filter, room)? {
+                    route.examples.push(example(&database, row));
+                }
+            }
+            for run in reader.runs(scope.filter)? {
+                configured_rules.extend(run.rules.iter().cloned());
+                dropped += run.dropped;
+                if let Some(ms) = run.examples_stopped_ms {
+                    notes.push(format!(
+                        "{database}: run {} reached --max-db-size at {}; later mismatches were counted but their examples not kept",
+                        run.id,
+                        timestamp(ms)
+                    ));
+                }
+                runs.push(run_report(&database, run));
+            }
+        }
+        if dropped > 0 {
+            notes.push(format!(
+                "{dropped} requests were dropped because the pipeline was full; they were not compared"
+            ));
+        }
+        let mut summary = Summary {
+            dropped,
+            ..Summary::default()
+        };
+        let routes: Vec<RouteReport> = routes
+            .into_iter()
+            .map(|(name, mut acc)| {
+                acc.counts.finish();
+                for (kind, count) in &acc.counts.errors_by_kind {
+                    *summary
+                        .counts
+                        .errors_by_kind
+                        .entry(kind.clone())
+                        .or_default() += count;
+                }
+                for (reason, count) in &acc.counts.skipped_by_reason {
+                    *summary
+                        .counts
+                        .skipped_by_reason
+                        .entry(reason.clone())
+                        .or_default() += count;
+                }
+                summary.counts.matched += acc.counts.matched;
+                summary.counts.mismatched += acc.counts.mismatched;
+                summary.counts.errors += acc.counts.errors;
+                summary.counts.skipped += acc.counts.skipped;
+                route_report(name, acc)
+            })
+            .collect();
+        summary.counts.finish();
+        let timeline = timeline
+            .into_iter()
+            .map(|(minute, (matched, mismatched))| TimelinePoint {
+                minute: timestamp(minute * 60_000),
+                matched,
+                mismatched,
+                mismatch_rate: ratio(mismatched, matched + mismatched),
+            })
+            .collect();
+        Ok(Report {
+            summary,
+            routes,
+            timeline,
+            runs,
+            unused_rules: configured_rules.difference(&used_rules).cloned().collect(),
+            databases: readers
+                .iter()
+                .map(|r| r.path().display().to_string())
+                .collect(),
+            notes,
+            gate: None,
+        })
+    }
+}
+
+fn route_report(route: String, acc: RouteAccumulator) -> RouteReport {
+    let percentiles = |leg: &str| {
+        acc.latency.get(leg).map(|buckets| {
+            let buckets: Vec<(i64, u64)> = buckets.iter().map(|(b, c)| (*b, *c)).collect();
+            let pick = |q| latency::quantile(&buckets, q).unwrap_or(0.0);
+            Percentiles {
+                p50_ms: round(pick(0.50)),
+                p95_ms: round(pick(0.95)),
+                p99_ms: round(pick(0.99)),
+                count: buckets.iter().map(|(_, c)| c).sum(),
+            }
+        })
+    };
+    let mut paths: Vec<(String, u64)> = acc.paths.into_iter().collect();
+    paths.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mismatched = acc.counts.mismatched;
+    RouteReport {
+        latency: LegLatencies {
+            primary: percentiles("primary"),
+            secondary: percentiles("secondary"),
+        },
+        top_differences: paths
+            .into_iter()
+            .take(TOP_PATHS)
+            .map(|(path, count)| PathShare {
+                path,
+                count,
+                share: ratio(count, mismatched),
+            })
+            .collect(),
+        hidden: acc
+            .hidden
+            .into_iter()
+            .map(|(rule, count)| RuleCount { rule, count })
+            .collect(),
+        examples: acc.examples,
+        counts: acc.counts,
+        route,
+    }
+}
+
+/// Milliseconds to two decimals: the buckets are only 5% precise anyway.
+fn round(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}
+
+fn example(database: &str, row: MismatchRow) -> Example {
+    let text = |body: Option<Vec<u8>>| {
+        body.map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    Example {
+        id: row.id,
+        database: database.to_string(),
+        run: row.run_id,
+        at: timestamp(row.at_ms),
+        method: row.method,
+        uri: row.uri,
+        primary_status: row.primary_status,
+        secondary_status: row.secondary_status,
+        differences: row
+            .differences
+            .into_iter()
+            .map(|d| ExampleDifference {
+                path: d.path,
+                kind: d.kind,
+                primary: d.primary,
+                secondary: d.secondary,
+            })
+            .collect(),
+        primary_body: text(row.primary_body),
+        secondary_body: text(row.secondary_body),
+    }
+}
+
+fn run_report(database: &str, run: RunRow) -> RunReport {
+    RunReport {
+        database: database.to_string(),
+        id: run.id,
+        mode: run.mode,
+        primary: run.primary,
+        secondary: run.secondary,
+        config_digest: run.config_digest,
+        tool_version: run.tool_version,
+        started_at: timestamp(run.started_ms),
+        finished_at: run.finished_ms.map(timestamp),
+        dropped: run.dropped,
+        examples_stopped_at: run.examples_stopped_ms.map(timestamp),
+    }
+}

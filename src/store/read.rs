@@ -1,0 +1,368 @@
+//! Read-only queries over one store file. Reports aggregate the counter tables (a few rows
+//! per route and minute), never the mismatch rows, so their cost does not grow with the
+//! number of stored mismatches; only examples and `show` touch `mismatches`, by index.
+
+use super::{StoreError, SCHEMA_VERSION};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+/// Which part of a store a report covers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadFilter {
+    /// Only this run.
+    pub run: Option<i64>,
+    /// Only what happened at or after this time (milliseconds since the Unix epoch).
+    pub since_ms: Option<i64>,
+}
+
+impl ReadFilter {
+    fn since_minute(&self) -> Option<i64> {
+        self.since_ms.map(|ms| ms.div_euclid(60_000))
+    }
+}
+
+/// One row of `runs`.
+#[derive(Clone, Debug)]
+pub struct RunRow {
+    pub id: i64,
+    pub mode: String,
+    pub primary: String,
+    pub secondary: String,
+    pub config_digest: String,
+    pub tool_version: String,
+    pub rules: Vec<String>,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub dropped: u64,
+    pub examples_stopped_ms: Option<i64>,
+}
+
+/// Requests of one route that ended one way, summed over the filter.
+#[derive(Clone, Debug)]
+pub struct OutcomeRow {
+    pub route: String,
+    /// `matched`, `mismatched`, `error` or `skipped`.
+    pub outcome: String,
+    /// Empty, `<leg>:<error kind>` or a skip reason.
+    pub reason: String,
+    pub count: u64,
+}
+
+/// One difference of a stored mismatch.
+#[derive(Clone, Debug)]
+pub struct DifferenceRow {
+    pub path: String,
+    pub kind: String,
+    pub primary: Option<String>,
+    pub secondary: Option<String>,
+}
+
+/// A stored mismatch. Header and body fields are `None` when it was not kept as an example.
+#[derive(Clone, Debug, Default)]
+pub struct MismatchRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub at_ms: i64,
+    pub route: String,
+    pub signature: String,
+    pub method: String,
+    pub uri: String,
+    pub primary_status: u16,
+    pub secondary_status: u16,
+    pub primary_latency_us: i64,
+    pub secondary_latency_us: i64,
+    pub is_example: bool,
+    pub request_headers: Option<Vec<(String, String)>>,
+    pub request_body: Option<Vec<u8>>,
+    pub primary_headers: Option<Vec<(String, String)>>,
+    pub primary_body: Option<Vec<u8>>,
+    pub secondary_headers: Option<Vec<(String, String)>>,
+    pub secondary_body: Option<Vec<u8>>,
+    pub body_diff: Option<String>,
+    pub differences: Vec<DifferenceRow>,
+}
+
+/// A read-only connection to one store.
+pub struct StoreReader {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri,
+    primary_status, secondary_status, primary_latency_us, secondary_latency_us, is_example,
+    request_headers, request_body, primary_headers, primary_body, secondary_headers,
+    secondary_body, body_diff";
+
+impl StoreReader {
+    /// Opens `path` read-only and checks that it is a store this build understands.
+    pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: "no such file".into(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::from_sqlite(path, e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| StoreError::from_sqlite(path, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        if version == 0 {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: "an SQLite file without the shadowdiff schema".into(),
+            });
+        }
+        Ok(StoreReader {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::from_sqlite(&self.path, source)
+    }
+
+    /// The runs the filter covers, oldest first.
+    pub fn runs(&self, filter: ReadFilter) -> Result<Vec<RunRow>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, mode, primary_url, secondary_url, config_digest, tool_version, rules,
+                        started_ms, finished_ms, dropped, examples_stopped_ms
+                 FROM runs WHERE (?1 IS NULL OR id = ?1)
+                   AND (?2 IS NULL OR finished_ms IS NULL OR finished_ms >= ?2)
+                 ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![filter.run, filter.since_ms], |row| {
+                let rules: String = row.get(6)?;
+                Ok(RunRow {
+                    id: row.get(0)?,
+                    mode: row.get(1)?,
+                    primary: row.get(2)?,
+                    secondary: row.get(3)?,
+                    config_digest: row.get(4)?,
+                    tool_version: row.get(5)?,
+                    rules: serde_json::from_str(&rules).unwrap_or_default(),
+                    started_ms: row.get(7)?,
+                    finished_ms: row.get(8)?,
+                    dropped: row.get::<_, i64>(9)? as u64,
+                    examples_stopped_ms: row.get(10)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Outcome counts per route, outcome and reason.
+    pub fn outcome_counts(&self, filter: ReadFilter) -> Result<Vec<OutcomeRow>, StoreError> {
+        self.grouped(
+            "SELECT route, outcome, reason, SUM(count) FROM outcome_counts
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+             GROUP BY route, outcome, reason",
+            filter,
+            |row| {
+                Ok(OutcomeRow {
+                    route: row.get(0)?,
+                    outcome: row.get(1)?,
+                    reason: row.get(2)?,
+                    count: row.get::<_, i64>(3)? as u64,
+                })
+            },
+        )
+    }
+
+    /// Matched and mismatched counts per minute, for the mismatch-rate-over-time chart:
+    /// (minute, route, outcome, count).
+    pub fn timeline(
+        &self,
+        filter: ReadFilter,
+    ) -> Result<Vec<(i64, String, String, u64)>, StoreError> {
+        self.grouped(
+            "SELECT minute, route, outcome, SUM(count) FROM outcome_counts
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+               AND outcome IN ('matched', 'mismatched')
+             GROUP BY minute, route, outcome ORDER BY minute",
+            filter,
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)? as u64,
+                ))
+            },
+        )
+    }
+
+    /// Latency histogram per route and leg: (route, leg, bucket, count), buckets ascending.
+    pub fn latency_buckets(
+        &self,
+        filter: ReadFilter,
+    ) -> Result<Vec<(String, String, i64, u64)>, StoreError> {
+        self.grouped(
+            "SELECT route, leg, bucket, SUM(count) FROM latency_buckets
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+             GROUP BY route, leg, bucket ORDER BY route, leg, bucket",
+            filter,
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)? as u64,
+                ))
+            },
+        )
+    }
+
+    /// How many mismatches differed at each path, per route: (route, path, count).
+    pub fn path_counts(
+        &self,
+        filter: ReadFilter,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.grouped(
+            "SELECT route, path, SUM(count) FROM path_counts
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+             GROUP BY route, path",
+            filter,
+            |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64)),
+        )
+    }
+
+    /// Differences hidden by each rule, per route: (route, rule, count).
+    pub fn hidden_counts(
+        &self,
+        filter: ReadFilter,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.grouped(
+            "SELECT route, rule, SUM(count) FROM hidden_counts
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+             GROUP BY route, rule",
+            filter,
+            |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64)),
+        )
+    }
+
+    fn grouped<T>(
+        &self,
+        sql: &str,
+        filter: ReadFilter,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut statement = self.conn.prepare(sql).map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![filter.run, filter.since_minute()], map)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Up to `limit` kept examples of a route, the first of each signature, oldest first.
+    pub fn examples(
+        &self,
+        route: &str,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> Result<Vec<MismatchRow>, StoreError> {
+        let sql = format!(
+            "SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id IN (
+                 SELECT MIN(id) FROM mismatches
+                 WHERE route = ?1 AND is_example = 1
+                   AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR at_ms >= ?3)
+                 GROUP BY signature)
+             ORDER BY id LIMIT ?4"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(
+                params![route, filter.run, filter.since_ms, limit as i64],
+                mismatch_row,
+            )
+            .map_err(|e| self.error(e))?;
+        let mut examples: Vec<MismatchRow> =
+            rows.collect::<Result<_, _>>().map_err(|e| self.error(e))?;
+        for example in &mut examples {
+            example.differences = self.differences(example.id)?;
+        }
+        Ok(examples)
+    }
+
+    /// One stored mismatch with its differences.
+    pub fn mismatch(&self, id: i64) -> Result<MismatchRow, StoreError> {
+        let sql = format!("SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id = ?1");
+        let found = self
+            .conn
+            .query_row(&sql, [id], mismatch_row)
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let mut row = found.ok_or_else(|| StoreError::NoSuchMismatch {
+            path: self.path.clone(),
+            id,
+        })?;
+        row.differences = self.differences(id)?;
+        Ok(row)
+    }
+
+    fn differences(&self, mismatch_id: i64) -> Result<Vec<DifferenceRow>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT path, kind, primary_value, secondary_value FROM differences
+                 WHERE mismatch_id = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([mismatch_id], |row| {
+                Ok(DifferenceRow {
+                    path: row.get(0)?,
+                    kind: row.get(1)?,
+                    primary: row.get(2)?,
+                    secondary: row.get(3)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+}
+
+fn headers_column(value: Option<String>) -> Option<Vec<(String, String)>> {
+    value.map(|json| serde_json::from_str(&json).unwrap_or_default())
+}
+
+fn mismatch_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MismatchRow> {
+    Ok(MismatchRow {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        at_ms: row.get(2)?,
+        route: row.get(3)?,
+        signature: row.get(4)?,
+        method: row.get(5)?,
+        uri: row.get(6)?,
+        primary_status: row.get(7)?,
+        secondary_status: row.get(8)?,
+        primary_latency_us: row.get(9)?,
+        secondary_latency_us: row.get(10)?,
+        is_example: row.get(11)?,
+        request_headers: headers_column(row.get(12)?),
+        request_body: row.get(13)?,
+        primary_headers: headers_column(row.get(14)?),
+        primary_body: row.get(15)?,
+        secondary_headers: headers_column(row.get(16)?),
+        secondary_body: row.get(17)?,
+        body_diff: row.get(18)?,
+        differences: Vec::new(),
+    })
+}

@@ -1,0 +1,122 @@
+//! The schema and its migrations, versioned by `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the file one version forward and never changes once
+//! released, so any older store can be brought up to date and a newer one is recognised
+//! (and refused) instead of being misread.
+
+use rusqlite::Connection;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Statements that take a store from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY,
+    mode            TEXT NOT NULL,
+    primary_url     TEXT NOT NULL,
+    secondary_url   TEXT NOT NULL,
+    config_digest   TEXT NOT NULL,
+    tool_version    TEXT NOT NULL,
+    rules           TEXT NOT NULL,          -- JSON array of every configured rule id
+    started_ms      INTEGER NOT NULL,
+    finished_ms     INTEGER,                -- NULL while running or after a crash
+    dropped         INTEGER NOT NULL DEFAULT 0,
+    examples_stopped_ms INTEGER             -- when --max-db-size stopped keeping examples
+);
+
+CREATE TABLE outcome_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    minute   INTEGER NOT NULL,              -- unix time / 60
+    route    TEXT NOT NULL,
+    outcome  TEXT NOT NULL,                 -- matched | mismatched | error | skipped
+    reason   TEXT NOT NULL,                 -- '' | <leg>:<error kind> | <skip reason>
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, minute, route, outcome, reason)
+) WITHOUT ROWID;
+
+CREATE TABLE latency_buckets (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    minute   INTEGER NOT NULL,
+    route    TEXT NOT NULL,
+    leg      TEXT NOT NULL,                 -- primary | secondary
+    bucket   INTEGER NOT NULL,              -- see store::latency
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, minute, route, leg, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE path_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    minute   INTEGER NOT NULL,
+    route    TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, minute, route, path)
+) WITHOUT ROWID;
+
+CREATE TABLE hidden_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    minute   INTEGER NOT NULL,
+    route    TEXT NOT NULL,
+    rule     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, minute, route, rule)
+) WITHOUT ROWID;
+
+CREATE TABLE mismatches (
+    id                   INTEGER PRIMARY KEY,
+    run_id               INTEGER NOT NULL REFERENCES runs(id),
+    at_ms                INTEGER NOT NULL,
+    route                TEXT NOT NULL,
+    signature            TEXT NOT NULL,     -- sorted differing paths, joined by ", "
+    method               TEXT NOT NULL,
+    uri                  TEXT NOT NULL,
+    primary_status       INTEGER NOT NULL,
+    secondary_status     INTEGER NOT NULL,
+    primary_latency_us   INTEGER NOT NULL,
+    secondary_latency_us INTEGER NOT NULL,
+    is_example           INTEGER NOT NULL,  -- 1 when the bodies below are kept
+    request_headers      TEXT,              -- JSON [[name, value], ...], redacted
+    request_body         BLOB,
+    primary_headers      TEXT,
+    primary_body         BLOB,
+    secondary_headers    TEXT,
+    secondary_body       BLOB,
+    body_diff            TEXT
+);
+CREATE INDEX mismatches_examples ON mismatches (route, is_example, id);
+
+CREATE TABLE differences (
+    mismatch_id     INTEGER NOT NULL REFERENCES mismatches(id),
+    path            TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    primary_value   TEXT,
+    secondary_value TEXT
+);
+CREATE INDEX differences_by_mismatch ON differences (mismatch_id);
+CREATE INDEX differences_by_path ON differences (path);
+"#];
+
+/// A store whose version this build cannot handle.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("schema version {found} is newer than this shadowdiff understands ({SCHEMA_VERSION}); upgrade shadowdiff")]
+    Newer { found: i64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::Newer { found });
+    }
+    for (from, statements) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(statements)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

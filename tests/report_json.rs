@@ -1,0 +1,154 @@
+//! `shadowdiff report --format json` through the real binary, on stores with known counts.
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+use serde_json::Value;
+use shadowdiff::store::StoreOptions;
+use std::path::Path;
+
+fn report(args: &[&str]) -> (i32, Value, String) {
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .arg("report")
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.code().unwrap(), json, stderr)
+}
+
+/// Rates are compared to 1e-12: serde_json's float printing may differ in the last digit.
+fn assert_close(value: &Value, want: f64) {
+    let got = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{value} is not a number"));
+    assert!((got - want).abs() < 1e-12, "{got} != {want}");
+}
+
+fn route<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == name)
+        .unwrap_or_else(|| panic!("no route {name} in {json}"))
+}
+
+fn standard_db(dir: &Path, name: &str) -> std::path::PathBuf {
+    let db = dir.join(name);
+    write(&db, standard_workload(), StoreOptions::default());
+    db
+}
+
+#[test]
+fn keeps_the_first_report_keys_with_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path(), "a.db");
+    let (code, json, stderr) = report(&["--db", db.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary = &json["summary"];
+    assert_eq!(summary["matched"], 141);
+    assert_eq!(summary["mismatched"], 10);
+    assert_eq!(summary["errors"], 2);
+    assert_eq!(summary["skipped"], 8);
+    assert_close(&summary["mismatch_rate"], 10.0 / 151.0);
+    let users = route(&json, "GET /users/{id}");
+    assert_eq!(users["matched"], 91);
+    assert_eq!(users["mismatched"], 10);
+    assert_eq!(users["errors"], 2);
+    assert_eq!(users["skipped"], 5);
+    assert_close(&users["mismatch_rate"], 10.0 / 101.0);
+    assert_eq!(users["skipped_by_reason"]["sampled_out"], 5);
+    assert_eq!(users["errors_by_kind"]["secondary:timeout"], 2);
+    let orders = route(&json, "POST /orders");
+    assert_eq!(orders["matched"], 0);
+    assert_eq!(orders["skipped"], 3);
+    assert_close(&orders["mismatch_rate"], 0.0);
+    assert_eq!(route(&json, "GET /health")["matched"], 50);
+}
+
+#[test]
+fn lists_top_paths_latency_hidden_rules_and_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path(), "a.db");
+    let (_, json, _) = report(&["--db", db.to_str().unwrap()]);
+    let users = route(&json, "GET /users/{id}");
+    let top = users["top_differences"].as_array().unwrap();
+    assert_eq!(top[0]["path"], "body/price");
+    assert_eq!(top[0]["count"], 10);
+    assert_eq!(top[0]["share"].as_f64().unwrap(), 1.0);
+    assert_eq!(top[1]["path"], "status");
+    assert_eq!(top[1]["count"], 4);
+    let p50 = users["latency"]["primary"]["p50_ms"].as_f64().unwrap();
+    assert!((p50 - 10.0).abs() < 0.5, "{p50}");
+    let p99 = users["latency"]["secondary"]["p99_ms"].as_f64().unwrap();
+    assert!((p99 - 20.0).abs() < 1.0, "{p99}");
+    assert_eq!(users["hidden"][0]["rule"], "ignore-date");
+    assert_eq!(users["hidden"][0]["count"], 7);
+    assert_eq!(json["unused_rules"], serde_json::json!(["mask-ids"]));
+    // One example per signature, oldest first.
+    let examples = users["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 2);
+    assert_eq!(examples[0]["uri"], "/users/0");
+    assert_eq!(examples[0]["secondary_status"], 500);
+    assert_eq!(examples[0]["differences"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn merges_several_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = standard_db(dir.path(), "a.db");
+    let b = standard_db(dir.path(), "b.db");
+    let (code, json, stderr) = report(&["--db", a.to_str().unwrap(), "--db", b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["summary"]["matched"], 282);
+    assert_eq!(json["summary"]["mismatched"], 20);
+    assert_eq!(json["summary"]["skipped"], 16);
+    assert_eq!(route(&json, "GET /users/{id}")["mismatched"], 20);
+    assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(json["databases"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn filters_by_run_and_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let first = write(&db, standard_workload(), StoreOptions::default());
+    write(&db, vec![matched("GET /health")], StoreOptions::default());
+    let path = db.to_str().unwrap();
+    let (_, json, _) = report(&["--db", path, "--run", &first.to_string()]);
+    assert_eq!(json["summary"]["matched"], 141);
+    let (_, json, _) = report(&["--db", path]);
+    assert_eq!(json["summary"]["matched"], 142);
+    let (_, json, _) = report(&["--db", path, "--route", "GET /users/*"]);
+    assert_eq!(json["routes"].as_array().unwrap().len(), 1);
+    assert_eq!(json["summary"]["matched"], 91);
+    let (_, json, _) = report(&["--db", path, "--since", "1h"]);
+    assert_eq!(json["summary"]["matched"], 142);
+}
+
+#[test]
+fn an_empty_store_reports_zero_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("empty.db");
+    write(&db, Vec::new(), StoreOptions::default());
+    let (code, json, _) = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(json["summary"]["mismatch_rate"].as_f64().unwrap(), 0.0);
+    assert_eq!(json["routes"], serde_json::json!([]));
+}
+
+#[test]
+fn report_never_modifies_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path(), "a.db");
+    let before = std::fs::read(&db).unwrap();
+    for format in ["json", "text", "markdown", "html", "junit"] {
+        let (code, _, stderr) = report(&["--db", db.to_str().unwrap(), "--format", format]);
+        assert_eq!(code, 0, "{format}: {stderr}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}

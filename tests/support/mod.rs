@@ -173,10 +173,26 @@ impl Proxy {
     }
 
     /// Graceful shutdown: waits until every shadow is stored.
-    pub async fn stop(mut self) -> PathBuf {
+    pub async fn stop(mut self) -> Db {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
-        self.db.clone()
+        Db {
+            path: self.db.clone(),
+            _dir: self._dir.take(),
+        }
+    }
+}
+
+/// The database a stopped proxy wrote; its directory lives as long as this value.
+pub struct Db {
+    pub path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
     }
 }
 

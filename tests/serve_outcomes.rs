@@ -1,0 +1,232 @@
+//! What `shadowdiff serve` records: every request ends up compared, or counted with the
+//! reason it was not, and read back through the real `report` binary.
+
+mod support;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+fn report(db: &Path) -> Value {
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["report", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn route<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == name)
+        .unwrap_or_else(|| panic!("no route {name} in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_mismatches_and_skips_are_counted_per_route() {
+    let primary = backend(|r| async move {
+        if r.uri.path().starts_with("/users/") {
+            text(200, "same")
+        } else {
+            text(200, "old answer")
+        }
+    })
+    .await;
+    let secondary = backend(|r| async move {
+        if r.uri.path().starts_with("/users/") {
+            text(200, "same")
+        } else {
+            text(500, "new answer")
+        }
+    })
+    .await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+    let http = client();
+    for id in 0..5 {
+        http.get(proxy.url(&format!("/users/{id}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        http.get(proxy.url("/search?q=x")).send().await.unwrap();
+    }
+    http.post(proxy.url("/users/9"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.get(proxy.url("/users/1"))
+        .header("x-shadowdiff", "shadow")
+        .send()
+        .await
+        .unwrap();
+    let db = proxy.stop().await;
+
+    let report = report(&db);
+    let summary = &report["summary"];
+    assert_eq!(summary["matched"], 5);
+    assert_eq!(summary["mismatched"], 3);
+    assert_eq!(summary["errors"], 0);
+    assert_eq!(summary["skipped"], 2);
+    assert_eq!(summary["mismatch_rate"], 3.0 / 8.0);
+    let users = route(&report, "GET /users/{id}");
+    assert_eq!(users["matched"], 5);
+    assert_eq!(users["skipped"], 1);
+    assert_eq!(users["skipped_by_reason"]["loop"], 1);
+    assert_eq!(users["mismatch_rate"], 0.0);
+    let search = route(&report, "GET /search");
+    assert_eq!(search["mismatched"], 3);
+    assert_eq!(search["mismatch_rate"], 1.0);
+    let post = route(&report, "POST /users/{id}");
+    assert_eq!(post["skipped_by_reason"]["method_not_shadowed"], 1);
+}
+
+/// Sends three requests with `secondary_url` as the secondary; returns the report.
+async fn errors_recorded_with(secondary_url: String, timeout: Duration) -> Value {
+    let primary = fixed(200, "primary").await;
+    let (mut config, dir) = config(&primary.url(), &secondary_url);
+    config.secondary_timeout = timeout;
+    let proxy = start(config, dir).await;
+    for _ in 0..3 {
+        let response = client().get(proxy.url("/e")).send().await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "primary");
+    }
+    let db = proxy.stop().await;
+    report(&db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_secondary_is_recorded_as_an_error_with_its_kind() {
+    let down = closed_port().await;
+    let report = errors_recorded_with(format!("http://{down}"), Duration::from_secs(5)).await;
+    assert_eq!(report["summary"]["errors"], 3);
+    assert_eq!(report["summary"]["errors_by_kind"]["secondary:connect"], 3);
+
+    let slow = backend(|_| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        text(200, "late")
+    })
+    .await;
+    let report = errors_recorded_with(slow.url(), Duration::from_millis(200)).await;
+    assert_eq!(report["summary"]["errors_by_kind"]["secondary:timeout"], 3);
+
+    let (resetting, _r) = resetting().await;
+    let report = errors_recorded_with(format!("http://{resetting}"), Duration::from_secs(5)).await;
+    assert_eq!(report["summary"]["errors"], 3);
+    assert_eq!(report["summary"]["errors_by_kind"]["secondary:protocol"], 3);
+
+    let (garbage, _g) = garbage().await;
+    let report = errors_recorded_with(format!("http://{garbage}"), Duration::from_secs(5)).await;
+    assert_eq!(report["summary"]["errors_by_kind"]["secondary:protocol"], 3);
+    assert_eq!(report["summary"]["matched"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_body_over_max_body_is_too_large() {
+    let primary = fixed(200, "small").await;
+    let secondary = backend(|_| async { text(200, &"x".repeat(4096)) }).await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.max_body = 1024;
+    let proxy = start(config, dir).await;
+    client().get(proxy.url("/big")).send().await.unwrap();
+    let report = report(&proxy.stop().await);
+    assert_eq!(
+        report["summary"]["errors_by_kind"]["secondary:too_large"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_stores_every_completed_exchange() {
+    // The secondary is slower than the primary, so shadows are still in flight at the stop.
+    let primary = fixed(200, "same").await;
+    let secondary = backend(|_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text(200, "same")
+    })
+    .await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+    let http = client();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let http = http.clone();
+        let url = proxy.url(&format!("/items/{i}"));
+        tasks.push(tokio::spawn(async move {
+            http.get(url).send().await.unwrap().text().await.unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "same");
+    }
+    let db = proxy.stop().await;
+    let report = report(&db);
+    assert_eq!(report["summary"]["matched"], 200, "{:#}", report["summary"]);
+    assert_eq!(report["summary"]["dropped"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_redacted_before_they_reach_the_database() {
+    let primary = backend(|_| async {
+        http::Response::builder()
+            .header("set-cookie", "session=primary-s3cret")
+            .body(full("a"))
+            .unwrap()
+    })
+    .await;
+    let secondary = backend(|_| async {
+        http::Response::builder()
+            .header("set-cookie", "session=secondary-s3cret")
+            .body(full("b"))
+            .unwrap()
+    })
+    .await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+    client()
+        .get(proxy.url("/me"))
+        .header("authorization", "Bearer auth-s3cret")
+        .header("cookie", "sid=cookie-s3cret")
+        .header("proxy-authorization", "Basic proxy-s3cret")
+        .send()
+        .await
+        .unwrap();
+    let db = proxy.stop().await;
+    let report = report(&db);
+    assert_eq!(report["summary"]["mismatched"], 1);
+    let id = route(&report, "GET /me")["examples"][0]["id"]
+        .as_i64()
+        .unwrap();
+
+    let shown = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["show", &id.to_string(), "--db"])
+        .arg(&db.path)
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("[redacted]"), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    // Nowhere in the files either, WAL included.
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"s3cret"),
+            "a secret reached the disk"
+        );
+    }
+}

@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// More shadows in flight than this would not fit the permit counter, and no secondary
+/// wants them anyway.
+pub const MAX_INFLIGHT_LIMIT: usize = 1_000_000;
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -188,6 +192,12 @@ impl ServeConfig {
             (None, Some(n)) => n,
             (None, None) => 1024,
         };
+        if max_inflight > MAX_INFLIGHT_LIMIT {
+            return Err(source.flag(
+                "max-inflight",
+                format!("{max_inflight} is more than {MAX_INFLIGHT_LIMIT}"),
+            ));
+        }
         let mut config = ServeConfig {
             listen,
             primary,

@@ -205,6 +205,7 @@ impl ServeConfig {
             rules: RulesConfig {
                 compare: file.compare,
                 routes: file.route,
+                source: args.config.clone(),
             },
             digest: String::new(),
         };

@@ -625,3 +625,31 @@ fn bad_rules_fail_at_startup_naming_file_key_and_line() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+#[test]
+fn brotli_and_zstd_bodies_match_plain_ones() {
+    let engine = comparator("");
+    let body = br#"{"k":[1,2,3],"s":"text"}"#;
+    let plain = response(200, &[("content-type", "application/json")], &body[..]);
+    let mut br = Vec::new();
+    brotli::BrotliCompress(&mut &body[..], &mut br, &Default::default()).unwrap();
+    let br = response(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+        br,
+    );
+    assert!(engine.compare("GET /x", &plain, &br).is_match());
+    let zst = zstd::encode_all(&body[..], 3).unwrap();
+    let zst = response(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "zstd"),
+        ],
+        zst,
+    );
+    assert!(engine.compare("GET /x", &zst, &plain).is_match());
+}

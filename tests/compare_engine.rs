@@ -304,6 +304,35 @@ fn unordered_arrays() {
 }
 
 #[test]
+fn unordered_rules_count_the_reorderings_they_hide() {
+    let engine = comparator(
+        r#"
+        [compare]
+        unordered = ["body/tags", { path = "body/items", key = "id" }, "body/never"]
+        "#,
+    );
+    let verdict = engine.compare(
+        "GET /x",
+        &json(r#"{"tags":["a","b"],"items":[{"id":1},{"id":2}]}"#),
+        &json(r#"{"tags":["b","a"],"items":[{"id":2},{"id":1}]}"#),
+    );
+    assert!(verdict.is_match(), "{verdict:?}");
+    assert_eq!(
+        hidden(&verdict),
+        [
+            ("unordered body/tags".to_string(), 1),
+            ("unordered body/items by id".to_string(), 1)
+        ]
+    );
+    let in_order = engine.compare(
+        "GET /x",
+        &json(r#"{"tags":["a","b"]}"#),
+        &json(r#"{"tags":["a", "b"]}"#),
+    );
+    assert!(in_order.hidden.is_empty());
+}
+
+#[test]
 fn ignore_rules_hide_and_count() {
     let engine = comparator(
         r#"

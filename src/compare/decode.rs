@@ -92,25 +92,44 @@ pub fn decode<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Decoded<'a>, St
     Ok(Decoded { bytes, declared })
 }
 
+/// Largest decoded body compared. max-body caps what travels, not what it inflates to; a
+/// small compressed body can expand without bound, and the compare thread must not.
+pub const MAX_DECODED: u64 = 64 * 1024 * 1024;
+
 fn undo_coding(coding: &str, input: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(input.len() * 4);
+    let mut out = Vec::with_capacity(input.len().saturating_mul(4));
+    let limit = MAX_DECODED + 1;
     let result = match coding {
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(input).read_to_end(&mut out),
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(input)
+            .take(limit)
+            .read_to_end(&mut out),
         // "deflate" is the zlib format (RFC 9110 section 8.4.1.2), though some servers
         // send raw deflate; accept both.
         "deflate" => {
-            let zlib = flate2::read::ZlibDecoder::new(input).read_to_end(&mut out);
+            let zlib = flate2::read::ZlibDecoder::new(input)
+                .take(limit)
+                .read_to_end(&mut out);
             if zlib.is_err() {
                 out.clear();
-                flate2::read::DeflateDecoder::new(input).read_to_end(&mut out)
+                flate2::read::DeflateDecoder::new(input)
+                    .take(limit)
+                    .read_to_end(&mut out)
             } else {
                 zlib
             }
         }
-        "br" => brotli::Decompressor::new(input, 4096).read_to_end(&mut out),
-        "zstd" => zstd::stream::read::Decoder::new(input).and_then(|mut d| d.read_to_end(&mut out)),
+        "br" => brotli::Decompressor::new(input, 4096)
+            .take(limit)
+            .read_to_end(&mut out),
+        "zstd" => zstd::stream::read::Decoder::new(input)
+            .and_then(|d| d.take(limit).read_to_end(&mut out)),
         other => return Err(format!("unsupported content-encoding {other:?}")),
     };
     result.map_err(|e| format!("content-encoding {coding}: {e}"))?;
+    if out.len() as u64 > MAX_DECODED {
+        return Err(format!(
+            "content-encoding {coding}: decodes to more than {MAX_DECODED} bytes"
+        ));
+    }
     Ok(out)
 }

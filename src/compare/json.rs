@@ -185,12 +185,20 @@ fn diff_arrays(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json
             .unordered
             .iter()
             .find(|(u, _)| u.pattern.matches(&segs))
-            .map(|(u, _)| u.key.clone())
+            .map(|(u, id)| (u.key.clone(), *id))
     };
-    match rule {
-        None => diff_ordered(sink, path, x, y),
-        Some(None) => diff_multiset(sink, path, x, y),
-        Some(Some(key)) => diff_keyed(sink, path, x, y, &key),
+    let reordered = match &rule {
+        None => {
+            diff_ordered(sink, path, x, y);
+            false
+        }
+        Some((None, _)) => diff_multiset(sink, path, x, y),
+        Some((Some(key), _)) => diff_keyed(sink, path, x, y, key),
+    };
+    // The reordering is what an unordered rule hides: count it once per array, so a rule
+    // that never saw a reordered array is reported as unused.
+    if let (true, Some((_, id))) = (reordered, &rule) {
+        sink.hide(*id);
     }
 }
 
@@ -214,7 +222,9 @@ fn diff_ordered(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Jso
 /// under the rules, so masks and ignores apply inside elements); what is left pairs up in
 /// order and is diffed precisely, so a changed field is reported at its field, not as a
 /// removed and an added element.
-fn diff_multiset(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json<'_>]) {
+/// Returns whether any element paired with one at another index.
+fn diff_multiset(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json<'_>]) -> bool {
+    let mut reordered = false;
     let mut used = vec![false; y.len()];
     let mut unmatched = Vec::new();
     for (i, a) in x.iter().enumerate() {
@@ -230,6 +240,7 @@ fn diff_multiset(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Js
             path.truncate(len);
             if !probe.failed {
                 used[j] = true;
+                reordered |= i != j;
                 sink.absorb(probe);
                 found = true;
                 break;
@@ -242,11 +253,14 @@ fn diff_multiset(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Js
     let mut left = (0..y.len()).filter(|j| !used[*j]);
     for i in unmatched {
         if sink.done() {
-            return;
+            return reordered;
         }
         let len = push_index(path, i);
         match left.next() {
-            Some(j) => diff(sink, path, &x[i], &y[j]),
+            Some(j) => {
+                reordered |= i != j;
+                diff(sink, path, &x[i], &y[j])
+            }
             None => {
                 let a = &x[i];
                 sink.emit(path, DiffKind::Removed, || Some(render(a)), || None)
@@ -260,11 +274,19 @@ fn diff_multiset(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Js
         sink.emit(path, DiffKind::Added, || None, || Some(render(b)));
         path.truncate(len);
     }
+    reordered
 }
 
 /// Arrays whose elements pair up by the value of one field (`id`); differences inside a
-/// pair are reported at the primary element's index.
-fn diff_keyed(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json<'_>], key: &str) {
+/// pair are reported at the primary element's index. Returns whether any pair moved.
+fn diff_keyed(
+    sink: &mut Sink<'_>,
+    path: &mut String,
+    x: &[Json<'_>],
+    y: &[Json<'_>],
+    key: &str,
+) -> bool {
+    let mut reordered = false;
     let key_of = |v: &Json<'_>| -> String {
         match v {
             JsonValue::Object(entries) => entries
@@ -283,12 +305,13 @@ fn diff_keyed(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json<
     let mut used = vec![false; y.len()];
     for (i, a) in x.iter().enumerate() {
         if sink.done() {
-            return;
+            return reordered;
         }
         let len = push_index(path, i);
         match by_key.get_mut(&key_of(a)).and_then(|q| q.pop_front()) {
             Some(j) => {
                 used[j] = true;
+                reordered |= i != j;
                 diff(sink, path, a, &y[j]);
             }
             None => sink.emit(path, DiffKind::Removed, || Some(render(a)), || None),
@@ -302,6 +325,7 @@ fn diff_keyed(sink: &mut Sink<'_>, path: &mut String, x: &[Json<'_>], y: &[Json<
             path.truncate(len);
         }
     }
+    reordered
 }
 
 /// Compact JSON text of a value, for people.

@@ -220,7 +220,8 @@ fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
             || type_b.clone(),
         );
     }
-    for name in &sink.rules.headers.clone() {
+    let rules = sink.rules;
+    for name in &rules.headers {
         let joined = |h: &HeaderMap| -> Option<String> {
             let values: Vec<String> = h
                 .get_all(name.as_str())

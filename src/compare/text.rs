@@ -7,6 +7,8 @@ use similar::TextDiff;
 /// Lines of context around each hunk in the unified diff.
 const CONTEXT: usize = 3;
 
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Compares two text bodies after masking; returns the unified diff when they differ.
 pub fn diff(sink: &mut Sink<'_>, a: &str, b: &str) -> Option<String> {
     if let Some(mask) = sink.masked_equal(a, b) {
@@ -25,7 +27,11 @@ pub fn diff(sink: &mut Sink<'_>, a: &str, b: &str) -> Option<String> {
 
 /// The unified diff of two texts, `None` when they are equal.
 pub fn unified(a: &str, b: &str) -> Option<String> {
-    let diff = TextDiff::from_lines(a, b);
+    // A deadline bounds the work on large, very different bodies: past it `similar` falls
+    // back to a coarser (still correct) diff instead of occupying the compare thread.
+    let diff = TextDiff::configure()
+        .timeout(DIFF_DEADLINE)
+        .diff_lines(a, b);
     let text = diff
         .unified_diff()
         .context_radius(CONTEXT)

@@ -682,3 +682,20 @@ fn brotli_and_zstd_bodies_match_plain_ones() {
     );
     assert!(engine.compare("GET /x", &zst, &plain).is_match());
 }
+
+#[test]
+fn misspelled_rule_keys_are_rejected_with_their_line() {
+    for text in [
+        "[compare]\nmask = [{ regex = \"x\", replacement = \"y\" }]\n",
+        "[compare]\nunordered = [{ path = \"body/a\", keys = \"id\" }]\n",
+        "[compare]\nignored = [\"body/a\"]\n",
+    ] {
+        let err = FileConfig::parse(Path::new("rules.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rules.toml") && err.contains("line 2"),
+            "{text}: {err}"
+        );
+    }
+}

@@ -83,7 +83,7 @@ impl RouteSection {
 
 /// A mask: a built-in preset by name (`"uuid"`), or a regex and its replacement.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum MaskSetting {
     Preset(String),
     Regex {
@@ -99,7 +99,7 @@ fn default_replacement() -> String {
 
 /// `"body/tags"`, or `{ path = "body/items", key = "id" }` to pair elements by a field.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum UnorderedSetting {
     Path(String),
     Keyed { path: String, key: Option<String> },

@@ -169,3 +169,26 @@ fn errors_exit_2_and_say_what_is_wrong() {
     let out = diff(&[a.as_os_str(), status.as_os_str()]).code(2);
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("status 99"));
 }
+
+#[test]
+fn inline_json_bodies_keep_huge_integers_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.json",
+        r#"{"status": 200, "body": {"n": 123456789012345678901234567890}}"#,
+    );
+    let b = write(
+        dir.path(),
+        "b.json",
+        r#"{"status": 200, "body": {"n": 123456789012345678901234567891}}"#,
+    );
+    let out = diff(&[a.as_os_str(), b.as_os_str()]).code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        stdout.contains(
+            "body/n (changed): 123456789012345678901234567890 -> 123456789012345678901234567891"
+        ),
+        "{stdout}"
+    );
+}

@@ -111,6 +111,18 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<DiffOutcome, DiffErro
     Ok(DiffOutcome { verdict })
 }
 
+/// A captured response as written in a file. The body stays raw JSON text so that numbers
+/// (huge integers included) reach the engine exactly as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapturedFile<'a> {
+    status: u64,
+    #[serde(default)]
+    headers: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(borrow, default)]
+    body: Option<&'a serde_json::value::RawValue>,
+}
+
 /// Reads a file as a captured response when it is a JSON object with a numeric `status`
 /// and no keys beyond `status`, `headers` and `body`; otherwise as a bare body.
 pub fn load(path: &Path) -> Result<LoadedResponse, DiffError> {
@@ -118,72 +130,61 @@ pub fn load(path: &Path) -> Result<LoadedResponse, DiffError> {
         path: path.to_path_buf(),
         source,
     })?;
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&bytes)
-    {
-        let captured = map.get("status").is_some_and(|s| s.is_u64())
-            && map
-                .keys()
-                .all(|k| matches!(k.as_str(), "status" | "headers" | "body"));
-        if captured {
-            return captured_response(path, &map);
-        }
+    match serde_json::from_slice::<CapturedFile<'_>>(&bytes) {
+        Ok(captured) => captured_response(path, captured),
+        Err(_) => Ok(LoadedResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: bytes,
+        }),
     }
-    Ok(LoadedResponse {
-        status: StatusCode::OK,
-        headers: HeaderMap::new(),
-        body: bytes,
-    })
 }
 
-fn captured_response(
-    path: &Path,
-    map: &serde_json::Map<String, serde_json::Value>,
-) -> Result<LoadedResponse, DiffError> {
+fn captured_response(path: &Path, file: CapturedFile<'_>) -> Result<LoadedResponse, DiffError> {
     let fail = |reason: String| DiffError::Captured {
         path: path.to_path_buf(),
         reason,
     };
-    let code = map["status"].as_u64().unwrap_or(0);
+    let code = file.status;
     let status = u16::try_from(code)
         .ok()
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| fail(format!("status {code} is not an HTTP status code")))?;
     let mut headers = HeaderMap::new();
-    match map.get("headers") {
-        None | Some(serde_json::Value::Null) => {}
-        Some(serde_json::Value::Object(h)) => {
-            for (name, value) in h {
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| fail(format!("headers: {name:?} is not a header name")))?;
-                let values: Vec<&str> = match value {
-                    serde_json::Value::String(s) => vec![s.as_str()],
-                    serde_json::Value::Array(items) => {
-                        items.iter().filter_map(|v| v.as_str()).collect()
-                    }
-                    _ => return Err(fail(format!("headers.{name}: expected a string"))),
-                };
-                for v in values {
-                    let v = HeaderValue::from_str(v)
-                        .map_err(|_| fail(format!("headers.{name}: invalid value {v:?}")))?;
-                    headers.append(name.clone(), v);
-                }
+    for (name, value) in file.headers.unwrap_or_default() {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| fail(format!("headers: {name:?} is not a header name")))?;
+        let values: Vec<&str> = match &value {
+            serde_json::Value::String(s) => vec![s.as_str()],
+            serde_json::Value::Array(items) if items.iter().all(|v| v.is_string()) => {
+                items.iter().filter_map(|v| v.as_str()).collect()
             }
+            _ => {
+                return Err(fail(format!(
+                    "headers.{name}: expected a string or a list of strings"
+                )))
+            }
+        };
+        for v in values {
+            let v = HeaderValue::from_str(v)
+                .map_err(|_| fail(format!("headers.{name}: invalid value {v:?}")))?;
+            headers.append(name.clone(), v);
         }
-        Some(_) => return Err(fail("headers: expected an object".into())),
     }
-    let body = match map.get("body") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(serde_json::Value::String(s)) => s.clone().into_bytes(),
-        // A JSON body written inline. Re-serializing is exact for the values
-        // serde_json can hold; huge integers should be given as a string body instead.
-        Some(value) => {
+    let body = match file.body.map(|raw| raw.get()) {
+        None | Some("null") => Vec::new(),
+        Some(text) if text.starts_with('"') => serde_json::from_str::<String>(text)
+            .map_err(|e| fail(format!("body: {e}")))?
+            .into_bytes(),
+        // A JSON body written inline, kept exactly as written.
+        Some(text) => {
             if !headers.contains_key(http::header::CONTENT_TYPE) {
                 headers.insert(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
             }
-            serde_json::to_vec(value).map_err(|e| fail(format!("body: {e}")))?
+            text.as_bytes().to_vec()
         }
     };
     Ok(LoadedResponse {

@@ -212,16 +212,20 @@ impl Comparator {
 /// because date, server, content-length and the like differ on every response.
 fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
     let (type_a, type_b) = (media_type(a), media_type(b));
-    if type_a != type_b {
-        sink.emit(
-            "headers.content-type",
-            DiffKind::Changed,
-            || type_a.clone(),
-            || type_b.clone(),
-        );
+    let media_differs = type_a != type_b;
+    if media_differs {
+        let kind = match (&type_a, &type_b) {
+            (Some(_), None) => DiffKind::Removed,
+            (None, Some(_)) => DiffKind::Added,
+            _ => DiffKind::Changed,
+        };
+        sink.emit("headers.content-type", kind, || type_a, || type_b);
     }
     let rules = sink.rules;
     for name in &rules.headers {
+        if media_differs && name == "content-type" {
+            continue;
+        }
         let joined = |h: &HeaderMap| -> Option<String> {
             let values: Vec<String> = h
                 .get_all(name.as_str())

@@ -345,7 +345,11 @@ impl CompiledRules {
                 config.compare.tables(),
                 source,
             )?;
-            set.headers.extend(inherited.headers);
+            for name in inherited.headers {
+                if !set.headers.contains(&name) {
+                    set.headers.push(name);
+                }
+            }
             set.ignore.extend(inherited.ignore);
             set.masks.extend(inherited.masks);
             set.unordered.extend(inherited.unordered);
@@ -423,7 +427,9 @@ fn add_rules(
                 reason: "not a valid header name".into(),
             });
         }
-        set.headers.push(name);
+        if !set.headers.contains(&name) {
+            set.headers.push(name);
+        }
     }
     for pattern in rules.ignore {
         let compiled = PathPattern::compile(pattern.get_ref())

@@ -28,6 +28,9 @@ pub enum Command {
     Gate(GateArgs),
     /// Print one stored mismatch in full: request, both responses, differences, body diff.
     Show(ShowArgs),
+    /// Compare two files (bare bodies or captured responses) with the compare engine;
+    /// exit 0 when they match, 1 when they differ, 2 on error.
+    Diff(DiffArgs),
 }
 
 /// Every flag of `serve` is optional here: a missing flag falls back to the environment,
@@ -166,4 +169,24 @@ pub struct ShowArgs {
     /// Store holding the mismatch.
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The primary's side: a body (JSON or text) or a captured response as JSON
+    /// `{"status": 200, "headers": {...}, "body": ...}`.
+    #[arg(value_name = "A")]
+    pub primary: PathBuf,
+    /// The secondary's side, in the same forms.
+    #[arg(value_name = "B")]
+    pub secondary: PathBuf,
+    /// Config file whose `[compare]` and `[[route]]` rules apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Compare as this request would be, e.g. 'GET /users/7', so its route's rules apply.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+    /// Output format: text or json.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: String,
 }

@@ -215,6 +215,7 @@ impl ServeConfig {
             rules: RulesConfig {
                 compare: file.compare,
                 routes: file.route,
+                source: args.config.clone(),
             },
             digest: String::new(),
         };

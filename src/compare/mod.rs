@@ -1,40 +1,41 @@
 //! Decides whether two responses mean the same thing, and where they differ.
 //!
-//! This is the first, deliberately simple verdict: statuses equal and body bytes equal.
-//! Everything that judges responses goes through [`Comparator`], so a richer engine replaces
-//! the inside without touching the proxy, the pipeline or the store.
+//! Everything that judges responses goes through [`Comparator`], compiled once from the
+//! rules at startup and then used from the pipeline's compare thread (never the async
+//! runtime). A comparison decodes both bodies ([`decode`]), compares the status and the
+//! selected headers, then the bodies by kind: JSON structurally ([`json`]), text by lines
+//! ([`text`]), anything else by size and digest. Every difference passes through one
+//! [`sink`] that applies the ignore rules and counts what each rule hid.
+//!
+//! # Layout
+//!
+//! - [`path`]: the path grammar shared by differences and ignore rules.
+//! - [`rules`]: the `[compare]` / `[[route]]` tables and their compiled form.
+//! - [`decode`]: Content-Encoding and charset, undone before comparing.
+//! - [`sink`]: where differences are collected, ignored and counted.
+//! - [`json`], [`text`]: the body diffs.
+//! - [`files`]: `shadowdiff diff A B`, the same engine on two files.
+
+pub mod decode;
+pub mod files;
+pub mod json;
+pub mod path;
+pub mod rules;
+pub mod sink;
+pub mod text;
+
+pub use rules::{
+    CompareSection, MaskSetting, RouteSection, RulesConfig, RulesError, ToleranceSetting,
+    UnorderedSetting,
+};
 
 use crate::exchange::Captured;
-use crate::route::auto_route;
-use http::Method;
-use serde::Deserialize;
+use decode::{decode, media_type, Declared};
+use http::{HeaderMap, Method, StatusCode};
+use rules::CompiledRules;
+use sha2::{Digest, Sha256};
+use sink::Sink;
 use std::fmt;
-
-/// The `[compare]` table of the config file: rules that apply to every route.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CompareSection {}
-
-/// One `[[route]]` table of the config file: a route pattern and its own rules.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RouteSection {
-    pub pattern: String,
-}
-
-/// The rule part of the configuration, as read from the file.
-#[derive(Clone, Debug, Default)]
-pub struct RulesConfig {
-    pub compare: CompareSection,
-    pub routes: Vec<RouteSection>,
-}
-
-/// A rule set that failed to compile.
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("route pattern {pattern:?}: {reason}")]
-    RoutePattern { pattern: String, reason: String },
-}
 
 /// What a difference is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,45 +137,259 @@ impl Verdict {
 
 /// A compiled rule set. Built once at startup, so a bad rule fails before the first request.
 #[derive(Debug, Default)]
-pub struct Comparator {}
+pub struct Comparator {
+    rules: CompiledRules,
+}
 
 impl Comparator {
-    pub fn new(_config: &RulesConfig) -> Result<Comparator, RulesError> {
-        Ok(Comparator {})
+    pub fn new(config: &RulesConfig) -> Result<Comparator, RulesError> {
+        Ok(Comparator {
+            rules: CompiledRules::compile(config)?,
+        })
     }
 
     /// Every rule's identifier, so a report can list the rules that never matched.
     pub fn rule_ids(&self) -> Vec<String> {
-        Vec::new()
+        self.rules.ids.clone()
     }
 
-    /// The route key that groups this request in counters and reports.
+    /// The route key that groups this request in counters and reports: the first explicit
+    /// `[[route]]` pattern that matches, else the automatic template.
     pub fn route_of(&self, method: &Method, path: &str) -> String {
-        auto_route(method, path)
+        self.rules.route_of(method, path)
     }
 
-    /// The first verdict: statuses equal and body bytes equal.
-    pub fn compare(&self, _route: &str, primary: &Captured, secondary: &Captured) -> Verdict {
-        let mut differences = Vec::new();
-        if primary.status != secondary.status {
-            differences.push(Difference {
-                path: "status".into(),
-                kind: DiffKind::Status,
-                primary: Some(primary.status.as_u16().to_string()),
-                secondary: Some(secondary.status.as_u16().to_string()),
-            });
+    /// Compares two complete responses under the rules of `route`.
+    pub fn compare(&self, route: &str, primary: &Captured, secondary: &Captured) -> Verdict {
+        self.compare_parts(
+            route,
+            (primary.status, &primary.headers, &primary.body),
+            (secondary.status, &secondary.headers, &secondary.body),
+        )
+    }
+
+    /// The same as [`Comparator::compare`] on borrowed parts, for callers that have no
+    /// [`Captured`] (the `diff` command, benchmarks).
+    pub fn compare_parts(
+        &self,
+        route: &str,
+        primary: (StatusCode, &HeaderMap, &[u8]),
+        secondary: (StatusCode, &HeaderMap, &[u8]),
+    ) -> Verdict {
+        let rules = self.rules.for_route(route);
+        let mut sink = Sink::new(rules);
+        if primary.0 != secondary.0 {
+            sink.emit(
+                "status",
+                DiffKind::Status,
+                || Some(primary.0.as_u16().to_string()),
+                || Some(secondary.0.as_u16().to_string()),
+            );
         }
-        if primary.body != secondary.body {
-            differences.push(Difference {
-                path: "body".into(),
-                kind: DiffKind::Binary,
-                primary: Some(format!("{} bytes", primary.body.len())),
-                secondary: Some(format!("{} bytes", secondary.body.len())),
-            });
-        }
+        compare_headers(&mut sink, primary.1, secondary.1);
+        let body_diff = compare_bodies(
+            &mut sink,
+            (primary.1, primary.2),
+            (secondary.1, secondary.2),
+        );
+        let hidden = sink
+            .hidden
+            .iter()
+            .map(|(rule, count)| HiddenCount {
+                rule: self.rules.ids[*rule].clone(),
+                count: *count,
+            })
+            .collect();
         Verdict {
-            differences,
-            ..Verdict::default()
+            differences: sink.differences,
+            hidden,
+            body_diff,
         }
     }
+}
+
+/// The media type of content-type always; other headers only when the rules name them,
+/// because date, server, content-length and the like differ on every response.
+fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
+    let (type_a, type_b) = (media_type(a), media_type(b));
+    let media_differs = type_a != type_b;
+    if media_differs {
+        let kind = match (&type_a, &type_b) {
+            (Some(_), None) => DiffKind::Removed,
+            (None, Some(_)) => DiffKind::Added,
+            _ => DiffKind::Changed,
+        };
+        sink.emit("headers.content-type", kind, || type_a, || type_b);
+    }
+    let rules = sink.rules;
+    for name in &rules.headers {
+        if media_differs && name == "content-type" {
+            continue;
+        }
+        let joined = |h: &HeaderMap| -> Option<String> {
+            let values: Vec<String> = h
+                .get_all(name.as_str())
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
+        };
+        let (va, vb) = (joined(a), joined(b));
+        let path = format!("headers.{name}");
+        match (va, vb) {
+            (Some(x), Some(y)) if x != y => match sink.masked_equal(&x, &y) {
+                Some(rule) if sink.ignored_by(&path).is_none() => sink.hide(rule),
+                _ => sink.emit(&path, DiffKind::Changed, || Some(x), || Some(y)),
+            },
+            (Some(x), None) => sink.emit(&path, DiffKind::Removed, || Some(x), || None),
+            (None, Some(y)) => sink.emit(&path, DiffKind::Added, || None, || Some(y)),
+            _ => {}
+        }
+    }
+}
+
+/// What a decoded body turned out to be.
+enum Body<'a> {
+    Empty,
+    Json(json::Json<'a>),
+    /// Declared JSON that does not parse: the reason.
+    BadJson(String),
+    Text(&'a str),
+    Binary,
+}
+
+fn classify<'a>(bytes: &'a [u8], declared: Declared) -> Body<'a> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Body::Empty;
+    }
+    let looks_json = || {
+        matches!(
+            bytes.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        )
+    };
+    match declared {
+        Declared::Json => match json::parse(bytes) {
+            Ok(v) => Body::Json(v),
+            Err(e) => Body::BadJson(e),
+        },
+        Declared::Generic | Declared::Text => {
+            if declared == Declared::Generic && looks_json() {
+                if let Ok(v) = json::parse(bytes) {
+                    return Body::Json(v);
+                }
+            }
+            match std::str::from_utf8(bytes) {
+                Ok(text) if declared == Declared::Text || !text.contains('\0') => Body::Text(text),
+                _ => Body::Binary,
+            }
+        }
+        Declared::Binary => Body::Binary,
+    }
+}
+
+fn kind_name(body: &Body<'_>) -> &'static str {
+    match body {
+        Body::Empty => "empty",
+        Body::Json(_) => "JSON",
+        Body::BadJson(_) => "invalid JSON",
+        Body::Text(_) => "text",
+        Body::Binary => "binary",
+    }
+}
+
+/// Compares the bodies; returns the unified diff when they are text-like and differ.
+fn compare_bodies(
+    sink: &mut Sink<'_>,
+    (headers_a, raw_a): (&HeaderMap, &[u8]),
+    (headers_b, raw_b): (&HeaderMap, &[u8]),
+) -> Option<String> {
+    let (a, b) = match (decode(headers_a, raw_a), decode(headers_b, raw_b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (da, db) => {
+            // Identical bytes that fail identically are not a difference between the two.
+            if raw_a == raw_b && da.is_err() && db.is_err() {
+                return None;
+            }
+            let describe = |d: &Result<decode::Decoded<'_>, String>| match d {
+                Ok(_) => Some("decoded".to_string()),
+                Err(e) => Some(e.clone()),
+            };
+            sink.emit("body", DiffKind::Decode, || describe(&da), || describe(&db));
+            return None;
+        }
+    };
+    // Same bytes after decoding: nothing can differ, whatever the rules.
+    if a.bytes == b.bytes {
+        return None;
+    }
+    let (body_a, body_b) = (
+        classify(&a.bytes, a.declared),
+        classify(&b.bytes, b.declared),
+    );
+    match (&body_a, &body_b) {
+        (Body::Json(x), Body::Json(y)) => {
+            let mut path = String::from("body");
+            json::diff(sink, &mut path, x, y);
+            None
+        }
+        (Body::Text(x), Body::Text(y)) => text::diff(sink, x, y),
+        (Body::Binary, Body::Binary) => {
+            sink.emit(
+                "body",
+                DiffKind::Binary,
+                || Some(digest(&a.bytes)),
+                || Some(digest(&b.bytes)),
+            );
+            None
+        }
+        (Body::Empty, _) => {
+            sink.emit(
+                "body",
+                DiffKind::Added,
+                || None,
+                || Some(summary(&body_b, &b.bytes)),
+            );
+            None
+        }
+        (_, Body::Empty) => {
+            sink.emit(
+                "body",
+                DiffKind::Removed,
+                || Some(summary(&body_a, &a.bytes)),
+                || None,
+            );
+            None
+        }
+        _ => {
+            sink.emit(
+                "body",
+                DiffKind::Type,
+                || Some(summary(&body_a, &a.bytes)),
+                || Some(summary(&body_b, &b.bytes)),
+            );
+            if sink.ignored_by("body").is_some() {
+                return None;
+            }
+            text::unified(
+                &String::from_utf8_lossy(&a.bytes),
+                &String::from_utf8_lossy(&b.bytes),
+            )
+        }
+    }
+}
+
+fn summary(body: &Body<'_>, bytes: &[u8]) -> String {
+    match body {
+        Body::BadJson(reason) => reason.clone(),
+        Body::Binary => digest(bytes),
+        other => format!("{} body, {} bytes", kind_name(other), bytes.len()),
+    }
+}
+
+/// Size and SHA-256: enough to tell two binary bodies apart and find them again.
+fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} bytes, sha256:{hex}", bytes.len())
 }

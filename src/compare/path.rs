@@ -1,0 +1,168 @@
+//! The one path grammar shared by reported differences and ignore rules (see DESIGN.md):
+//! `status`, `headers.<lowercase-name>`, `body`, `body/<json-pointer>`. Patterns add `*` for
+//! exactly one segment and `**` for any number, so a path copied out of a report can be
+//! pasted into the config unchanged.
+
+/// Splits a path or pattern into segments: `headers.etag` is `["headers", "etag"]`,
+/// `body/items/0` is `["body", "items", "0"]`.
+pub fn segments(path: &str) -> Vec<&str> {
+    if let Some(name) = path.strip_prefix("headers.") {
+        return vec!["headers", name];
+    }
+    path.split('/').collect()
+}
+
+/// Escapes an object key as one JSON-pointer segment (RFC 6901 section 3: `~` is `~0`,
+/// `/` is `~1`).
+pub fn escape_key(key: &str, out: &mut String) {
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `*`: exactly one segment.
+    One,
+    /// `**`: zero or more segments.
+    Any,
+}
+
+/// A compiled path pattern.
+#[derive(Clone, Debug)]
+pub struct PathPattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    /// Checks the pattern against the grammar, so a typo fails at startup.
+    pub fn compile(text: &str) -> Result<PathPattern, String> {
+        let text = text.trim();
+        let root = segments(text);
+        match root.first().copied() {
+            Some("status") | Some("headers") if root.len() == 1 => {}
+            Some("headers") if text.starts_with("headers.") => {
+                if root[1].is_empty() {
+                    return Err("a header name is missing after `headers.`".into());
+                }
+            }
+            Some("body") => {}
+            _ => {
+                return Err(
+                    "a path starts with `status`, `headers.<name>` or `body` (for example `body/items/*/id`)"
+                        .into(),
+                )
+            }
+        }
+        let mut compiled = Vec::with_capacity(root.len());
+        for (i, seg) in root.iter().enumerate() {
+            let seg = if i == 1 && root[0] == "headers" && text.starts_with("headers.") {
+                seg.to_ascii_lowercase()
+            } else {
+                seg.to_string()
+            };
+            compiled.push(match seg.as_str() {
+                "*" => Segment::One,
+                "**" => Segment::Any,
+                s if s.contains('*') => {
+                    return Err(format!(
+                        "segment {s:?}: `*` and `**` must be a whole segment"
+                    ))
+                }
+                _ => Segment::Literal(seg),
+            });
+        }
+        Ok(PathPattern {
+            text: text.to_string(),
+            segments: compiled,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the pattern matches the path exactly.
+    pub fn matches(&self, path: &[&str]) -> bool {
+        match_from(&self.segments, path, false)
+    }
+
+    /// True when the pattern matches the path or one of its ancestors: ignoring
+    /// `body/items` also hides everything below it.
+    pub fn covers(&self, path: &[&str]) -> bool {
+        match_from(&self.segments, path, true)
+    }
+}
+
+fn match_from(pattern: &[Segment], path: &[&str], prefix_ok: bool) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty() || prefix_ok,
+        Some((Segment::Any, rest)) => {
+            (0..=path.len()).any(|skip| match_from(rest, &path[skip..], prefix_ok))
+        }
+        Some((seg, rest)) => match path.split_first() {
+            None => false,
+            Some((first, tail)) => {
+                let here = match seg {
+                    Segment::One => true,
+                    Segment::Literal(lit) => lit == first,
+                    Segment::Any => unreachable!("handled above"),
+                };
+                here && match_from(rest, tail, prefix_ok)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covers(pattern: &str, path: &str) -> bool {
+        PathPattern::compile(pattern)
+            .unwrap()
+            .covers(&segments(path))
+    }
+
+    #[test]
+    fn wildcards_and_prefixes() {
+        let cases = [
+            ("body/**/updated_at", "body/updated_at", true),
+            ("body/**/updated_at", "body/a/b/updated_at", true),
+            ("body/**/updated_at", "body/a/b/updated_at/x", true),
+            ("body/**/updated_at", "body/a/updated", false),
+            ("body/items/*/id", "body/items/3/id", true),
+            ("body/items/*/id", "body/items/id", false),
+            ("body/items", "body/items/0/price", true),
+            ("body/items", "body/itemsx", false),
+            ("headers.ETag", "headers.etag", true),
+            ("headers.etag", "headers.date", false),
+            ("status", "status", true),
+            ("body", "body/x", true),
+            ("body/**", "body", true),
+        ];
+        for (pattern, path, want) in cases {
+            assert_eq!(covers(pattern, path), want, "{pattern} vs {path}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_patterns() {
+        for bad in ["", "bodyx", "headers.", "body/it*ms", "statusx", "foo/bar"] {
+            assert!(PathPattern::compile(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn escapes_pointer_keys() {
+        let mut s = String::new();
+        escape_key("a/b~c", &mut s);
+        assert_eq!(s, "a~1b~0c");
+    }
+}

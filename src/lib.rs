@@ -19,6 +19,7 @@
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model, rendered as JSON (and more formats to come).
+//! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod redact;
 pub mod report;
 pub mod route;
 pub mod store;
+pub mod traffic;
 pub mod upstream;
 
 pub use config::ServeConfig;

@@ -16,6 +16,7 @@
 //! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
 //! - [`redact`]: secret header values replaced before anything reaches the disk.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
+//! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model, rendered as JSON (and more formats to come).
@@ -29,6 +30,7 @@ pub mod exchange;
 pub mod pipeline;
 pub mod proxy;
 pub mod redact;
+pub mod replay;
 pub mod report;
 pub mod route;
 pub mod store;

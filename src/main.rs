@@ -7,5 +7,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(_) => ExitCode::SUCCESS,
         Command::Report(_) => ExitCode::SUCCESS,
+        Command::Replay(args) => match shadowdiff::replay::run(args) {
+            Ok(_summary) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

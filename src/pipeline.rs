@@ -42,9 +42,39 @@ impl PipelineHandle {
     }
 }
 
+/// Running counts of judged outcomes, for progress displays and status pages.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub matched: AtomicU64,
+    pub mismatched: AtomicU64,
+    pub errors: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, outcome: &Outcome) {
+        let counter = match outcome {
+            Outcome::Matched => &self.matched,
+            Outcome::Mismatched => &self.mismatched,
+            Outcome::Error { .. } => &self.errors,
+            Outcome::Skipped(_) => &self.skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every observation judged so far.
+    pub fn judged(&self) -> u64 {
+        self.matched.load(Ordering::Relaxed)
+            + self.mismatched.load(Ordering::Relaxed)
+            + self.errors.load(Ordering::Relaxed)
+            + self.skipped.load(Ordering::Relaxed)
+    }
+}
+
 /// The running compare thread and the store behind it.
 pub struct Pipeline {
     handle: PipelineHandle,
+    tally: Arc<Tally>,
     compare_thread: JoinHandle<()>,
     store: StoreWriter,
 }
@@ -59,11 +89,14 @@ impl Pipeline {
     ) -> Pipeline {
         let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
         let records = store.sender();
+        let tally = Arc::new(Tally::default());
+        let counts = tally.clone();
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
                 for observation in rx.iter() {
                     let record = judge(&comparator, observation);
+                    counts.count(&record.outcome);
                     if records.send(record).is_err() {
                         break;
                     }
@@ -72,6 +105,7 @@ impl Pipeline {
             .expect("spawning the compare thread");
         Pipeline {
             handle: PipelineHandle { tx, dropped },
+            tally,
             compare_thread,
             store,
         }
@@ -79,6 +113,11 @@ impl Pipeline {
 
     pub fn handle(&self) -> PipelineHandle {
         self.handle.clone()
+    }
+
+    /// Outcome counts, updated as the compare thread judges.
+    pub fn tally(&self) -> Arc<Tally> {
+        self.tally.clone()
     }
 
     /// Waits until everything queued is compared and committed. Producers must have

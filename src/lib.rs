@@ -10,6 +10,7 @@
 //!
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
+//! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
 //! - [`upstream`]: the one HTTP client and request builder used for both legs.
@@ -26,6 +27,7 @@
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod pipeline;
 pub mod proxy;

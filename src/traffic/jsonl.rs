@@ -16,7 +16,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -25,17 +24,10 @@ struct LineIn {
     method: String,
     path: Option<String>,
     url: Option<String>,
-    headers: Option<HeadersIn>,
+    headers: Option<serde_json::Value>,
     body: Option<String>,
     body_base64: Option<String>,
     ts: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum HeadersIn {
-    Pairs(Vec<(String, String)>),
-    Object(BTreeMap<String, String>),
 }
 
 #[derive(Serialize)]
@@ -87,7 +79,10 @@ pub fn to_line(ts: Option<&str>, request: &RecordedRequest) -> String {
 
 /// Parses one line's text into a request; the error says what is wrong, without position.
 pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), String> {
-    let line: LineIn = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if text.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    let line: LineIn = serde_json::from_slice(text).map_err(|e| without_line_number(&e))?;
     let method = Method::from_bytes(line.method.as_bytes())
         .map_err(|_| format!("method {:?} is not a valid HTTP method", line.method))?;
     let target = match (line.path, line.url) {
@@ -98,10 +93,9 @@ pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), Stri
     };
     let uri = origin_form(&target)?;
     let mut headers = HeaderMap::new();
-    let pairs: Vec<(String, String)> = match line.headers {
+    let pairs = match line.headers {
         None => Vec::new(),
-        Some(HeadersIn::Pairs(pairs)) => pairs,
-        Some(HeadersIn::Object(map)) => map.into_iter().collect(),
+        Some(value) => header_pairs(value)?,
     };
     for (name, value) in pairs {
         let header_name = HeaderName::from_bytes(name.as_bytes())
@@ -131,6 +125,45 @@ pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), Stri
             body,
         },
     ))
+}
+
+/// `headers` as an object of strings, or an array of `[name, value]` string pairs.
+fn header_pairs(value: serde_json::Value) -> Result<Vec<(String, String)>, String> {
+    use serde_json::Value;
+    const SHAPE: &str =
+        "\"headers\" must be an object of strings or an array of [name, value] string pairs";
+    match value {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(value) => Ok((name, value)),
+                _ => Err(format!("{SHAPE}; the value of {name:?} is not a string")),
+            })
+            .collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+                    Ok([Value::String(name), Value::String(value)]) => Ok((name, value)),
+                    _ => Err(format!("{SHAPE}; item {i} is not one")),
+                },
+                _ => Err(format!("{SHAPE}; item {i} is not one")),
+            })
+            .collect(),
+        _ => Err(SHAPE.to_string()),
+    }
+}
+
+/// serde_json says "at line 1 column 9"; within one line of a file only the column helps.
+fn without_line_number(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&suffix) {
+        Some(problem) if error.column() > 0 => format!("{problem} (column {})", error.column()),
+        Some(problem) => problem.to_string(),
+        None => message,
+    }
 }
 
 /// `ts` is informative only, but a malformed one usually means a malformed exporter.

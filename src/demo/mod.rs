@@ -8,11 +8,14 @@
 //!
 //! - [`api`]: the routes and the deliberate differences.
 //! - [`mix`]: the built-in traffic mix.
+//! - [`drive`]: the mix sent through the real proxy between the two backends.
 
 pub mod api;
+pub mod drive;
 pub mod mix;
 
 pub use api::Flavor;
+pub use drive::{run, DemoError, DemoOptions, DemoSummary};
 pub use mix::traffic;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};

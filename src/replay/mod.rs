@@ -210,7 +210,12 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     for worker in workers {
         let _ = worker.await;
     }
-    let read_result = reader.await.unwrap_or(Ok(()));
+    let read_result = reader.await.unwrap_or_else(|_| {
+        Err(TrafficError::Unreadable {
+            path: options.input.clone(),
+            problem: "the reader thread panicked".into(),
+        })
+    });
     let pipeline_dropped = pipeline.handle().dropped();
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await

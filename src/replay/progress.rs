@@ -73,9 +73,10 @@ impl Progress {
                     bar.set_length(total * u64::from(repeat));
                     bar.set_style(
                         ProgressStyle::with_template(
-                            "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+                            "{elapsed_precise} [{wide_bar}] {pos}/{len} {rate} ETA {eta} {msg}",
                         )
                         .expect("a valid progress template")
+                        .with_key("rate", rate)
                         .progress_chars("=> "),
                     );
                 }
@@ -114,6 +115,11 @@ impl Progress {
         let status = if completed { "done" } else { "stopped" };
         eprintln!("replay {status}: {summary}");
     }
+}
+
+/// Requests per second without indicatif's four decimals.
+fn rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{:.0}/s", state.per_sec());
 }
 
 fn counts(tally: &Tally) -> String {

@@ -142,3 +142,37 @@ fn a_har_file_that_is_not_json_exits_2() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("broken.har: not a HAR file"), "{stderr}");
 }
+
+#[test]
+fn upstreams_and_writes_can_come_from_the_config_file() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shadowdiff.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "primary = \"{}\"\nsecondary = \"{}\"\nshadow-writes = true\n",
+            servers.primary_url(),
+            servers.secondary_url()
+        ),
+    )
+    .unwrap();
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .arg("replay")
+        .arg("--input")
+        .arg(fixture("sample.har"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(dir.path().join("out.db"))
+        .args(["--rate", "1000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("replay done: 4 requests: 2 matched, 2 mismatched, 0 errors, 0 skipped"),
+        "{stderr}"
+    );
+}

@@ -31,6 +31,8 @@ pub enum Command {
     /// Compare two files (bare bodies or captured responses) with the compare engine;
     /// exit 0 when they match, 1 when they differ, 2 on error.
     Diff(DiffArgs),
+    /// Send recorded traffic (JSONL or HAR) to both upstreams and store the differences.
+    Replay(ReplayArgs),
 }
 
 /// Every flag of `serve` is optional here: a missing flag falls back to the environment,
@@ -189,4 +191,43 @@ pub struct DiffArgs {
     /// Output format: text or json.
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub format: String,
+}
+
+/// Flags of `replay`. Upstreams, the store and compare rules can also come from `--config`
+/// (the same file `serve` reads); flags win.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Traffic file: JSON Lines (one request per line) or a HAR 1.2 file (`.har`).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The system of record.
+    #[arg(long, value_name = "URL")]
+    pub primary: Option<String>,
+    /// The system being migrated to.
+    #[arg(long, value_name = "URL")]
+    pub secondary: Option<String>,
+    /// SQLite file for results. [default: shadowdiff.db]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// TOML file with upstreams, limits and compare rules, as for serve.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Requests in flight at once (each goes to both upstreams).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub concurrency: u32,
+    /// Most requests started per second; unlimited when absent.
+    #[arg(long, value_name = "RPS")]
+    pub rate: Option<String>,
+    /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods.
+    #[arg(long)]
+    pub shadow_writes: bool,
+    /// Replay the whole file this many times.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Count and report invalid lines instead of stopping at the first one.
+    #[arg(long)]
+    pub skip_invalid: bool,
 }

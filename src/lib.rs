@@ -10,27 +10,33 @@
 //!
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
+//! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
 //! - [`upstream`]: the one HTTP client and request builder used for both legs.
 //! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
 //! - [`redact`]: secret header values replaced before anything reaches the disk.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
+//! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model, rendered as JSON (and more formats to come).
+//! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod pipeline;
 pub mod proxy;
 pub mod redact;
+pub mod replay;
 pub mod report;
 pub mod route;
 pub mod store;
+pub mod traffic;
 pub mod upstream;
 
 pub use config::ServeConfig;

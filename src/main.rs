@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         Command::Show(args) => shadowdiff::report::run_show(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Replay(args) => shadowdiff::replay::run(args)
+            .map(|_summary| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::Diff(args) => shadowdiff::compare::files::run(&args, &mut std::io::stdout())
             .map(|outcome| ExitCode::from(outcome.exit_code()))
             .map_err(Into::into),

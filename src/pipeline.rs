@@ -45,9 +45,39 @@ impl PipelineHandle {
     }
 }
 
+/// Running counts of judged outcomes, for progress displays and status pages.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub matched: AtomicU64,
+    pub mismatched: AtomicU64,
+    pub errors: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, outcome: &Outcome) {
+        let counter = match outcome {
+            Outcome::Matched => &self.matched,
+            Outcome::Mismatched => &self.mismatched,
+            Outcome::Error { .. } => &self.errors,
+            Outcome::Skipped(_) => &self.skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every observation judged so far.
+    pub fn judged(&self) -> u64 {
+        self.matched.load(Ordering::Relaxed)
+            + self.mismatched.load(Ordering::Relaxed)
+            + self.errors.load(Ordering::Relaxed)
+            + self.skipped.load(Ordering::Relaxed)
+    }
+}
+
 /// The running compare thread and the store behind it.
 pub struct Pipeline {
     handle: PipelineHandle,
+    tally: Arc<Tally>,
     compare_thread: JoinHandle<()>,
     store: StoreWriter,
 }
@@ -65,10 +95,12 @@ impl Pipeline {
         let closing = Arc::new(AtomicBool::new(false));
         let stop = closing.clone();
         let late = dropped.clone();
+        let tally = Arc::new(Tally::default());
+        let counts = tally.clone();
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
-                compare_loop(&comparator, &rx, &records, &stop);
+                compare_loop(&comparator, &rx, &records, &stop, &counts);
                 // An offer racing with the close may have slipped in after the last read.
                 let left = rx.drain().count() as u64;
                 late.fetch_add(left, Ordering::Relaxed);
@@ -80,6 +112,7 @@ impl Pipeline {
                 dropped,
                 closing,
             },
+            tally,
             compare_thread,
             store,
         }
@@ -87,6 +120,11 @@ impl Pipeline {
 
     pub fn handle(&self) -> PipelineHandle {
         self.handle.clone()
+    }
+
+    /// Outcome counts, updated as the compare thread judges.
+    pub fn tally(&self) -> Arc<Tally> {
+        self.tally.clone()
     }
 
     /// Compares and commits everything queued, then stops. Later offers count as drops.
@@ -105,11 +143,14 @@ fn compare_loop(
     rx: &flume::Receiver<Observation>,
     records: &flume::Sender<crate::store::Record>,
     stop: &AtomicBool,
+    tally: &Tally,
 ) {
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(observation) => {
-                if records.send(judge(comparator, observation)).is_err() {
+                let record = judge(comparator, observation);
+                tally.count(&record.outcome);
+                if records.send(record).is_err() {
                     return;
                 }
             }

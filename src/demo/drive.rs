@@ -1,0 +1,138 @@
+//! Drives the demo traffic through the real proxy between the two demo backends: the
+//! first half of `shadowdiff demo` (the report that follows reads the store it fills).
+
+use super::{mix::traffic, Backends};
+use crate::cli::ServeArgs;
+use crate::config::{ConfigError, ServeConfig};
+use crate::store::StoreError;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Requests sent to the proxy at once.
+const CLIENT_CONCURRENCY: usize = 8;
+/// A demo request that takes longer than this means something is broken; say so.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One demo run.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Where the proxy stores its results.
+    pub db: PathBuf,
+    /// Compare rules (e.g. `fixtures/demo.toml`); none: every difference shows.
+    pub config: Option<PathBuf>,
+    pub requests: usize,
+    pub quiet: bool,
+}
+
+/// What the client side of the demo saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DemoSummary {
+    pub db: PathBuf,
+    /// Requests answered by the proxy (with the primary's response).
+    pub answered: u64,
+    /// Requests the proxy did not answer (connection error, timeout).
+    pub failed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the demo backends or proxy: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Serve(#[from] crate::proxy::ServeError),
+    #[error("cannot build the demo client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Starts the backends and the proxy on ephemeral loopback ports, sends the traffic mix
+/// through the proxy, then shuts the proxy down so every shadow is compared and stored.
+pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
+    let backends = Backends::start().await?;
+    let config = ServeConfig::from_args(ServeArgs {
+        config: options.config.clone(),
+        listen: Some("127.0.0.1:0".into()),
+        primary: Some(backends.primary_url()),
+        secondary: Some(backends.secondary_url()),
+        db: Some(options.db.clone()),
+        ..ServeArgs::default()
+    })?;
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let proxy_url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let proxy = tokio::spawn(crate::proxy::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let bar = if options.quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(options.requests as u64), ProgressDrawTarget::stderr())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("demo traffic [{wide_bar}] {pos}/{len} {per_sec}")
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(CLIENT_TIMEOUT)
+        .build()?;
+    let answered = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = flume::bounded(CLIENT_CONCURRENCY);
+    let mut senders = Vec::new();
+    for _ in 0..CLIENT_CONCURRENCY {
+        let (rx, client, bar) = (rx.clone(), client.clone(), bar.clone());
+        let (answered, failed, base) = (answered.clone(), failed.clone(), proxy_url.clone());
+        senders.push(tokio::spawn(async move {
+            while let Ok(request) = rx.recv_async().await {
+                let request: crate::exchange::RecordedRequest = request;
+                let sent = client
+                    .request(request.method, format!("{base}{}", request.uri))
+                    .headers(request.headers)
+                    .body(request.body)
+                    .send()
+                    .await;
+                let outcome = match sent {
+                    Ok(response) => response.bytes().await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(()) => answered.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                bar.inc(1);
+            }
+        }));
+    }
+    drop(rx);
+    for request in traffic(options.requests) {
+        if tx.send_async(request).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    bar.finish_and_clear();
+    let _ = stop.send(());
+    match proxy.await {
+        Ok(result) => result?,
+        Err(_) => return Err(StoreError::WriterPanicked.into()),
+    }
+    drop(backends);
+    Ok(DemoSummary {
+        db: options.db,
+        answered: answered.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+    })
+}

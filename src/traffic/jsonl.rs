@@ -1,0 +1,312 @@
+//! The JSON Lines traffic format: one request per line.
+//!
+//! ```json
+//! {"method":"GET","path":"/users/1?x=2","headers":[["accept","application/json"]],"ts":"2026-01-02T03:04:05Z"}
+//! {"method":"POST","url":"https://api.example.com/orders","headers":{"content-type":"application/json"},"body":"{\"sku\":1}"}
+//! ```
+//!
+//! Headers are an object, or an array of `[name, value]` pairs so that repeated names and
+//! their order survive; the recorder always writes pairs. A body is `body` (UTF-8 text) or
+//! `body_base64` (any bytes). Unknown keys are ignored, so files written by later versions
+//! still replay.
+
+use super::{origin_form, Position, TrafficEntry, TrafficError};
+use crate::exchange::RecordedRequest;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+struct LineIn {
+    method: String,
+    path: Option<String>,
+    url: Option<String>,
+    headers: Option<serde_json::Value>,
+    body: Option<String>,
+    body_base64: Option<String>,
+    ts: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    headers: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+/// One request as a JSONL line (without the newline). Header values that are not UTF-8
+/// are written lossily; bodies that are not UTF-8 go to `body_base64`, so they round-trip.
+pub fn to_line(ts: Option<&str>, request: &RecordedRequest) -> String {
+    let headers = request
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    let (body, body_base64) = if request.body.is_empty() {
+        (None, None)
+    } else {
+        match std::str::from_utf8(&request.body) {
+            Ok(text) => (Some(text), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(&request.body)),
+            ),
+        }
+    };
+    let line = LineOut {
+        ts,
+        method: request.method.as_str(),
+        path: request
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        headers,
+        body,
+        body_base64,
+    };
+    serde_json::to_string(&line).expect("a JSONL line always serializes")
+}
+
+/// Parses one line's text into a request; the error says what is wrong, without position.
+pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), String> {
+    if text.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    let line: LineIn = serde_json::from_slice(text).map_err(|e| without_line_number(&e))?;
+    let method = Method::from_bytes(line.method.as_bytes())
+        .map_err(|_| format!("method {:?} is not a valid HTTP method", line.method))?;
+    let target = match (line.path, line.url) {
+        (Some(path), None) => path,
+        (None, Some(url)) => url,
+        (Some(_), Some(_)) => return Err("both \"path\" and \"url\" are set; use one".into()),
+        (None, None) => return Err("missing \"path\" or \"url\"".into()),
+    };
+    let uri = origin_form(&target)?;
+    let mut headers = HeaderMap::new();
+    let pairs = match line.headers {
+        None => Vec::new(),
+        Some(value) => header_pairs(value)?,
+    };
+    for (name, value) in pairs {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("header name {name:?} is not valid"))?;
+        let header_value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("value of header {name:?} is not a valid header value"))?;
+        headers.append(header_name, header_value);
+    }
+    let body = match (line.body, line.body_base64) {
+        (Some(_), Some(_)) => return Err("both \"body\" and \"body_base64\" are set".into()),
+        (Some(text), None) => Bytes::from(text),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map(Bytes::from)
+            .map_err(|e| format!("\"body_base64\" is not valid base64: {e}"))?,
+        (None, None) => Bytes::new(),
+    };
+    if let Some(ts) = &line.ts {
+        check_timestamp(ts)?;
+    }
+    Ok((
+        line.ts,
+        RecordedRequest {
+            method,
+            uri,
+            headers,
+            body,
+        },
+    ))
+}
+
+/// `headers` as an object of strings, or an array of `[name, value]` string pairs.
+fn header_pairs(value: serde_json::Value) -> Result<Vec<(String, String)>, String> {
+    use serde_json::Value;
+    const SHAPE: &str =
+        "\"headers\" must be an object of strings or an array of [name, value] string pairs";
+    match value {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(value) => Ok((name, value)),
+                _ => Err(format!("{SHAPE}; the value of {name:?} is not a string")),
+            })
+            .collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+                    Ok([Value::String(name), Value::String(value)]) => Ok((name, value)),
+                    _ => Err(format!("{SHAPE}; item {i} is not one")),
+                },
+                _ => Err(format!("{SHAPE}; item {i} is not one")),
+            })
+            .collect(),
+        _ => Err(SHAPE.to_string()),
+    }
+}
+
+/// serde_json says "at line 1 column 9"; within one line of a file only the column helps.
+fn without_line_number(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&suffix) {
+        Some(problem) if error.column() > 0 => format!("{problem} (column {})", error.column()),
+        Some(problem) => problem.to_string(),
+        None => message,
+    }
+}
+
+/// `ts` is informative only, but a malformed one usually means a malformed exporter.
+pub(crate) fn check_timestamp(ts: &str) -> Result<(), String> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .map(|_| ())
+        .map_err(|e| format!("\"ts\" {ts:?} is not an RFC 3339 timestamp: {e}"))
+}
+
+/// Reads a JSONL file line by line, reusing one buffer: memory stays at the longest line.
+pub struct JsonLinesReader<R> {
+    path: PathBuf,
+    reader: R,
+    buffer: Vec<u8>,
+    line: u64,
+    failed: bool,
+}
+
+impl<R: BufRead> JsonLinesReader<R> {
+    pub fn new(path: &Path, reader: R) -> JsonLinesReader<R> {
+        JsonLinesReader {
+            path: path.to_path_buf(),
+            reader,
+            buffer: Vec::with_capacity(4096),
+            line: 0,
+            failed: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for JsonLinesReader<R> {
+    type Item = Result<TrafficEntry, TrafficError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            self.buffer.clear();
+            match self.reader.read_until(b'\n', &mut self.buffer) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(TrafficError::Unreadable {
+                        path: self.path.clone(),
+                        problem: format!("after line {}: {e}", self.line),
+                    }));
+                }
+            }
+            self.line += 1;
+            if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let position = Position::Line(self.line);
+            return Some(match parse_line(&self.buffer) {
+                Ok((ts, request)) => Ok(TrafficEntry {
+                    position,
+                    ts,
+                    request,
+                }),
+                Err(problem) => Err(TrafficError::Invalid {
+                    path: self.path.clone(),
+                    position,
+                    problem,
+                }),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(text: &str) -> Vec<Result<TrafficEntry, TrafficError>> {
+        JsonLinesReader::new(Path::new("t.jsonl"), text.as_bytes()).collect()
+    }
+
+    #[test]
+    fn reads_paths_urls_header_forms_and_bodies() {
+        let out = entries(concat!(
+            r#"{"method":"GET","path":"/a?x=1","headers":[["x-a","1"],["x-a","2"]]}"#,
+            "\n\n",
+            r#"{"method":"POST","url":"https://h.example/b/c?d","headers":{"content-type":"text/plain"},"body":"hi","ts":"2026-01-02T03:04:05+02:00"}"#,
+            "\n",
+            r#"{"method":"PUT","path":"/bin","body_base64":"AAH/"}"#,
+        ));
+        assert_eq!(out.len(), 3);
+        let a = out[0].as_ref().unwrap();
+        assert_eq!(a.request.uri, "/a?x=1");
+        assert_eq!(a.request.headers.get_all("x-a").iter().count(), 2);
+        let b = out[1].as_ref().unwrap();
+        assert_eq!(b.position, Position::Line(3));
+        assert_eq!(b.request.uri, "/b/c?d");
+        assert_eq!(b.request.body, "hi");
+        let c = out[2].as_ref().unwrap();
+        assert_eq!(&c.request.body[..], &[0u8, 1, 255]);
+    }
+
+    #[test]
+    fn invalid_lines_name_line_and_problem() {
+        let out = entries("{\"method\":\"GET\"}\nnot json\n{\"method\":\"G T\",\"path\":\"/\"}\n");
+        let messages: Vec<String> = out
+            .into_iter()
+            .map(|r| r.err().unwrap().to_string())
+            .collect();
+        assert!(
+            messages[0].starts_with("t.jsonl:1: missing \"path\""),
+            "{}",
+            messages[0]
+        );
+        assert!(messages[1].starts_with("t.jsonl:2: "), "{}", messages[1]);
+        assert!(
+            messages[2].contains("not a valid HTTP method"),
+            "{}",
+            messages[2]
+        );
+    }
+
+    #[test]
+    fn a_written_line_reads_back_identically() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-b", HeaderValue::from_static("2"));
+        headers.append("x-a", HeaderValue::from_static("1"));
+        headers.append("x-b", HeaderValue::from_static("3"));
+        for body in [
+            Bytes::from_static(b"{\"a\":1}"),
+            Bytes::from_static(&[0, 159, 146]),
+        ] {
+            let request = RecordedRequest {
+                method: Method::PATCH,
+                uri: "/p/q?r=s%20t".parse().unwrap(),
+                headers: headers.clone(),
+                body,
+            };
+            let line = to_line(Some("2026-11-22T01:02:03Z"), &request);
+            let (ts, back) = parse_line(line.as_bytes()).unwrap();
+            assert_eq!(ts.as_deref(), Some("2026-11-22T01:02:03Z"));
+            assert_eq!(back.method, request.method);
+            assert_eq!(back.uri, request.uri);
+            assert_eq!(back.headers, request.headers);
+            assert_eq!(back.body, request.body);
+        }
+    }
+}

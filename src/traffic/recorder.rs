@@ -1,0 +1,245 @@
+//! Appends the requests `serve` shadows to a JSONL traffic file, for replay later.
+//!
+//! The proxy only formats a line and hands it to a writer thread through a bounded
+//! channel; it never waits on the disk. A full channel counts the line as dropped, like
+//! every other thing shadowdiff does not do. The file rotates when the next line would
+//! take it past the maximum size: `FILE` becomes `FILE.1` (then `FILE.2`, ..., the lowest
+//! number being the oldest) and a fresh `FILE` starts, so no line is ever split.
+
+use super::jsonl::to_line;
+use crate::exchange::RecordedRequest;
+use crate::redact::redact_headers;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+/// How the recorder writes.
+#[derive(Clone, Debug, Default)]
+pub struct RecorderOptions {
+    /// Rotate before a line would take the file past this many bytes; `None`: never.
+    pub max_size: Option<u64>,
+    /// Keep Authorization, Cookie and the other secret header values as they were sent.
+    pub keep_secrets: bool,
+}
+
+/// The record file could not be opened, written or rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("record file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the recorder thread panicked")]
+    WriterPanicked,
+}
+
+/// A running recorder. Cheap to share behind an `Arc`; [`Recorder::finish`] flushes.
+pub struct Recorder {
+    tx: flume::Sender<String>,
+    dropped: Arc<AtomicU64>,
+    keep_secrets: bool,
+    thread: JoinHandle<Result<(), RecorderError>>,
+}
+
+impl Recorder {
+    /// Opens `path` for appending (creating it) and starts the writer thread. Fails here,
+    /// before serving starts, when the file cannot be written.
+    pub fn open(path: &Path, options: RecorderOptions) -> Result<Recorder, RecorderError> {
+        let file = open_append(path)?;
+        let size = file
+            .metadata()
+            .map_err(|source| io_error(path, source))?
+            .len();
+        let (tx, rx) = flume::bounded::<String>(8192);
+        let mut writer = RecordFile {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+            max_size: options.max_size,
+        };
+        let thread = std::thread::Builder::new()
+            .name("shadowdiff-recorder".into())
+            .spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    writer.write_line(&line)?;
+                    // Flush whenever the queue is empty, so a crash loses little.
+                    if rx.is_empty() {
+                        writer.flush()?;
+                    }
+                }
+                writer.flush()
+            })
+            .expect("spawning the recorder thread");
+        Ok(Recorder {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            keep_secrets: options.keep_secrets,
+            thread,
+        })
+    }
+
+    /// Queues one request, stamped with the current time; never waits. Secret header
+    /// values are redacted first unless the recorder keeps secrets.
+    pub fn record(&self, request: &RecordedRequest) {
+        self.record_at(SystemTime::now(), request)
+    }
+
+    /// Queues one request with the time it was received.
+    pub fn record_at(&self, at: SystemTime, request: &RecordedRequest) {
+        let ts = chrono::DateTime::<chrono::Utc>::from(at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let line = if self.keep_secrets {
+            to_line(Some(&ts), request)
+        } else {
+            let mut redacted = request.clone();
+            redact_headers(&mut redacted.headers);
+            to_line(Some(&ts), &redacted)
+        };
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests not recorded because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything queued and closes the file.
+    pub fn finish(self) -> Result<(), RecorderError> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .map_err(|_| RecorderError::WriterPanicked)?
+    }
+}
+
+struct RecordFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    size: u64,
+    max_size: Option<u64>,
+}
+
+impl RecordFile {
+    fn write_line(&mut self, line: &str) -> Result<(), RecorderError> {
+        let len = line.len() as u64 + 1;
+        if let Some(max) = self.max_size {
+            if self.size > 0 && self.size + len > max {
+                self.rotate()?;
+            }
+        }
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|source| io_error(&self.path, source))?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RecorderError> {
+        self.out
+            .flush()
+            .map_err(|source| io_error(&self.path, source))
+    }
+
+    /// Moves the full file to the first free `FILE.N` and starts an empty one.
+    fn rotate(&mut self) -> Result<(), RecorderError> {
+        self.flush()?;
+        let mut n = 1u32;
+        let rotated = loop {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            let candidate = PathBuf::from(name);
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        std::fs::rename(&self.path, &rotated).map_err(|source| io_error(&self.path, source))?;
+        self.out = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, RecorderError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> RecorderError {
+    RecorderError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    fn request(n: usize) -> RecordedRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
+        headers.insert("x-n", HeaderValue::from_str(&n.to_string()).unwrap());
+        RecordedRequest {
+            method: Method::GET,
+            uri: format!("/items/{n}").parse().unwrap(),
+            headers,
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn redacts_and_rotates_without_splitting_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let recorder = Recorder::open(
+            &path,
+            RecorderOptions {
+                max_size: Some(400),
+                keep_secrets: false,
+            },
+        )
+        .unwrap();
+        for n in 0..10 {
+            recorder.record(&request(n));
+        }
+        recorder.finish().unwrap();
+        let mut files = vec![];
+        let mut n = 1;
+        loop {
+            let p = dir.path().join(format!("rec.jsonl.{n}"));
+            if !p.exists() {
+                break;
+            }
+            files.push(p);
+            n += 1;
+        }
+        files.push(path);
+        assert!(files.len() > 1, "rotated at least once");
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.len() <= 400);
+            for line in text.lines() {
+                let (_, req) = crate::traffic::jsonl::parse_line(line.as_bytes()).unwrap();
+                assert_eq!(req.headers["authorization"], crate::redact::REDACTED);
+                assert_eq!(req.uri, format!("/items/{seen}").as_str());
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 10);
+    }
+}

@@ -1,0 +1,181 @@
+//! The `replay` subcommand through the real binary: invalid lines with and without
+//! `--skip-invalid`, bad flags, and the plain progress output when stderr is not a TTY.
+
+mod replay_support;
+
+use assert_cmd::Command;
+use replay_support::{fixture, Servers};
+
+fn replay_cmd(servers: &Servers, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("shadowdiff").unwrap();
+    cmd.arg("replay")
+        .arg("--primary")
+        .arg(servers.primary_url())
+        .arg("--secondary")
+        .arg(servers.secondary_url())
+        .arg("--db")
+        .arg(dir.join("out.db"));
+    cmd
+}
+
+fn with_invalid_lines(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("traffic.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            "{\"method\":\"GET\",\"path\":\"/items/1\"}\n",
+            "{\"method\":\"GET\",\"path\":\"/items/2\"\n",
+            "{\"method\":\"GET\",\"path\":\"/diff/3\"}\n",
+            "{\"method\":\"GET\",\"path\":\"/a\",\"body\":\"x\",\"body_base64\":\"eA==\"}\n",
+            "{\"method\":\"GET\",\"path\":\"/items/5\"}\n",
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn an_invalid_line_exits_2_naming_file_and_line() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = with_invalid_lines(dir.path());
+    let output = replay_cmd(&servers, dir.path())
+        .arg("--input")
+        .arg(&input)
+        .arg("--concurrency")
+        .arg("1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let expected = format!(
+        "shadowdiff: {}:2: EOF while parsing an object",
+        input.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    // Nothing past the invalid line was sent.
+    assert!(servers
+        .primary_received()
+        .iter()
+        .all(|r| r.uri.path() == "/items/1"));
+}
+
+#[test]
+fn skip_invalid_counts_the_invalid_lines_and_replays_the_rest() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = with_invalid_lines(dir.path());
+    let output = replay_cmd(&servers, dir.path())
+        .arg("--input")
+        .arg(&input)
+        .arg("--skip-invalid")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "replay done: 3 requests: 2 matched, 1 mismatched, 0 errors, 0 skipped, 2 invalid lines skipped"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(servers.primary_received().len(), 3);
+}
+
+#[test]
+fn quiet_prints_nothing() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = replay_cmd(&servers, dir.path())
+        .arg("--input")
+        .arg(fixture("sample.jsonl"))
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty(), "{:?}", output.stderr);
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn bad_flags_and_files_exit_2_with_a_reason() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--input", "/nonexistent/t.jsonl"],
+            "/nonexistent/t.jsonl: ",
+        ),
+        (
+            &["--rate", "fast"],
+            "--rate: \"fast\" is not a positive number",
+        ),
+        (&["--concurrency", "0"], "--concurrency"),
+        (&["--repeat", "0"], "--repeat"),
+    ];
+    for (args, expected) in cases {
+        let mut cmd = replay_cmd(&servers, dir.path());
+        if !args.contains(&"--input") {
+            cmd.arg("--input").arg(fixture("sample.jsonl"));
+        }
+        let output = cmd.args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("out.db").exists(),
+        "no store for a run that cannot start"
+    );
+}
+
+#[test]
+fn a_har_file_that_is_not_json_exits_2() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("broken.har");
+    std::fs::write(&input, "{\"log\": {\"entries\": [ {\"request\": ").unwrap();
+    let output = replay_cmd(&servers, dir.path())
+        .arg("--input")
+        .arg(&input)
+        .arg("--skip-invalid")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("broken.har: not a HAR file"), "{stderr}");
+}
+
+#[test]
+fn upstreams_and_writes_can_come_from_the_config_file() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shadowdiff.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "primary = \"{}\"\nsecondary = \"{}\"\nshadow-writes = true\n",
+            servers.primary_url(),
+            servers.secondary_url()
+        ),
+    )
+    .unwrap();
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .arg("replay")
+        .arg("--input")
+        .arg(fixture("sample.har"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(dir.path().join("out.db"))
+        .args(["--rate", "1000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("replay done: 4 requests: 2 matched, 2 mismatched, 0 errors, 0 skipped"),
+        "{stderr}"
+    );
+}

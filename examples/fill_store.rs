@@ -1,7 +1,8 @@
 //! Fills a store with N synthetic mismatches through the real writer, for the report
-//! benchmark: `cargo run --release --example fill_store -- PATH N`.
+//! benchmark and the example reports: `cargo run --release --example fill_store -- PATH N
+//! [MATCHES_PER_MISMATCH]`.
 
-use shadowdiff::store::workload::synthetic_mismatch;
+use shadowdiff::store::workload::{synthetic_match, synthetic_mismatch};
 use shadowdiff::store::{RunInfo, StoreOptions, StoreWriter};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +12,7 @@ fn main() -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("usage: fill_store PATH N"))?;
     let count: u64 = args.next().unwrap_or_else(|| "1000000".into()).parse()?;
+    let matches_per_mismatch: u64 = args.next().unwrap_or_else(|| "0".into()).parse()?;
     let run = RunInfo {
         mode: "replay".into(),
         primary: "http://primary.bench".into(),
@@ -22,7 +24,13 @@ fn main() -> anyhow::Result<()> {
     let start = SystemTime::now() - Duration::from_millis(60 * count);
     let began = Instant::now();
     for i in 0..count {
-        sender.send(synthetic_mismatch(i, start, Duration::from_millis(60)))?;
+        let spacing = Duration::from_millis(60);
+        // Mismatch rate varies by route (route i % 20 matches i % 20 times as often).
+        let matches = matches_per_mismatch * (1 + i % 20);
+        for _ in 0..matches {
+            sender.send(synthetic_match(i, start, spacing))?;
+        }
+        sender.send(synthetic_mismatch(i, start, spacing))?;
     }
     drop(sender);
     writer.finish()?;

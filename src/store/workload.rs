@@ -69,3 +69,11 @@ pub fn synthetic_mismatch(i: u64, start: SystemTime, spacing: Duration) -> Recor
         })),
     }
 }
+
+/// A matched request on the same route as [`synthetic_mismatch`] `i`, at the same time.
+pub fn synthetic_match(i: u64, start: SystemTime, spacing: Duration) -> Record {
+    let mut record = synthetic_mismatch(i, start, spacing);
+    record.outcome = Outcome::Matched;
+    record.mismatch = None;
+    record
+}

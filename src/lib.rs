@@ -18,7 +18,8 @@
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
-//! - [`report`]: one report model, rendered as JSON (and more formats to come).
+//! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
+//!   verdict and `show`.
 #![forbid(unsafe_code)]
 
 pub mod cli;

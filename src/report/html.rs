@@ -286,3 +286,17 @@ fn anchor(route: &str) -> String {
     );
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_control_characters() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>\u{1}"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;\u{fffd}"
+        );
+        assert_eq!(anchor("GET /users/{id}"), "route-GET--users--id-");
+    }
+}

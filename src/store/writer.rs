@@ -357,3 +357,27 @@ fn write_counters(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::DiffKind;
+
+    fn at(path: &str) -> Difference {
+        Difference {
+            path: path.into(),
+            kind: DiffKind::Changed,
+            primary: None,
+            secondary: None,
+        }
+    }
+
+    #[test]
+    fn signature_is_the_sorted_set_of_paths() {
+        let a = [at("status"), at("body/b"), at("body/a"), at("body/b")];
+        let b = [at("body/a"), at("status"), at("body/b")];
+        assert_eq!(signature_of(&a), "body/a, body/b, status");
+        assert_eq!(signature_of(&a), signature_of(&b));
+        assert_eq!(signature_of(&[]), "");
+    }
+}

@@ -9,6 +9,44 @@ use std::fmt::Write;
 
 /// Rows of the side-by-side diff shown per example; `show` prints everything.
 const MAX_DIFF_ROWS: usize = 200;
+/// Characters of one diff line shown (minified JSON is one very long line).
+const MAX_LINE_CHARS: usize = 2000;
+/// Points drawn in the chart; longer timelines are merged into this many spans so the page
+/// stays small over weeks of data.
+const MAX_CHART_POINTS: usize = 300;
+
+/// Merges consecutive minutes so at most [`MAX_CHART_POINTS`] remain; each merged point
+/// keeps the first minute of its span and the summed counts.
+fn downsample(points: &[TimelinePoint]) -> Vec<TimelinePoint> {
+    let span = points.len().div_ceil(MAX_CHART_POINTS).max(1);
+    points
+        .chunks(span)
+        .map(|chunk| {
+            let matched: u64 = chunk.iter().map(|p| p.matched).sum();
+            let mismatched: u64 = chunk.iter().map(|p| p.mismatched).sum();
+            let compared = matched + mismatched;
+            TimelinePoint {
+                minute: chunk[0].minute.clone(),
+                matched,
+                mismatched,
+                mismatch_rate: if compared == 0 {
+                    0.0
+                } else {
+                    mismatched as f64 / compared as f64
+                },
+            }
+        })
+        .collect()
+}
+
+/// One line of a body for the diff table, cut at [`MAX_LINE_CHARS`].
+fn diff_line(line: &str) -> String {
+    let line = line.trim_end_matches('\n');
+    match line.char_indices().nth(MAX_LINE_CHARS) {
+        Some((cut, _)) => format!("{}…", escape(&line[..cut])),
+        None => escape(line),
+    }
+}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
@@ -39,6 +77,7 @@ fn chart(points: &[TimelinePoint]) -> String {
     if points.is_empty() {
         return "<p>No comparisons in range.</p>".into();
     }
+    let points = &downsample(points)[..];
     let (width, height, pad) = (640.0, 160.0, 30.0);
     let top = points
         .iter()
@@ -125,9 +164,9 @@ fn side_by_side(example: &Example) -> String {
             rows.push(format!(
                 "<tr><td class=\"{}\">{}</td><td class=\"{}\">{}</td></tr>",
                 if l.is_some() { class.0 } else { "" },
-                escape(l.map(|s| s.trim_end_matches('\n')).unwrap_or("")),
+                l.map(|s| diff_line(s)).unwrap_or_default(),
                 if r.is_some() { class.1 } else { "" },
-                escape(r.map(|s| s.trim_end_matches('\n')).unwrap_or(""))
+                r.map(|s| diff_line(s)).unwrap_or_default()
             ));
         }
     }
@@ -298,5 +337,24 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;\u{fffd}"
         );
         assert_eq!(anchor("GET /users/{id}"), "route-GET--users--id-");
+    }
+
+    #[test]
+    fn long_timelines_are_merged_into_spans() {
+        let points: Vec<TimelinePoint> = (0..1000)
+            .map(|i| TimelinePoint {
+                minute: format!("m{i}"),
+                matched: 3,
+                mismatched: 1,
+                mismatch_rate: 0.25,
+            })
+            .collect();
+        let merged = downsample(&points);
+        assert!(merged.len() <= MAX_CHART_POINTS);
+        assert_eq!(merged[0].minute, "m0");
+        assert_eq!(merged.iter().map(|p| p.mismatched).sum::<u64>(), 1000);
+        assert!(merged.iter().all(|p| p.mismatch_rate == 0.25));
+        let long = "x".repeat(MAX_LINE_CHARS + 10);
+        assert_eq!(diff_line(&long).chars().count(), MAX_LINE_CHARS + 1);
     }
 }

@@ -83,6 +83,13 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]
     #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Mismatches kept with full request and bodies per (route, set of differing paths);
+    /// later ones keep only their differences. [default: 20]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_EXAMPLES_PER_SIGNATURE")]
+    pub examples_per_signature: Option<String>,
+    /// Stop keeping examples once the store reaches this size, e.g. 2GiB (counts continue).
+    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_DB_SIZE")]
+    pub max_db_size: Option<String>,
 }
 
 /// The formats `report` renders.

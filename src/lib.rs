@@ -20,7 +20,8 @@
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
-//! - [`report`]: one report model, rendered as JSON (and more formats to come).
+//! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
+//!   verdict and `show`.
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 

@@ -152,3 +152,56 @@ fn report_never_modifies_the_database() {
     }
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
+
+#[test]
+fn reads_a_store_while_its_writer_is_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let writer =
+        shadowdiff::store::StoreWriter::open(&db, run_info(&[]), StoreOptions::default()).unwrap();
+    let (code, json, stderr) = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["runs"][0]["finished_at"], Value::Null);
+    let sender = writer.sender();
+    sender.send(matched("GET /live")).unwrap();
+    drop(sender);
+    writer.finish().unwrap();
+    let (_, json, _) = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(json["summary"]["matched"], 1);
+}
+
+#[test]
+fn an_unwritable_output_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path(), "a.db");
+    let target = dir.path().join("no-such-dir").join("r.json");
+    let (code, _, stderr) = report(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no-such-dir"), "{stderr}");
+}
+
+#[test]
+fn says_when_max_db_size_stopped_examples_and_what_was_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("full.db");
+    let options = StoreOptions {
+        max_db_size: Some(1),
+        ..StoreOptions::default()
+    };
+    options
+        .dropped
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    write(&db, standard_workload(), options);
+    let (_, json, _) = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(json["summary"]["dropped"], 3);
+    assert_eq!(json["summary"]["mismatched"], 10);
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("--max-db-size"), "{notes}");
+    assert!(notes.contains("3 requests were dropped"), "{notes}");
+    assert!(json["runs"][0]["examples_stopped_at"].is_string());
+}

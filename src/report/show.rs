@@ -14,7 +14,11 @@ fn headers(out: &mut String, headers: &Option<Vec<(String, String)>>) {
 fn body(out: &mut String, body: &Option<Vec<u8>>) {
     if let Some(body) = body {
         if !body.is_empty() {
-            let _ = writeln!(out, "\n{}", String::from_utf8_lossy(body));
+            let _ = writeln!(
+                out,
+                "\n{}",
+                String::from_utf8_lossy(body).trim_end_matches('\n')
+            );
         }
     }
 }

@@ -9,10 +9,12 @@
 //! - [`writer`]: the writer thread and its batched transactions.
 //! - [`read`]: the queries reports are built from.
 //! - [`latency`]: latency histogram buckets.
+//! - [`workload`]: synthetic mismatches for benchmarks and demos.
 
 pub mod latency;
 pub mod read;
 pub mod schema;
+pub mod workload;
 pub mod writer;
 
 pub use read::{ReadFilter, StoreReader};

@@ -1,6 +1,6 @@
 //! The schema and its migrations, versioned by `PRAGMA user_version`.
 //!
-//! Each entry of [`MIGRATIONS`] moves the file one version forward and never changes once
+//! Each entry of `MIGRATIONS` moves the file one version forward and never changes once
 //! released, so any older store can be brought up to date and a newer one is recognised
 //! (and refused) instead of being misread.
 

@@ -274,7 +274,6 @@ fn insert_mismatch(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let kept = |value: String| keep_bodies.then_some(value);
-    let kept_body = |body: &bytes::Bytes| keep_bodies.then(|| body.to_vec());
     insert.execute(params![
         run_id,
         millis_since_epoch(record.at),
@@ -288,11 +287,11 @@ fn insert_mismatch(
         micros(record.secondary_latency.or(Some(detail.secondary.latency))),
         keep_bodies,
         kept(headers_json(&detail.request.headers)),
-        kept_body(&detail.request.body),
+        keep_bodies.then_some(&detail.request.body[..]),
         kept(headers_json(&detail.primary.headers)),
-        kept_body(&detail.primary.body),
+        keep_bodies.then_some(&detail.primary.body[..]),
         kept(headers_json(&detail.secondary.headers)),
-        kept_body(&detail.secondary.body),
+        keep_bodies.then_some(&detail.secondary.body[..]),
         detail.body_diff.clone().filter(|_| keep_bodies),
     ])?;
     let mismatch_id = tx.last_insert_rowid();
@@ -357,4 +356,28 @@ fn write_counters(
         hidden.execute(params![run_id, minute, route, rule, count as i64])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::DiffKind;
+
+    fn at(path: &str) -> Difference {
+        Difference {
+            path: path.into(),
+            kind: DiffKind::Changed,
+            primary: None,
+            secondary: None,
+        }
+    }
+
+    #[test]
+    fn signature_is_the_sorted_set_of_paths() {
+        let a = [at("status"), at("body/b"), at("body/a"), at("body/b")];
+        let b = [at("body/a"), at("status"), at("body/b")];
+        assert_eq!(signature_of(&a), "body/a, body/b, status");
+        assert_eq!(signature_of(&a), signature_of(&b));
+        assert_eq!(signature_of(&[]), "");
+    }
 }

@@ -1,0 +1,177 @@
+//! Every renderer through the real binary, on the standard workload.
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+use shadowdiff::store::StoreOptions;
+
+fn standard_db(dir: &std::path::Path) -> std::path::PathBuf {
+    let db = dir.join("a.db");
+    write(&db, standard_workload(), StoreOptions::default());
+    db
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+const ROUTES: [&str; 3] = ["GET /users/{id}", "POST /orders", "GET /health"];
+
+#[test]
+fn junit_has_one_testcase_per_route_and_fails_those_over_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let (code, xml, stderr) = run(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "junit",
+        "--max-mismatch-rate",
+        "0.05",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 1);
+    assert_eq!(suites[0].attribute("tests"), Some("3"));
+    assert_eq!(suites[0].attribute("failures"), Some("1"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let names: Vec<_> = cases.iter().filter_map(|c| c.attribute("name")).collect();
+    for route in ROUTES {
+        assert!(names.contains(&route), "{route} missing from {names:?}");
+    }
+    let users = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("GET /users/{id}"))
+        .unwrap();
+    let failure = users
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("users fails");
+    let message = failure.attribute("message").unwrap();
+    assert!(message.contains("9.90%"), "{message}");
+    assert!(message.contains("body/price"), "{message}");
+}
+
+#[test]
+fn junit_without_thresholds_passes_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let (code, xml, _) = run(&["report", "--db", db.to_str().unwrap(), "--format", "junit"]);
+    assert_eq!(code, 0);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("failure"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn html_is_well_formed_and_names_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let out = dir.path().join("report.html");
+    let (code, stdout, stderr) = run(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty());
+    let html = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let text: String = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect();
+    for route in ROUTES {
+        assert!(text.contains(route), "{route} missing");
+    }
+    assert!(doc.descendants().any(|n| n.has_tag_name("svg")));
+    assert!(doc.descendants().any(|n| n.has_tag_name("polyline")));
+    // Self-contained: nothing is fetched.
+    assert!(!html.contains("src=\"http"));
+    assert!(!html.contains("<script"));
+    // The side-by-side diff of the example shows the changed line on both sides.
+    assert!(html.contains("<td class=\"del\">&quot;price&quot;: 1}</td>"));
+    assert!(html.contains("<td class=\"ins\">&quot;price&quot;: 2}</td>"));
+}
+
+#[test]
+fn text_and_markdown_carry_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let (code, text, _) = run(&["report", "--db", db.to_str().unwrap(), "--format", "text"]);
+    assert_eq!(code, 0);
+    assert!(text.contains(
+        "161 requests: 141 matched, 10 mismatched, 2 errors, 8 skipped, 0 dropped · mismatch rate 6.62%"
+    ));
+    assert!(!text.contains('\u{1b}'), "no colour when not a terminal");
+    for route in ROUTES {
+        assert!(text.contains(route), "{route}");
+    }
+    let (code, md, _) = run(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        md.contains("| `GET /users/{id}` | 108 | 91 | 10 | 2 | 5 | 9.90% |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `POST /orders` | 3 | 0 | 0 | 0 | 3 | 0.00% |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn show_prints_one_mismatch_with_a_body_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let (code, out, stderr) = run(&["show", "1", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("GET /users/0"), "{out}");
+    assert!(out.contains("status (status): 1 -> 2"), "{out}");
+    assert!(out.contains("-\"price\": 1}"), "{out}");
+    assert!(out.contains("+\"price\": 2}"), "{out}");
+    let (code, _, stderr) = run(&["show", "999", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no stored mismatch with id 999"),
+        "{stderr}"
+    );
+}

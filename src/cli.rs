@@ -90,6 +90,16 @@ pub struct ServeArgs {
     /// Stop keeping examples once the store reaches this size, e.g. 2GiB (counts continue).
     #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_DB_SIZE")]
     pub max_db_size: Option<String>,
+    /// Append every shadowed request to this JSON Lines traffic file, for `replay`.
+    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_RECORD")]
+    pub record: Option<PathBuf>,
+    /// Rotate the traffic file when it would grow past this size (FILE.1, FILE.2, ...).
+    /// [default: 100MiB]
+    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_RECORD_MAX_SIZE")]
+    pub record_max_size: Option<String>,
+    /// Keep Authorization, Cookie and the like in the traffic file instead of redacting them.
+    #[arg(long, env = "SHADOWDIFF_RECORD_SECRETS")]
+    pub record_secrets: bool,
 }
 
 /// The formats `report` renders.

@@ -48,6 +48,11 @@ pub struct FileConfig {
     pub max_inflight: Option<usize>,
     pub preserve_host: Option<bool>,
     pub drain_timeout: Option<String>,
+    pub examples_per_signature: Option<u32>,
+    pub max_db_size: Option<SizeSetting>,
+    pub record: Option<PathBuf>,
+    pub record_max_size: Option<SizeSetting>,
+    pub record_secrets: Option<bool>,
     #[serde(default)]
     pub compare: CompareSection,
     #[serde(default)]
@@ -89,6 +94,14 @@ pub enum SampleKey {
     Path,
 }
 
+/// `serve --record`: where and how shadowed requests are written for a later replay.
+#[derive(Clone, Debug)]
+pub struct RecordConfig {
+    pub path: PathBuf,
+    pub max_size: u64,
+    pub keep_secrets: bool,
+}
+
 /// Validated settings of `serve`.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -105,12 +118,30 @@ pub struct ServeConfig {
     pub max_inflight: usize,
     pub preserve_host: bool,
     pub drain_timeout: Duration,
+    /// Mismatches stored in full per (route, set of differing paths).
+    pub examples_per_signature: u32,
+    /// Past this database size, examples stop being stored; counts go on.
+    pub max_db_size: Option<u64>,
+    /// Where shadowed requests are recorded as JSON Lines, if anywhere.
+    pub record: Option<RecordConfig>,
     pub rules: RulesConfig,
     /// SHA-256 of the effective settings, stored with each run.
     pub digest: String,
 }
 
 impl ServeConfig {
+    /// What the store keeps, as configured; `dropped` is the pipeline's drop counter.
+    pub fn store_options(
+        &self,
+        dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            examples_per_signature: self.examples_per_signature,
+            max_db_size: self.max_db_size,
+            dropped,
+        }
+    }
+
     /// A configuration with defaults for everything but the two upstreams; for tests and
     /// embedding.
     pub fn new(primary: &str, secondary: &str) -> Result<ServeConfig, ConfigError> {
@@ -154,14 +185,8 @@ impl ServeConfig {
             (None, Some(v)) => Some(parse_sample_key(&v).map_err(|r| source.key("sample-by", r))?),
             (None, None) => None,
         };
-        let max_body = match (args.max_body, file.max_body) {
-            (Some(v), _) => parse_size(&v).map_err(|r| source.flag("max-body", r))?,
-            (None, Some(SizeSetting::Bytes(n))) => n,
-            (None, Some(SizeSetting::Human(v))) => {
-                parse_size(&v).map_err(|r| source.key("max-body", r))?
-            }
-            (None, None) => 1024 * 1024,
-        };
+        let max_body =
+            size_setting(&source, "max-body", args.max_body, file.max_body)?.unwrap_or(1024 * 1024);
         let max_body = usize::try_from(max_body)
             .map_err(|_| source.flag("max-body", "too large for this machine".into()))?;
         let secondary_timeout = duration_setting(
@@ -198,6 +223,27 @@ impl ServeConfig {
                 format!("{max_inflight} is more than {MAX_INFLIGHT_LIMIT}"),
             ));
         }
+        let max_db_size = size_setting(&source, "max-db-size", args.max_db_size, file.max_db_size)?;
+        let examples_per_signature =
+            match (args.examples_per_signature, file.examples_per_signature) {
+                (Some(v), _) => v
+                    .parse::<u32>()
+                    .map_err(|e| source.flag("examples-per-signature", format!("{v:?}: {e}")))?,
+                (None, Some(n)) => n,
+                (None, None) => 20,
+            };
+        let record_max_size = size_setting(
+            &source,
+            "record-max-size",
+            args.record_max_size,
+            file.record_max_size,
+        )?
+        .unwrap_or(100 * 1024 * 1024);
+        let record = args.record.or(file.record).map(|path| RecordConfig {
+            path,
+            max_size: record_max_size,
+            keep_secrets: args.record_secrets || file.record_secrets.unwrap_or(false),
+        });
         let mut config = ServeConfig {
             listen,
             primary,
@@ -212,6 +258,9 @@ impl ServeConfig {
             max_inflight,
             preserve_host: args.preserve_host || file.preserve_host.unwrap_or(false),
             drain_timeout,
+            examples_per_signature,
+            max_db_size,
+            record,
             rules: RulesConfig {
                 compare: file.compare,
                 routes: file.route,
@@ -256,6 +305,22 @@ impl Source<'_> {
 
 fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
     flag.or(file).unwrap_or(default)
+}
+
+fn size_setting(
+    source: &Source<'_>,
+    name: &str,
+    flag: Option<String>,
+    file: Option<SizeSetting>,
+) -> Result<Option<u64>, ConfigError> {
+    match (flag, file) {
+        (Some(v), _) => parse_size(&v).map(Some).map_err(|r| source.flag(name, r)),
+        (None, Some(SizeSetting::Bytes(n))) => Ok(Some(n)),
+        (None, Some(SizeSetting::Human(v))) => {
+            parse_size(&v).map(Some).map_err(|r| source.key(name, r))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn duration_setting(

@@ -14,7 +14,8 @@ use crate::compare::{Comparator, RulesError};
 use crate::config::ServeConfig;
 use crate::exchange::LegError;
 use crate::pipeline::{Pipeline, PipelineHandle};
-use crate::store::{RunInfo, StoreError, StoreOptions, StoreWriter};
+use crate::store::{RunInfo, StoreError, StoreWriter};
+use crate::traffic::recorder::{Recorder, RecorderError, RecorderOptions};
 use crate::upstream::{build_client, Upstream};
 use admission::Admission;
 use bytes::Bytes;
@@ -45,6 +46,8 @@ pub enum ServeError {
     },
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("--record: {0}")]
+    Record(#[from] RecorderError),
 }
 
 /// What is ready before the listener opens: if any of it fails, nothing is listening yet.
@@ -53,9 +56,10 @@ pub struct Prepared {
     store: StoreWriter,
     dropped: Arc<AtomicU64>,
     client: reqwest::Client,
+    recorder: Option<Arc<Recorder>>,
 }
 
-/// Compiles the rules, opens the store and builds the client.
+/// Compiles the rules, opens the store and the record file, and builds the client.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -66,20 +70,28 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
     };
-    let options = StoreOptions {
-        dropped: dropped.clone(),
-        ..StoreOptions::default()
-    };
+    let options = config.store_options(dropped.clone());
     let store =
         StoreWriter::open(&config.db, run, options).map_err(|source| ServeError::Store {
             path: config.db.clone(),
             source,
         })?;
+    let recorder = match &config.record {
+        Some(record) => Some(Arc::new(Recorder::open(
+            &record.path,
+            RecorderOptions {
+                max_size: Some(record.max_size),
+                keep_secrets: record.keep_secrets,
+            },
+        )?)),
+        None => None,
+    };
     Ok(Prepared {
         comparator,
         store,
         dropped,
         client: build_client()?,
+        recorder,
     })
 }
 
@@ -91,6 +103,8 @@ pub struct Proxy {
     pub(crate) secondary: Upstream,
     pub(crate) admission: Admission,
     pub(crate) pipeline: PipelineHandle,
+    /// `--record`: shadowed requests are appended here for a later replay.
+    pub(crate) recorder: Option<Arc<Recorder>>,
     /// Set when the drain timeout has run out: shadows still running record themselves as
     /// shutdown errors and stop.
     pub(crate) abandon: watch::Sender<bool>,
@@ -141,6 +155,7 @@ pub async fn serve(
         store,
         dropped,
         client,
+        recorder,
     } = prepared;
     let pipeline = Pipeline::start(comparator, store, dropped, config.max_inflight.max(1024));
     let (abandon, _) = watch::channel(false);
@@ -157,6 +172,7 @@ pub async fn serve(
         secondary: Upstream::new(&config.secondary),
         client,
         pipeline: pipeline.handle(),
+        recorder: recorder.clone(),
         abandon,
         config,
     });
@@ -212,6 +228,24 @@ pub async fn serve(
         let _ = proxy.admission.drained(Duration::from_secs(1)).await;
     }
     drop(proxy);
+    if let Some(recorder) = recorder {
+        let finished = tokio::task::spawn_blocking(move || {
+            let result = recorder.finish();
+            (result, recorder.dropped())
+        })
+        .await;
+        match finished {
+            Ok((Ok(()), 0)) => {}
+            Ok((Ok(()), dropped)) => {
+                tracing::warn!(
+                    dropped,
+                    "requests not recorded: the record file fell behind"
+                )
+            }
+            Ok((Err(error), _)) => tracing::error!(%error, "closing the record file"),
+            Err(_) => tracing::error!("the record file's writer panicked"),
+        }
+    }
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
         .map_err(|_| ServeError::Store {

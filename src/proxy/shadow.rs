@@ -82,6 +82,9 @@ async fn shadow_exchange(
         headers,
         body,
     };
+    if let Some(recorder) = &proxy.recorder {
+        recorder.record_at(at, &request);
+    }
     let secondary = send_secondary(proxy, &request).await;
     let primary = primary.await.unwrap_or_else(|_| {
         Err(LegError {

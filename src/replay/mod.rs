@@ -16,7 +16,7 @@ use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
-use crate::store::{RunInfo, StoreError, StoreOptions, StoreWriter};
+use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
 use crate::upstream::{self, Upstream, SHADOW_HEADER};
 use bytes::Bytes;
@@ -156,10 +156,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
         },
-        StoreOptions {
-            dropped: dropped.clone(),
-            ..StoreOptions::default()
-        },
+        config.store_options(dropped.clone()),
     )?;
     let pipeline = Pipeline::start(comparator, store, dropped, PIPELINE_CAPACITY);
     let tally = pipeline.tally();

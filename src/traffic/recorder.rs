@@ -1,7 +1,8 @@
 //! Appends the requests `serve` shadows to a JSONL traffic file, for replay later.
 //!
-//! The proxy only formats a line and hands it to a writer thread through a bounded
-//! channel; it never waits on the disk. A full channel counts the line as dropped, like
+//! The proxy only hands the request (reference-counted body, copied headers) to a writer
+//! thread through a bounded channel; formatting and writing happen there, never on the
+//! async runtime, and nothing waits on the disk. A full channel counts the line as dropped, like
 //! every other thing shadowdiff does not do. The file rotates when the next line would
 //! take it past the maximum size: `FILE` becomes `FILE.1` (then `FILE.2`, ..., the lowest
 //! number being the oldest) and a fresh `FILE` starts, so no line is ever split.
@@ -12,8 +13,8 @@ use crate::redact::redact_headers;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -39,12 +40,20 @@ pub enum RecorderError {
     WriterPanicked,
 }
 
-/// A running recorder. Cheap to share behind an `Arc`; [`Recorder::finish`] flushes.
+/// What the writer thread receives.
+enum Message {
+    Request(SystemTime, RecordedRequest),
+    /// Flush and stop, even while request senders are still alive (a proxy connection
+    /// that outlives the drain).
+    Close,
+}
+
+/// A running recorder. Share it behind an `Arc`; [`Recorder::finish`] flushes and stops it.
 pub struct Recorder {
-    tx: flume::Sender<String>,
+    tx: flume::Sender<Message>,
     dropped: Arc<AtomicU64>,
-    keep_secrets: bool,
-    thread: JoinHandle<Result<(), RecorderError>>,
+    closed: AtomicBool,
+    thread: Mutex<Option<JoinHandle<Result<(), RecorderError>>>>,
 }
 
 impl Recorder {
@@ -56,7 +65,8 @@ impl Recorder {
             .metadata()
             .map_err(|source| io_error(path, source))?
             .len();
-        let (tx, rx) = flume::bounded::<String>(8192);
+        let (tx, rx) = flume::bounded::<Message>(8192);
+        let keep_secrets = options.keep_secrets;
         let mut writer = RecordFile {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(64 * 1024, file),
@@ -66,8 +76,13 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("shadowdiff-recorder".into())
             .spawn(move || {
-                while let Ok(line) = rx.recv() {
-                    writer.write_line(&line)?;
+                while let Ok(Message::Request(at, mut request)) = rx.recv() {
+                    if !keep_secrets {
+                        redact_headers(&mut request.headers);
+                    }
+                    let ts = chrono::DateTime::<chrono::Utc>::from(at)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    writer.write_line(&to_line(Some(&ts), &request))?;
                     // Flush whenever the queue is empty, so a crash loses little.
                     if rx.is_empty() {
                         writer.flush()?;
@@ -79,8 +94,8 @@ impl Recorder {
         Ok(Recorder {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
-            keep_secrets: options.keep_secrets,
-            thread,
+            closed: AtomicBool::new(false),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -90,18 +105,15 @@ impl Recorder {
         self.record_at(SystemTime::now(), request)
     }
 
-    /// Queues one request with the time it was received.
+    /// Queues one request with the time it was received; a full queue or a closed
+    /// recorder counts it as dropped.
     pub fn record_at(&self, at: SystemTime, request: &RecordedRequest) {
-        let ts = chrono::DateTime::<chrono::Utc>::from(at)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let line = if self.keep_secrets {
-            to_line(Some(&ts), request)
-        } else {
-            let mut redacted = request.clone();
-            redact_headers(&mut redacted.headers);
-            to_line(Some(&ts), &redacted)
-        };
-        if self.tx.try_send(line).is_err() {
+        if self.closed.load(Ordering::Acquire)
+            || self
+                .tx
+                .try_send(Message::Request(at, request.clone()))
+                .is_err()
+        {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -111,12 +123,19 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Writes everything queued and closes the file.
-    pub fn finish(self) -> Result<(), RecorderError> {
-        drop(self.tx);
-        self.thread
-            .join()
+    /// Writes everything queued and closes the file. Later calls do nothing.
+    pub fn finish(&self) -> Result<(), RecorderError> {
+        self.closed.store(true, Ordering::Release);
+        let Some(thread) = self
+            .thread
+            .lock()
             .map_err(|_| RecorderError::WriterPanicked)?
+            .take()
+        else {
+            return Ok(());
+        };
+        let _ = self.tx.send(Message::Close);
+        thread.join().map_err(|_| RecorderError::WriterPanicked)?
     }
 }
 

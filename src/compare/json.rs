@@ -96,9 +96,10 @@ fn as_f64(v: &Json<'_>) -> f64 {
 }
 
 fn push_index(path: &mut String, i: usize) -> usize {
+    use std::fmt::Write;
     let len = path.len();
     path.push('/');
-    path.push_str(&i.to_string());
+    let _ = write!(path, "{i}");
     len
 }
 

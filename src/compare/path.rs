@@ -15,6 +15,10 @@ pub fn segments(path: &str) -> Vec<&str> {
 /// Escapes an object key as one JSON-pointer segment (RFC 6901 section 3: `~` is `~0`,
 /// `/` is `~1`).
 pub fn escape_key(key: &str, out: &mut String) {
+    if !key.contains(['~', '/']) {
+        out.push_str(key);
+        return;
+    }
     for c in key.chars() {
         match c {
             '~' => out.push_str("~0"),

@@ -42,7 +42,7 @@ pub enum RecorderError {
 
 /// What the writer thread receives.
 enum Message {
-    Request(SystemTime, RecordedRequest),
+    Request(SystemTime, Box<RecordedRequest>),
     /// Flush and stop, even while request senders are still alive (a proxy connection
     /// that outlives the drain).
     Close,
@@ -111,7 +111,7 @@ impl Recorder {
         if self.closed.load(Ordering::Acquire)
             || self
                 .tx
-                .try_send(Message::Request(at, request.clone()))
+                .try_send(Message::Request(at, Box::new(request.clone())))
                 .is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -28,6 +28,8 @@ pub enum Command {
     Gate(GateArgs),
     /// Print one stored mismatch in full: request, both responses, differences, body diff.
     Show(ShowArgs),
+    /// Run the whole product on embedded demo APIs: no arguments, no network.
+    Demo(DemoArgs),
     /// Compare two files (bare bodies or captured responses) with the compare engine;
     /// exit 0 when they match, 1 when they differ, 2 on error.
     Diff(DiffArgs),
@@ -247,4 +249,21 @@ pub struct ReplayArgs {
     /// Count and report invalid lines instead of stopping at the first one.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// With any threshold, replay also gates: exit 1 when one is broken.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Requests in the built-in traffic mix.
+    #[arg(long, value_name = "N", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub requests: u32,
+    /// Where the two stores and the rules file go. [default: shadowdiff-demo in the
+    /// system's temporary directory]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }

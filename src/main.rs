@@ -13,7 +13,12 @@ const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo prints reports; the proxy's lifecycle lines would only be noise there.
+    init_tracing(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => verdict(shadowdiff::report::run_report(&args)),
@@ -21,8 +26,9 @@ fn main() -> ExitCode {
         Command::Show(args) => shadowdiff::report::run_show(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::Replay(args) => shadowdiff::replay::run(args)
-            .map(|_summary| ExitCode::SUCCESS)
+        Command::Replay(args) => verdict(shadowdiff::replay::run_command(args)),
+        Command::Demo(args) => shadowdiff::demo::command::run_command(&args)
+            .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::Diff(args) => shadowdiff::compare::files::run(&args, &mut std::io::stdout())
             .map(|outcome| ExitCode::from(outcome.exit_code()))
@@ -48,9 +54,9 @@ where
     })
 }
 
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

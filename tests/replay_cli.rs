@@ -179,3 +179,35 @@ fn upstreams_and_writes_can_come_from_the_config_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replay_ends_with_the_report_and_gates_on_thresholds() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("traffic.jsonl");
+    std::fs::write(
+        &input,
+        "{\"method\":\"GET\",\"path\":\"/items/1\"}\n{\"method\":\"GET\",\"path\":\"/diff/3\"}\n",
+    )
+    .unwrap();
+    // Thresholds apply per route: GET /diff/{id} differs every time (rate 1), GET
+    // /items/{id} never; a rate equal to its threshold passes.
+    for (threshold, code) in [("0", 1), ("1", 0), ("100%", 0), ("0.99", 1)] {
+        let run_dir = tempfile::tempdir().unwrap();
+        let output = replay_cmd(&servers, run_dir.path())
+            .arg("--quiet")
+            .arg("--input")
+            .arg(&input)
+            .arg("--max-mismatch-rate")
+            .arg(threshold)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(code), "{threshold}: {stdout}");
+        assert!(stdout.contains("GET /diff/{id}"), "{stdout}");
+        assert!(
+            stdout.contains("2 requests: 1 matched, 1 mismatched"),
+            "{stdout}"
+        );
+    }
+}

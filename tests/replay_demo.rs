@@ -69,9 +69,7 @@ async fn the_deliberate_differences_are_there() {
     assert_eq!(get(p, "/health").await, get(s, "/health").await);
 }
 
-/// Needs the real proxy (serve branch); the stub in this branch never accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the proxy from the serve branch"]
 async fn the_demo_drives_its_traffic_through_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let summary = shadowdiff::demo::run(shadowdiff::demo::DemoOptions {

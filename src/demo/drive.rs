@@ -48,6 +48,8 @@ pub enum DemoError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Serve(#[from] crate::proxy::ServeError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("cannot build the demo client: {0}")]
     Client(#[from] reqwest::Error),
 }

@@ -9,8 +9,11 @@
 //! - [`api`]: the routes and the deliberate differences.
 //! - [`mix`]: the built-in traffic mix.
 //! - [`drive`]: the mix sent through the real proxy between the two backends.
+//! - [`command`]: `shadowdiff demo`: both passes (no rules, then `fixtures/demo.toml`) and
+//!   their reports.
 
 pub mod api;
+pub mod command;
 pub mod drive;
 pub mod mix;
 

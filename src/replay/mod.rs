@@ -11,11 +11,12 @@
 
 pub mod progress;
 
-use crate::cli::{ReplayArgs, ServeArgs};
+use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
+use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
 use crate::upstream::{self, Upstream, SHADOW_HEADER};
@@ -50,6 +51,8 @@ pub struct ReplayOptions {
 pub struct ReplaySummary {
     /// The store the results went to, for the report that follows.
     pub db: PathBuf,
+    /// This replay's run in that store.
+    pub run: i64,
     /// Requests read from the file (times `--repeat`).
     pub requests: u64,
     pub matched: u64,
@@ -81,6 +84,8 @@ pub enum ReplayError {
     Client(#[from] reqwest::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
 }
 
 impl ReplayOptions {
@@ -130,6 +135,32 @@ pub fn parse_rps(value: &str) -> Result<f64, String> {
     }
 }
 
+/// `shadowdiff replay` as a CI job: replays, prints the text report of this run, and
+/// applies the gate's thresholds (0 pass, 1 a threshold broken).
+pub fn run_command(args: ReplayArgs) -> Result<GateStatus, ReplayError> {
+    let thresholds = args.thresholds.clone();
+    let summary = run(args)?;
+    if summary.invalid > 0 {
+        println!(
+            "{} invalid traffic lines skipped (--skip-invalid)",
+            summary.invalid
+        );
+    }
+    let run = Some(summary.run);
+    let status = crate::report::run_report(&ReportArgs {
+        stores: StoreSelection {
+            db: vec![summary.db],
+            run,
+            ..StoreSelection::default()
+        },
+        format: ReportFormat::Text,
+        output: None,
+        examples: 3,
+        thresholds,
+    })?;
+    Ok(status)
+}
+
 /// Runs `replay` from parsed flags on its own runtime; for `main`.
 pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
     let options = ReplayOptions::from_args(args)?;
@@ -158,6 +189,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         },
         config.store_options(dropped.clone()),
     )?;
+    let run_id = store.run_id();
     let pipeline = Pipeline::start(comparator, store, dropped, PIPELINE_CAPACITY);
     let tally = pipeline.tally();
     let legs = Arc::new(Legs {
@@ -219,6 +251,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         .map_err(|_| StoreError::WriterPanicked)??;
     let summary = ReplaySummary {
         db: config.db.clone(),
+        run: run_id,
         requests: requests.load(Ordering::Relaxed),
         matched: tally.matched.load(Ordering::Relaxed),
         mismatched: tally.mismatched.load(Ordering::Relaxed),

@@ -1,0 +1,88 @@
+//! `shadowdiff demo`: the whole product in one command, with no arguments and no network.
+//! The same traffic is judged twice: first with no rules, so every difference shows, noise
+//! included; then with `fixtures/demo.toml`, whose rules hide the noise, so what is left is
+//! what the "migration" really changed.
+
+use super::drive::{run, DemoError, DemoOptions};
+use crate::cli::{DemoArgs, ReportArgs, ReportFormat, StoreSelection, ThresholdArgs};
+use std::path::{Path, PathBuf};
+
+/// The demo's rules, embedded so the demo works from any directory.
+pub const DEMO_RULES: &str = include_str!("../../fixtures/demo.toml");
+
+/// Runs both passes and prints both reports on standard output.
+pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
+    // Kept after the run, so the `shadowdiff show` commands in the report work.
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("shadowdiff-demo"));
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.as_path();
+    let rules = dir.join("demo.toml");
+    std::fs::write(&rules, DEMO_RULES)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    let raw = dir.join("demo-raw.db");
+    let judged = dir.join("demo-rules.db");
+    for path in [&raw, &judged] {
+        remove_store(path)?;
+    }
+    println!("shadowdiff demo: {} requests through the proxy, between a primary and its \"migrated\" secondary", args.requests);
+    println!();
+    println!("== 1/2: no rules: every difference shows, noise included ==");
+    runtime.block_on(run(DemoOptions {
+        db: raw.clone(),
+        config: None,
+        requests: args.requests as usize,
+        quiet: args.quiet,
+    }))?;
+    print_report(&raw)?;
+    println!();
+    println!("== 2/2: the same traffic judged with fixtures/demo.toml ==");
+    println!("   (request ids and timestamps ignored, orders compared as a set keyed by id,");
+    println!("    prices within half a cent equal: what is left is what the migration changed)");
+    runtime.block_on(run(DemoOptions {
+        db: judged.clone(),
+        config: Some(rules),
+        requests: args.requests as usize,
+        quiet: args.quiet,
+    }))?;
+    print_report(&judged)?;
+    println!();
+    println!(
+        "The stores are in {}: try `shadowdiff report --format html --db {} --output demo.html`.",
+        dir.display(),
+        judged.display()
+    );
+    Ok(())
+}
+
+fn print_report(db: &Path) -> Result<(), DemoError> {
+    crate::report::run_report(&ReportArgs {
+        stores: StoreSelection {
+            db: vec![db.to_path_buf()],
+            ..StoreSelection::default()
+        },
+        format: ReportFormat::Text,
+        output: None,
+        examples: 1,
+        thresholds: ThresholdArgs::default(),
+    })?;
+    Ok(())
+}
+
+/// A rerun with `--out` starts from empty stores, so the report shows this run only.
+fn remove_store(path: &PathBuf) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}

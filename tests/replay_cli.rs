@@ -83,7 +83,7 @@ fn skip_invalid_counts_the_invalid_lines_and_replays_the_rest() {
 }
 
 #[test]
-fn quiet_prints_nothing() {
+fn quiet_prints_no_progress_only_the_final_report() {
     let servers = Servers::start();
     let dir = tempfile::tempdir().unwrap();
     let output = replay_cmd(&servers, dir.path())
@@ -94,7 +94,12 @@ fn quiet_prints_nothing() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stderr.is_empty(), "{:?}", output.stderr);
-    assert!(output.stdout.is_empty());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("10 requests: 6 matched, 1 mismatched"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("replay:"), "{stdout}");
 }
 
 #[test]

@@ -5,8 +5,7 @@
 
 use super::drive::{run, DemoError, DemoOptions};
 use crate::cli::{DemoArgs, ReportArgs, ReportFormat, StoreSelection, ThresholdArgs};
-use std::path::{Path, PathBuf};
-
+use std::path::Path;
 /// The demo's rules, embedded so the demo works from any directory.
 pub const DEMO_RULES: &str = include_str!("../../fixtures/demo.toml");
 
@@ -75,7 +74,7 @@ fn print_report(db: &Path) -> Result<(), DemoError> {
 }
 
 /// A rerun with `--out` starts from empty stores, so the report shows this run only.
-fn remove_store(path: &PathBuf) -> std::io::Result<()> {
+fn remove_store(path: &Path) -> std::io::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);

@@ -5,18 +5,24 @@
 //! drive the real thing.
 
 pub mod admission;
+pub mod breaker;
 pub mod capture;
 pub mod forward;
 pub mod shadow;
+pub mod tls;
 pub mod tunnel;
 
+use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};
 use crate::config::ServeConfig;
 use crate::exchange::LegError;
+use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreOptions, StoreWriter};
-use crate::upstream::{build_client, Upstream};
-use admission::Admission;
+use crate::upstream::{build_client, client_builder, Upstream};
+use admission::{Admission, Sampling};
+use arc_swap::ArcSwap;
+use breaker::Breaker;
 use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -32,6 +38,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body the proxy returns: streamed from the primary, or a short error text.
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// A reload that was refused; the running rules and sampling stay as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Rules(RulesError),
+}
+
 /// Why the proxy could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -45,20 +60,76 @@ pub enum ServeError {
     },
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("--secondary-ca {}: {reason}", path.display())]
+    SecondaryCa {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("--admin {addr}: cannot listen: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What is ready before the listener opens: if any of it fails, nothing is listening yet.
 pub struct Prepared {
-    comparator: Arc<Comparator>,
     store: StoreWriter,
     dropped: Arc<AtomicU64>,
+    write_errors: Arc<AtomicU64>,
     client: reqwest::Client,
+    secondary_client: reqwest::Client,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    live: Live,
+}
+
+/// What a SIGHUP may change while the proxy runs: compare rules and sampling. Cheap to
+/// clone; take it with [`Prepared::live`] before [`serve`] consumes the rest.
+#[derive(Clone)]
+pub struct Live {
+    rules: Arc<ArcSwap<Comparator>>,
+    sampling: Arc<ArcSwap<Sampling>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Live {
+    /// Applies the rules and sampling of `config` (read again from its file); anything else
+    /// that changed needs a restart and is left as it is. A config whose rules do not
+    /// compile changes nothing. Either way the attempt is counted in the metrics.
+    pub fn reload(&self, config: &ServeConfig) -> Result<(), ReloadError> {
+        let result = Comparator::new(&config.rules);
+        self.metrics.count_reload(result.is_ok());
+        let comparator = result.map_err(ReloadError::Rules)?;
+        self.rules.store(Arc::new(comparator));
+        self.sampling.store(Arc::new(Sampling {
+            rate: config.sample,
+            by: config.sample_by.clone(),
+        }));
+        Ok(())
+    }
+
+    /// Counts a reload that failed before its rules could be compiled (unreadable file).
+    pub fn count_rejected(&self) {
+        self.metrics.count_reload(false);
+    }
+}
+
+impl Prepared {
+    pub fn live(&self) -> Live {
+        self.live.clone()
+    }
 }
 
 /// Compiles the rules, opens the store and builds the client.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
+    let secondary_client = secondary_client(config)?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let dropped = Arc::new(AtomicU64::new(0));
+    let write_errors = Arc::new(AtomicU64::new(0));
     let run = RunInfo {
         mode: "serve".into(),
         primary: config.primary.to_string(),
@@ -68,6 +139,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     };
     let options = StoreOptions {
         dropped: dropped.clone(),
+        write_errors: write_errors.clone(),
         ..StoreOptions::default()
     };
     let store =
@@ -75,18 +147,57 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
             path: config.db.clone(),
             source,
         })?;
+    let live = Live {
+        rules: Arc::new(ArcSwap::new(comparator.clone())),
+        sampling: Arc::new(ArcSwap::from_pointee(Sampling {
+            rate: config.sample,
+            by: config.sample_by.clone(),
+        })),
+        metrics: Arc::new(Metrics::new(config.max_route_labels)),
+    };
     Ok(Prepared {
-        comparator,
         store,
         dropped,
+        write_errors,
         client: build_client()?,
+        secondary_client,
+        tls,
+        live,
     })
+}
+
+/// The secondary's client: the primary's settings (the same builder) plus the trust the
+/// secondary needs in test environments. Without such options it is the same client.
+fn secondary_client(config: &ServeConfig) -> Result<reqwest::Client, ServeError> {
+    let mut builder = client_builder();
+    if let Some(path) = &config.secondary_ca {
+        let ca_error = |reason: String| ServeError::SecondaryCa {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ca_error(format!("not a PEM certificate: {e}")))?;
+        if certificates.is_empty() {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if config.insecure_secondary {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    Ok(builder.build()?)
 }
 
 /// The state every connection shares.
 pub struct Proxy {
     pub(crate) config: ServeConfig,
     pub(crate) client: reqwest::Client,
+    /// The same as `client` unless the secondary has its own TLS trust settings.
+    pub(crate) secondary_client: reqwest::Client,
+    pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) primary: Upstream,
     pub(crate) secondary: Upstream,
     pub(crate) admission: Admission,
@@ -127,38 +238,105 @@ pub async fn run(
     serve(listener, config, prepared, shutdown).await
 }
 
+/// [`run`] with the admin endpoint on an already bound listener (tests bind `127.0.0.1:0`).
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let prepared = prepare(&config)?;
+    serve_with_admin(listener, Some(admin), config, prepared, shutdown).await
+}
+
 /// Accepts connections until `shutdown` resolves. Then: stop accepting, let the client
 /// requests in flight finish, wait up to the drain timeout for shadows, record the ones
 /// still running as shutdown errors, and commit everything to the store.
+/// The admin endpoint is bound from `config.admin`, if set; see [`serve_with_admin`].
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
     prepared: Prepared,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let admin = match config.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Admin { addr, source })?,
+        ),
+        None => None,
+    };
+    serve_with_admin(listener, admin, config, prepared, shutdown).await
+}
+
+/// [`serve`] with the admin endpoint (if any) on a listener bound by the caller.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: ServeConfig,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let Prepared {
-        comparator,
         store,
         dropped,
+        write_errors,
         client,
+        secondary_client,
+        tls,
+        live,
     } = prepared;
-    let pipeline = Pipeline::start(comparator, store, dropped, config.max_inflight.max(1024));
+    let store_link = store.sender().downgrade();
+    let pipeline = Pipeline::start_live(
+        live.rules.clone(),
+        store,
+        dropped.clone(),
+        config.max_inflight.max(1024),
+        Some(live.metrics.clone()),
+    );
     let (abandon, _) = watch::channel(false);
     let drain_timeout = config.drain_timeout;
+    let breaker = (config.breaker_threshold > 0).then(|| {
+        Arc::new(Breaker::new(
+            config.breaker_threshold,
+            config.breaker_cooldown,
+        ))
+    });
+    let mut admission = Admission::new(
+        config.sample,
+        config.sample_by.clone(),
+        config.shadow_writes,
+        config.max_body,
+        config.max_inflight,
+    )
+    .with_sampling(live.sampling.clone());
+    if let Some(breaker) = &breaker {
+        admission = admission.with_breaker(breaker.clone());
+    }
     let proxy = Arc::new(Proxy {
-        admission: Admission::new(
-            config.sample,
-            config.sample_by.clone(),
-            config.shadow_writes,
-            config.max_body,
-            config.max_inflight,
-        ),
+        admission,
+        breaker,
         primary: Upstream::new(&config.primary),
         secondary: Upstream::new(&config.secondary),
         client,
+        secondary_client,
         pipeline: pipeline.handle(),
         abandon,
         config,
+    });
+
+    let admin_task = admin.map(|admin| {
+        let state = AdminState {
+            started: Instant::now(),
+            proxy: Arc::downgrade(&proxy),
+            metrics: live.metrics.clone(),
+            tally: pipeline.tally(),
+            store: store_link,
+            dropped,
+            write_errors,
+        };
+        tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -180,6 +358,29 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let proxy = proxy.clone();
                 let service = service_fn(move |request| forward::handle(proxy.clone(), request, client));
+                if let Some(acceptor) = &tls {
+                    // The handshake runs in the connection's task, so a slow client cannot
+                    // hold up the accept loop.
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let stream = match tls::handshake(&acceptor, stream).await {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                tracing::debug!(%error, %client, "TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        if let Err(error) = watcher.watch(connection).await {
+                            tracing::debug!(%error, %client, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                }
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -212,6 +413,9 @@ pub async fn serve(
         let _ = proxy.admission.drained(Duration::from_secs(1)).await;
     }
     drop(proxy);
+    if let Some(task) = admin_task {
+        task.abort();
+    }
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
         .map_err(|_| ServeError::Store {

@@ -62,8 +62,11 @@ fn init_tracing(format: LogFormat, level: Option<&str>) -> Result<(), String> {
         Some(level) => EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    use std::io::IsTerminal;
+    // Colour codes only for people: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -103,6 +106,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
+        // Listening for SIGHUP before saying "serving": a reload sent right after that line
+        // must not hit the default action (terminate).
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangups) => {
+                tokio::spawn(reload_on_hangup(hangups, args, prepared.live()));
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; config reload is off"),
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
             admin = %admin
@@ -114,7 +126,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             secondary = %config.secondary,
             "serving"
         );
-        tokio::spawn(reload_on_hangup(args, prepared.live()));
         shadowdiff::proxy::serve_with_admin(listener, admin, config, prepared, shutdown_signal())
             .await?;
         Ok(())
@@ -123,38 +134,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// On SIGHUP, reads the configuration again (same flags, environment and file) and applies
 /// its compare rules and sampling. Connections are untouched; a bad file changes nothing.
-async fn reload_on_hangup(args: ServeArgs, live: shadowdiff::proxy::Live) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP; config reload is off");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            let result = ServeConfig::from_args(args.clone())
-                .map_err(shadowdiff::proxy::ReloadError::from)
-                .inspect_err(|_| live.count_rejected())
-                .and_then(|config| live.reload(&config).map(|()| config));
-            match result {
-                Ok(config) => tracing::info!(
-                    digest = %config.digest,
-                    sample = config.sample,
-                    "config reloaded: compare rules and sampling applied"
-                ),
-                Err(error) => tracing::error!(
-                    %error,
-                    "config reload rejected; the previous rules and sampling stay"
-                ),
-            }
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    args: ServeArgs,
+    live: shadowdiff::proxy::Live,
+) {
+    while hangups.recv().await.is_some() {
+        let result = ServeConfig::from_args(args.clone())
+            .map_err(shadowdiff::proxy::ReloadError::from)
+            .inspect_err(|_| live.count_rejected())
+            .and_then(|config| live.reload(&config).map(|()| config));
+        match result {
+            Ok(config) => tracing::info!(
+                digest = %config.digest,
+                sample = config.sample,
+                "config reloaded: compare rules and sampling applied"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                "config reload rejected; the previous rules and sampling stay"
+            ),
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (args, live);
     }
 }
 

@@ -1,9 +1,9 @@
 //! The admin listener: `/metrics`, `/healthz` and `/status`, on an address of its own so that
 //! operators and scrapers never share, or get mistaken for, the proxied traffic.
 
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::Snapshot;
 use crate::pipeline::Tally;
-use crate::proxy::Proxy;
+use crate::proxy::{Live, Proxy};
 use crate::store::Record;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 pub struct AdminState {
     pub started: Instant,
     pub proxy: Weak<Proxy>,
-    pub metrics: Arc<Metrics>,
+    /// Metrics, and the digest of the configuration in effect (it changes on reload).
+    pub live: Live,
     pub tally: Arc<Tally>,
     /// The store writer's queue; weak so it never delays the writer's end.
     pub store: flume::WeakSender<Record>,
@@ -58,11 +59,11 @@ impl AdminState {
                 "cooldown_seconds": b.cooldown().as_secs_f64(),
             })
         });
-        let (reloads_applied, reloads_rejected) = self.metrics.reloads();
+        let (reloads_applied, reloads_rejected) = self.live.metrics().reloads();
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
-            "config_digest": proxy.map(|p| p.config.digest.clone()),
+            "config_digest": self.live.digest(),
             "serving": proxy.is_some(),
             "store_alive": self.store_alive(),
             "counters": {
@@ -115,7 +116,10 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.render(state.snapshot(proxy.as_deref())),
+            state
+                .live
+                .metrics()
+                .render(state.snapshot(proxy.as_deref())),
         ),
         "/healthz" => {
             if proxy.is_some() && state.store_alive() {

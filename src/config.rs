@@ -325,6 +325,38 @@ impl ServeConfig {
 }
 
 impl ServeConfig {
+    /// Settings that differ in `new` but only take effect on a restart: a reload applies
+    /// compare rules and sampling only, and says which other changes it left alone.
+    pub fn restart_only_changes(&self, new: &ServeConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident => $name:literal),* $(,)?) => {
+                $(if self.$field != new.$field { changed.push($name); })*
+            };
+        }
+        compare!(
+            listen => "listen",
+            primary => "primary",
+            secondary => "secondary",
+            db => "db",
+            shadow_writes => "shadow-writes",
+            max_body => "max-body",
+            secondary_timeout => "secondary-timeout",
+            primary_timeout => "primary-timeout",
+            max_inflight => "max-inflight",
+            preserve_host => "preserve-host",
+            drain_timeout => "drain-timeout",
+            admin => "admin",
+            max_route_labels => "max-route-labels",
+            breaker_threshold => "breaker-threshold",
+            breaker_cooldown => "breaker-cooldown",
+            tls => "tls-cert/tls-key",
+            secondary_ca => "secondary-ca",
+            insecure_secondary => "insecure-secondary",
+        );
+        changed
+    }
+
     /// The settings as a config file would spell them, defaults filled in: what
     /// `config check` prints. Compare rules are summarized, not repeated.
     pub fn effective(&self, rule_ids: &[String]) -> String {

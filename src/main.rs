@@ -111,7 +111,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(hangups) => {
-                tokio::spawn(reload_on_hangup(hangups, args, prepared.live()));
+                let running = config.clone();
+                tokio::spawn(reload_on_hangup(hangups, args, running, prepared.live()));
             }
             Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; config reload is off"),
         }
@@ -138,6 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn reload_on_hangup(
     mut hangups: tokio::signal::unix::Signal,
     args: ServeArgs,
+    running: ServeConfig,
     live: shadowdiff::proxy::Live,
 ) {
     while hangups.recv().await.is_some() {
@@ -146,11 +148,20 @@ async fn reload_on_hangup(
             .inspect_err(|_| live.count_rejected())
             .and_then(|config| live.reload(&config).map(|()| config));
         match result {
-            Ok(config) => tracing::info!(
-                digest = %config.digest,
-                sample = config.sample,
-                "config reloaded: compare rules and sampling applied"
-            ),
+            Ok(config) => {
+                tracing::info!(
+                    digest = %config.digest,
+                    sample = config.sample,
+                    "config reloaded: compare rules and sampling applied"
+                );
+                let ignored = running.restart_only_changes(&config);
+                if !ignored.is_empty() {
+                    tracing::warn!(
+                        settings = %ignored.join(", "),
+                        "config reload: these changed settings take effect on restart only"
+                    );
+                }
+            }
             Err(error) => tracing::error!(
                 %error,
                 "config reload rejected; the previous rules and sampling stay"

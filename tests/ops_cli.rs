@@ -170,6 +170,19 @@ fn write_config(path: &Path, primary: &str, secondary: &str, db: &Path, rules: &
     .unwrap();
 }
 
+async fn digest(admin: SocketAddr) -> String {
+    let text = support::client()
+        .get(format!("http://{admin}/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    status["config_digest"].as_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad() {
     let primary = support::fixed(200, r#"{"id": 1, "ts": 1}"#).await;
@@ -188,6 +201,7 @@ async fn sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad() {
 
     request().await.unwrap();
     wait_for_value(running.admin, mismatched, 1.0).await;
+    let digest_before = digest(running.admin).await;
 
     write("[compare]\nignore = [\"body/ts\"]\n");
     running.signal("HUP");
@@ -199,6 +213,11 @@ async fn sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad() {
     .await;
     request().await.unwrap();
     wait_for_value(running.admin, matched, 1.0).await;
+    let digest_after = digest(running.admin).await;
+    assert_ne!(
+        digest_before, digest_after,
+        "/status shows the config in effect"
+    );
 
     // A regex that does not compile: refused, counted, and the previous rules stay.
     write("[compare]\nmask = [{ regex = \"(\", replace = \"x\" }]\n");

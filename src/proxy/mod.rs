@@ -93,6 +93,8 @@ pub struct Live {
     rules: Arc<ArcSwap<Comparator>>,
     sampling: Arc<ArcSwap<Sampling>>,
     metrics: Arc<Metrics>,
+    /// The digest of the configuration last applied, for /status.
+    digest: Arc<ArcSwap<String>>,
 }
 
 impl Live {
@@ -108,7 +110,17 @@ impl Live {
             rate: config.sample,
             by: config.sample_by.clone(),
         }));
+        self.digest.store(Arc::new(config.digest.clone()));
         Ok(())
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The digest of the configuration in effect (the last one applied).
+    pub fn digest(&self) -> String {
+        self.digest.load().as_ref().clone()
     }
 
     /// Counts a reload that failed before its rules could be compiled (unreadable file).
@@ -154,6 +166,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
             by: config.sample_by.clone(),
         })),
         metrics: Arc::new(Metrics::new(config.max_route_labels)),
+        digest: Arc::new(ArcSwap::from_pointee(config.digest.clone())),
     };
     Ok(Prepared {
         store,
@@ -330,7 +343,7 @@ pub async fn serve_with_admin(
         let state = AdminState {
             started: Instant::now(),
             proxy: Arc::downgrade(&proxy),
-            metrics: live.metrics.clone(),
+            live: live.clone(),
             tally: pipeline.tally(),
             store: store_link,
             dropped,

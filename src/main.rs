@@ -75,12 +75,14 @@ fn init_tracing(format: LogFormat, level: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-/// Validates a config file as serve would read it and prints the effective settings.
+/// Validates a config file as serve would read it (the `SHADOWDIFF_*` environment
+/// included) and prints the effective settings.
 fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
-    let config = ServeConfig::from_args(ServeArgs {
-        config: Some(file.to_path_buf()),
-        ..ServeArgs::default()
-    })?;
+    use clap::{Args, FromArgMatches};
+    let serve = ServeArgs::augment_args(clap::Command::new("serve").no_binary_name(true));
+    let matches =
+        serve.try_get_matches_from([std::ffi::OsStr::new("--config"), file.as_os_str()])?;
+    let config = ServeConfig::from_args(ServeArgs::from_arg_matches(&matches)?)?;
     let comparator = shadowdiff::compare::Comparator::new(&config.rules)?;
     print!("{}", config.effective(&comparator.rule_ids()));
     Ok(())

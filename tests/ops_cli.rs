@@ -246,17 +246,18 @@ fn config_check_prints_the_effective_config_or_names_the_problem() {
     let output = Command::cargo_bin("shadowdiff")
         .unwrap()
         .args(["config", "check", path.to_str().unwrap()])
+        .env("SHADOWDIFF_SAMPLE", "0.25")
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{out}");
     for line in [
+        "sample = 0.25",
         "primary = \"http://a/\"",
         "breaker-threshold = 5",
         "breaker-cooldown = \"10s\"",
         "admin = \"127.0.0.1:9090\"",
-        "sample = 1",
         "# 1 compare rule(s): ignore body/ts",
     ] {
         assert!(out.lines().any(|l| l == line), "{line:?} missing in\n{out}");

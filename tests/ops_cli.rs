@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `shadowdiff serve`, killed if the test fails midway.
@@ -15,6 +16,8 @@ struct Running {
     child: Child,
     listen: SocketAddr,
     admin: SocketAddr,
+    /// Every log line after the "serving" one, as it arrives.
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Running {
@@ -55,7 +58,13 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Running {
         }
     }
     let line = serving.expect("serve exited before listening");
-    std::thread::spawn(move || for _ in lines {});
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
     let field = |name: &str| -> SocketAddr {
         if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
             return json["fields"][name].as_str().unwrap().parse().unwrap();
@@ -72,6 +81,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Running {
         listen: field("listen"),
         admin: field("admin"),
         child,
+        logs,
     }
 }
 
@@ -277,4 +287,80 @@ fn config_check_prints_the_effective_config_or_names_the_problem() {
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("key `breaker-cooldown`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_logs_nothing_per_request_and_debug_one_line_per_mismatch() {
+    let primary = support::fixed(200, "same").await;
+    let secondary = support::backend(|received| async move {
+        let body = if received.uri.path() == "/diff" {
+            "other"
+        } else {
+            "same"
+        };
+        support::text(200, body)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for (level, mismatch_lines) in [("info", 0), ("info,shadowdiff=debug", 2)] {
+        let db = dir.path().join(format!("{level}.db"));
+        let running = spawn(
+            &[
+                "--primary",
+                &primary.url(),
+                "--secondary",
+                &secondary.url(),
+                "--db",
+                db.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--log-level",
+                level,
+            ],
+            &[],
+        );
+        let http = support::client();
+        for path in ["/diff", "/same", "/diff", "/same"] {
+            http.get(format!("http://{}{path}", running.listen))
+                .send()
+                .await
+                .unwrap();
+        }
+        wait_for_value(
+            running.admin,
+            r#"shadowdiff_requests_total{outcome="matched",route="GET /same"}"#,
+            2.0,
+        )
+        .await;
+        wait_for_value(
+            running.admin,
+            r#"shadowdiff_requests_total{outcome="mismatched",route="GET /diff"}"#,
+            2.0,
+        )
+        .await;
+        running.signal("TERM");
+        let mut running = running;
+        assert!(running.child.wait().unwrap().success());
+        // The reader thread has seen end of file once the logs stop growing after exit.
+        let guard = Instant::now() + Duration::from_secs(30);
+        let logs = loop {
+            let logs = running.logs.lock().unwrap().clone();
+            if logs.iter().any(|l| l.contains("shutting down")) {
+                break logs;
+            }
+            assert!(Instant::now() < guard, "no shutdown line: {logs:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mismatches = logs.iter().filter(|l| l.contains(" mismatch ")).count();
+        assert_eq!(mismatches, mismatch_lines, "{level}: {logs:#?}");
+        if level == "info" {
+            assert!(
+                logs.iter()
+                    .all(|l| !l.contains("/diff") && !l.contains("/same")),
+                "{logs:#?}"
+            );
+        }
+    }
 }

@@ -241,6 +241,48 @@ async fn sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad() {
     request().await.unwrap();
     wait_for_value(running.admin, matched, 2.0).await;
     wait_for_value(running.admin, mismatched, 1.0).await;
+
+    // Sampling is reloaded too.
+    write("sample = 0\n");
+    running.signal("HUP");
+    wait_for_value(
+        running.admin,
+        r#"shadowdiff_config_reloads_total{result="applied"}"#,
+        2.0,
+    )
+    .await;
+    request().await.unwrap();
+    wait_for_value(
+        running.admin,
+        r#"shadowdiff_shadow_skipped_total{reason="sampled_out"}"#,
+        1.0,
+    )
+    .await;
+}
+
+#[test]
+fn a_taken_admin_address_exits_2_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["serve", "--primary", "http://127.0.0.1:1", "--secondary"])
+        .args([
+            "http://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            &addr,
+        ])
+        .arg("--db")
+        .arg(dir.path().join("a.db"))
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains(&format!("--admin {addr}")), "{err}");
 }
 
 #[test]

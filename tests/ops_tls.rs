@@ -86,6 +86,22 @@ async fn unreadable_certificate_files_are_named() {
     );
 }
 
+#[tokio::test]
+async fn a_secondary_ca_that_is_not_pem_is_named() {
+    let (mut config, dir) = support::config("http://127.0.0.1:1", "https://127.0.0.1:1");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    config.secondary_ca = Some(ca);
+    let error = shadowdiff::proxy::prepare(&config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("--secondary-ca ") && error.contains("ca.pem"),
+        "{error}"
+    );
+}
+
 /// The secondary behind TLS (a second shadowdiff with a self-signed certificate in front
 /// of a plain backend), and the outcome of one shadowed request to it.
 async fn shadow_to_tls_secondary(

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod breaker;
 pub mod capture;
 pub mod forward;
+pub mod live;
 pub mod shadow;
 pub mod tls;
 pub mod tunnel;
@@ -16,17 +17,16 @@ use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};
 use crate::config::ServeConfig;
 use crate::exchange::LegError;
-use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreOptions, StoreWriter};
 use crate::upstream::{build_client, client_builder, Upstream};
-use admission::{Admission, Sampling};
-use arc_swap::ArcSwap;
+use admission::Admission;
 use breaker::Breaker;
 use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+pub use live::{Live, ReloadError};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -37,15 +37,6 @@ use tokio::sync::watch;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body the proxy returns: streamed from the primary, or a short error text.
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-
-/// A reload that was refused; the running rules and sampling stay as they were.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Rules(RulesError),
-}
 
 /// Why the proxy could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -86,49 +77,6 @@ pub struct Prepared {
     live: Live,
 }
 
-/// What a SIGHUP may change while the proxy runs: compare rules and sampling. Cheap to
-/// clone; take it with [`Prepared::live`] before [`serve`] consumes the rest.
-#[derive(Clone)]
-pub struct Live {
-    rules: Arc<ArcSwap<Comparator>>,
-    sampling: Arc<ArcSwap<Sampling>>,
-    metrics: Arc<Metrics>,
-    /// The digest of the configuration last applied, for /status.
-    digest: Arc<ArcSwap<String>>,
-}
-
-impl Live {
-    /// Applies the rules and sampling of `config` (read again from its file); anything else
-    /// that changed needs a restart and is left as it is. A config whose rules do not
-    /// compile changes nothing. Either way the attempt is counted in the metrics.
-    pub fn reload(&self, config: &ServeConfig) -> Result<(), ReloadError> {
-        let result = Comparator::new(&config.rules);
-        self.metrics.count_reload(result.is_ok());
-        let comparator = result.map_err(ReloadError::Rules)?;
-        self.rules.store(Arc::new(comparator));
-        self.sampling.store(Arc::new(Sampling {
-            rate: config.sample,
-            by: config.sample_by.clone(),
-        }));
-        self.digest.store(Arc::new(config.digest.clone()));
-        Ok(())
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    /// The digest of the configuration in effect (the last one applied).
-    pub fn digest(&self) -> String {
-        self.digest.load().as_ref().clone()
-    }
-
-    /// Counts a reload that failed before its rules could be compiled (unreadable file).
-    pub fn count_rejected(&self) {
-        self.metrics.count_reload(false);
-    }
-}
-
 impl Prepared {
     pub fn live(&self) -> Live {
         self.live.clone()
@@ -138,7 +86,12 @@ impl Prepared {
 /// Compiles the rules, opens the store and builds the client.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
-    let secondary_client = secondary_client(config)?;
+    let client = build_client()?;
+    let secondary_client = if config.secondary_ca.is_none() && !config.insecure_secondary {
+        client.clone()
+    } else {
+        secondary_client(config)?
+    };
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let dropped = Arc::new(AtomicU64::new(0));
     let write_errors = Arc::new(AtomicU64::new(0));
@@ -159,28 +112,21 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
             path: config.db.clone(),
             source,
         })?;
-    let live = Live {
-        rules: Arc::new(ArcSwap::new(comparator.clone())),
-        sampling: Arc::new(ArcSwap::from_pointee(Sampling {
-            rate: config.sample,
-            by: config.sample_by.clone(),
-        })),
-        metrics: Arc::new(Metrics::new(config.max_route_labels)),
-        digest: Arc::new(ArcSwap::from_pointee(config.digest.clone())),
-    };
+    let live = Live::new(config, comparator);
     Ok(Prepared {
         store,
         dropped,
         write_errors,
-        client: build_client()?,
+        client,
         secondary_client,
         tls,
         live,
     })
 }
 
-/// The secondary's client: the primary's settings (the same builder) plus the trust the
-/// secondary needs in test environments. Without such options it is the same client.
+/// A client for the secondary alone, when it needs its own trust settings (test
+/// environments): the primary's settings from the same builder, plus the extra CA or no
+/// verification at all.
 fn secondary_client(config: &ServeConfig) -> Result<reqwest::Client, ServeError> {
     let mut builder = client_builder();
     if let Some(path) = &config.secondary_ca {
@@ -302,11 +248,11 @@ pub async fn serve_with_admin(
     } = prepared;
     let store_link = store.sender().downgrade();
     let pipeline = Pipeline::start_live(
-        live.rules.clone(),
+        live.rules(),
         store,
         dropped.clone(),
         config.max_inflight.max(1024),
-        Some(live.metrics.clone()),
+        Some(live.metrics().clone()),
     );
     let (abandon, _) = watch::channel(false);
     let drain_timeout = config.drain_timeout;
@@ -323,7 +269,7 @@ pub async fn serve_with_admin(
         config.max_body,
         config.max_inflight,
     )
-    .with_sampling(live.sampling.clone());
+    .with_sampling(live.sampling());
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }

@@ -18,11 +18,11 @@ pub const MAX_INFLIGHT_LIMIT: usize = 1_000_000;
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message, not a source: `{:#}` would print it twice.
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML parser's message already names the line, column and key.
     #[error("{path}: {message}")]
@@ -74,9 +74,9 @@ impl FileConfig {
     /// Reads and parses a config file; the error names the file and, from the TOML parser,
     /// the line and key.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         FileConfig::parse(path, &text)
     }

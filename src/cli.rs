@@ -14,6 +14,18 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log line format.
+    #[arg(long, global = true, value_name = "FORMAT", value_enum, env = "SHADOWDIFF_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `debug` or `info,shadowdiff=debug`; RUST_LOG is used when absent.
+    /// [default: info]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "SHADOWDIFF_LOG_LEVEL"
+    )]
+    pub log_level: Option<String>,
 }
 
 // Parsed once per process; boxing the large variants would buy nothing.
@@ -35,11 +47,14 @@ pub enum Command {
     Diff(DiffArgs),
     /// Send recorded traffic (JSONL or HAR) to both upstreams and store the differences.
     Replay(ReplayArgs),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// Every flag of `serve` is optional here: a missing flag falls back to the environment,
 /// then the config file, then the default (see [`crate::config`]).
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub struct ServeArgs {
     /// TOML file with the same keys as the flags, plus compare rules.
     #[arg(long, value_name = "FILE", env = "SHADOWDIFF_CONFIG")]
@@ -102,6 +117,67 @@ pub struct ServeArgs {
     /// Keep Authorization, Cookie and the like in the traffic file instead of redacting them.
     #[arg(long, env = "SHADOWDIFF_RECORD_SECRETS")]
     pub record_secrets: bool,
+    /// Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own
+    /// listener. [default: 127.0.0.1:9090]
+    #[arg(long, value_name = "ADDR", env = "SHADOWDIFF_ADMIN")]
+    pub admin: Option<String>,
+    /// Distinct route labels in metrics; later routes are counted under `other`. [default: 200]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_ROUTE_LABELS")]
+    pub max_route_labels: Option<String>,
+    /// Consecutive secondary errors or timeouts that open the circuit breaker and pause
+    /// shadowing; 0 disables it. [default: 20]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_BREAKER_THRESHOLD")]
+    pub breaker_threshold: Option<String>,
+    /// First pause once the breaker opens; doubles up to 5m while probes keep failing. [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_BREAKER_COOLDOWN")]
+    pub breaker_cooldown: Option<String>,
+    /// PEM certificate chain: serve clients over TLS (needs --tls-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SHADOWDIFF_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SHADOWDIFF_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for the secondary, on top of the system roots.
+    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_SECONDARY_CA")]
+    pub secondary_ca: Option<PathBuf>,
+    /// Accept any certificate from the secondary. For test environments only.
+    #[arg(long, env = "SHADOWDIFF_INSECURE_SECONDARY")]
+    pub insecure_secondary: bool,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `shadowdiff config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file (with the SHADOWDIFF_* environment) and print the effective
+    /// settings; exit 2 naming what is wrong.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The TOML file serve would read with --config.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// The formats `report` renders.

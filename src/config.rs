@@ -18,11 +18,11 @@ pub const MAX_INFLIGHT_LIMIT: usize = 1_000_000;
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The I/O error is part of the message, not a source: `{:#}` would print it twice.
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML parser's message already names the line, column and key.
     #[error("{path}: {message}")]
@@ -53,6 +53,14 @@ pub struct FileConfig {
     pub record: Option<PathBuf>,
     pub record_max_size: Option<SizeSetting>,
     pub record_secrets: Option<bool>,
+    pub admin: Option<String>,
+    pub max_route_labels: Option<usize>,
+    pub breaker_threshold: Option<u32>,
+    pub breaker_cooldown: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub secondary_ca: Option<PathBuf>,
+    pub insecure_secondary: Option<bool>,
     #[serde(default)]
     pub compare: CompareSection,
     #[serde(default)]
@@ -71,9 +79,9 @@ impl FileConfig {
     /// Reads and parses a config file; the error names the file and, from the TOML parser,
     /// the line and key.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         FileConfig::parse(path, &text)
     }
@@ -102,6 +110,16 @@ pub struct RecordConfig {
     pub keep_secrets: bool,
 }
 
+/// The longest the breaker pauses shadowing before probing again.
+pub const BREAKER_MAX_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// PEM files of the listener's certificate chain and private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Validated settings of `serve`.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -124,6 +142,20 @@ pub struct ServeConfig {
     pub max_db_size: Option<u64>,
     /// Where shadowed requests are recorded as JSON Lines, if anywhere.
     pub record: Option<RecordConfig>,
+    /// Where /metrics, /healthz and /status are served; `None` when `--admin off`.
+    pub admin: Option<SocketAddr>,
+    /// Distinct route label values in metrics before the `other` bucket.
+    pub max_route_labels: usize,
+    /// Consecutive secondary failures that open the breaker; 0 never opens it.
+    pub breaker_threshold: u32,
+    /// The breaker's first pause; it doubles up to [`BREAKER_MAX_COOLDOWN`].
+    pub breaker_cooldown: Duration,
+    /// Certificate chain and key files when the listener speaks TLS.
+    pub tls: Option<TlsFiles>,
+    /// Extra CA certificates trusted for the secondary.
+    pub secondary_ca: Option<PathBuf>,
+    /// The secondary's certificate is not verified.
+    pub insecure_secondary: bool,
     pub rules: RulesConfig,
     /// SHA-256 of the effective settings, stored with each run.
     pub digest: String,
@@ -139,17 +171,21 @@ impl ServeConfig {
             examples_per_signature: self.examples_per_signature,
             max_db_size: self.max_db_size,
             dropped,
+            ..crate::store::StoreOptions::default()
         }
     }
 
     /// A configuration with defaults for everything but the two upstreams; for tests and
-    /// embedding.
+    /// embedding. Embedding opens no admin port unless asked: `admin` is `None` here.
     pub fn new(primary: &str, secondary: &str) -> Result<ServeConfig, ConfigError> {
-        ServeConfig::from_args(ServeArgs {
+        let mut config = ServeConfig::from_args(ServeArgs {
             primary: Some(primary.to_string()),
             secondary: Some(secondary.to_string()),
             ..ServeArgs::default()
-        })
+        })?;
+        config.admin = None;
+        config.digest = digest_of(&config);
+        Ok(config)
     }
 
     /// Merges flags over the config file (if `--config` names one) over defaults.
@@ -244,6 +280,64 @@ impl ServeConfig {
             max_size: record_max_size,
             keep_secrets: args.record_secrets || file.record_secrets.unwrap_or(false),
         });
+        let admin = pick(args.admin, file.admin, "127.0.0.1:9090".into());
+        let admin = match admin.trim() {
+            "off" | "none" | "" => None,
+            value => Some(
+                value
+                    .parse::<SocketAddr>()
+                    .map_err(|e| source.invalid("admin", format!("{value:?}: {e} (or `off`)")))?,
+            ),
+        };
+        if admin.is_some_and(|admin| admin == listen && listen.port() != 0) {
+            return Err(source.invalid(
+                "admin",
+                format!("{listen} is the proxy's own listener; pick another address"),
+            ));
+        }
+        let max_route_labels = match (args.max_route_labels, file.max_route_labels) {
+            (Some(v), _) => v
+                .parse::<usize>()
+                .map_err(|e| source.flag("max-route-labels", format!("{v:?}: {e}")))?,
+            (None, Some(n)) => n,
+            (None, None) => 200,
+        };
+        let breaker_threshold = match (args.breaker_threshold, file.breaker_threshold) {
+            (Some(v), _) => v
+                .parse::<u32>()
+                .map_err(|e| source.flag("breaker-threshold", format!("{v:?}: {e}")))?,
+            (None, Some(n)) => n,
+            (None, None) => 20,
+        };
+        let breaker_cooldown = duration_setting(
+            &source,
+            "breaker-cooldown",
+            args.breaker_cooldown,
+            file.breaker_cooldown,
+            "10s",
+        )?;
+        if breaker_cooldown.is_zero() || breaker_cooldown > BREAKER_MAX_COOLDOWN {
+            return Err(source.invalid(
+                "breaker-cooldown",
+                format!(
+                    "{} is not between 1ms and 5m",
+                    humantime::format_duration(breaker_cooldown)
+                ),
+            ));
+        }
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(source.invalid("tls-key", "required with --tls-cert".into()))
+            }
+            (None, Some(_)) => {
+                return Err(source.invalid("tls-cert", "required with --tls-key".into()))
+            }
+        };
         let mut config = ServeConfig {
             listen,
             primary,
@@ -261,6 +355,13 @@ impl ServeConfig {
             examples_per_signature,
             max_db_size,
             record,
+            admin,
+            max_route_labels,
+            breaker_threshold,
+            breaker_cooldown,
+            tls,
+            secondary_ca: args.secondary_ca.or(file.secondary_ca),
+            insecure_secondary: args.insecure_secondary || file.insecure_secondary.unwrap_or(false),
             rules: RulesConfig {
                 compare: file.compare,
                 routes: file.route,
@@ -270,6 +371,97 @@ impl ServeConfig {
         };
         config.digest = digest_of(&config);
         Ok(config)
+    }
+}
+
+impl ServeConfig {
+    /// Settings that differ in `new` but only take effect on a restart: a reload applies
+    /// compare rules and sampling only, and says which other changes it left alone.
+    pub fn restart_only_changes(&self, new: &ServeConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident => $name:literal),* $(,)?) => {
+                $(if self.$field != new.$field { changed.push($name); })*
+            };
+        }
+        compare!(
+            listen => "listen",
+            primary => "primary",
+            secondary => "secondary",
+            db => "db",
+            shadow_writes => "shadow-writes",
+            max_body => "max-body",
+            secondary_timeout => "secondary-timeout",
+            primary_timeout => "primary-timeout",
+            max_inflight => "max-inflight",
+            preserve_host => "preserve-host",
+            drain_timeout => "drain-timeout",
+            admin => "admin",
+            max_route_labels => "max-route-labels",
+            breaker_threshold => "breaker-threshold",
+            breaker_cooldown => "breaker-cooldown",
+            tls => "tls-cert/tls-key",
+            secondary_ca => "secondary-ca",
+            insecure_secondary => "insecure-secondary",
+        );
+        changed
+    }
+
+    /// The settings as a config file would spell them, defaults filled in: what
+    /// `config check` prints. Compare rules are summarized, not repeated.
+    pub fn effective(&self, rule_ids: &[String]) -> String {
+        let quoted = |v: &dyn std::fmt::Display| format!("{:?}", v.to_string());
+        let duration = |d: Duration| quoted(&humantime::format_duration(d));
+        let path = |p: &Path| quoted(&p.display());
+        let mut lines = vec![
+            format!("listen = {}", quoted(&self.listen)),
+            format!("primary = {}", quoted(&self.primary)),
+            format!("secondary = {}", quoted(&self.secondary)),
+            format!("db = {}", path(&self.db)),
+            format!("sample = {}", self.sample),
+        ];
+        if let Some(key) = &self.sample_by {
+            let key = match key {
+                SampleKey::Header(name) => format!("header:{name}"),
+                SampleKey::Query(name) => format!("query:{name}"),
+                SampleKey::Path => "path".into(),
+            };
+            lines.push(format!("sample-by = {}", quoted(&key)));
+        }
+        lines.extend([
+            format!("shadow-writes = {}", self.shadow_writes),
+            format!("max-body = {}", self.max_body),
+            format!("secondary-timeout = {}", duration(self.secondary_timeout)),
+            format!("primary-timeout = {}", duration(self.primary_timeout)),
+            format!("max-inflight = {}", self.max_inflight),
+            format!("preserve-host = {}", self.preserve_host),
+            format!("drain-timeout = {}", duration(self.drain_timeout)),
+            format!(
+                "admin = {}",
+                self.admin
+                    .map_or_else(|| quoted(&"off"), |addr| quoted(&addr))
+            ),
+            format!("max-route-labels = {}", self.max_route_labels),
+            format!("breaker-threshold = {}", self.breaker_threshold),
+            format!("breaker-cooldown = {}", duration(self.breaker_cooldown)),
+        ]);
+        if let Some(tls) = &self.tls {
+            lines.push(format!("tls-cert = {}", path(&tls.cert)));
+            lines.push(format!("tls-key = {}", path(&tls.key)));
+        }
+        if let Some(ca) = &self.secondary_ca {
+            lines.push(format!("secondary-ca = {}", path(ca)));
+        }
+        lines.push(format!("insecure-secondary = {}", self.insecure_secondary));
+        lines.push(format!(
+            "# {} compare rule(s): {}",
+            rule_ids.len(),
+            rule_ids.join(", ")
+        ));
+        lines.push(format!("# digest {}", self.digest));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
     }
 }
 

@@ -8,10 +8,12 @@
 //!
 //! # Layout
 //!
+//! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
+//! - [`metrics`]: the Prometheus registry and what is counted where.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
 //! - [`upstream`]: the one HTTP client and request builder used for both legs.
 //! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
@@ -25,11 +27,13 @@
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
 pub mod redact;
@@ -41,4 +45,4 @@ pub mod traffic;
 pub mod upstream;
 
 pub use config::ServeConfig;
-pub use proxy::run;
+pub use proxy::{run, run_with_admin};

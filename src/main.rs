@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use shadowdiff::cli::{Cli, Command, ServeArgs};
+use shadowdiff::cli::{Cli, Command, ConfigCommand, LogFormat, ServeArgs};
 use shadowdiff::config::ServeConfig;
 use shadowdiff::report::GateStatus;
 use std::process::ExitCode;
@@ -14,11 +14,15 @@ const EXIT_ERROR: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints reports; the proxy's lifecycle lines would only be noise there.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) {
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
         "info"
-    });
+    };
+    if let Err(error) = init_tracing(cli.log_format, cli.log_level.as_deref(), default_level) {
+        eprintln!("shadowdiff: --log-level: {error}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => verdict(shadowdiff::report::run_report(&args)),
@@ -33,6 +37,9 @@ fn main() -> ExitCode {
         Command::Diff(args) => shadowdiff::compare::files::run(&args, &mut std::io::stdout())
             .map(|outcome| ExitCode::from(outcome.exit_code()))
             .map_err(Into::into),
+        Command::Config(ConfigCommand::Check(args)) => {
+            config_check(&args.file).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -54,17 +61,42 @@ where
     })
 }
 
-fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+/// `--log-level` wins over RUST_LOG, which wins over `default_level`. Logs go to stderr so that
+/// commands printing reports keep stdout clean.
+fn init_tracing(format: LogFormat, level: Option<&str>, default_level: &str) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+    };
+    use std::io::IsTerminal;
+    // Colour codes only for people: a log file or collector gets plain text.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+/// Validates a config file as serve would read it (the `SHADOWDIFF_*` environment
+/// included) and prints the effective settings.
+fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
+    use clap::{Args, FromArgMatches};
+    let serve = ServeArgs::augment_args(clap::Command::new("serve").no_binary_name(true));
+    let matches =
+        serve.try_get_matches_from([std::ffi::OsStr::new("--config"), file.as_os_str()])?;
+    let config = ServeConfig::from_args(ServeArgs::from_arg_matches(&matches)?)?;
+    let comparator = shadowdiff::compare::Comparator::new(&config.rules)?;
+    print!("{}", config.effective(&comparator.rule_ids()));
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServeConfig::from_args(args)?;
+    let config = ServeConfig::from_args(args.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,15 +107,76 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen", config.listen))?;
+        let admin = match config.admin {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--admin {addr}: cannot listen"))?,
+            ),
+            None => None,
+        };
+        // Listening for SIGHUP before saying "serving": a reload sent right after that line
+        // must not hit the default action (terminate).
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangups) => {
+                let running = config.clone();
+                tokio::spawn(reload_on_hangup(hangups, args, running, prepared.live()));
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; config reload is off"),
+        }
         tracing::info!(
             listen = %listener.local_addr()?,
+            admin = %admin
+                .as_ref()
+                .and_then(|a| a.local_addr().ok())
+                .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            tls = config.tls.is_some(),
             primary = %config.primary,
             secondary = %config.secondary,
             "serving"
         );
-        shadowdiff::proxy::serve(listener, config, prepared, shutdown_signal()).await?;
+        shadowdiff::proxy::serve_with_admin(listener, admin, config, prepared, shutdown_signal())
+            .await?;
         Ok(())
     })
+}
+
+/// On SIGHUP, reads the configuration again (same flags, environment and file) and applies
+/// its compare rules and sampling. Connections are untouched; a bad file changes nothing.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    args: ServeArgs,
+    running: ServeConfig,
+    live: shadowdiff::proxy::Live,
+) {
+    while hangups.recv().await.is_some() {
+        let result = ServeConfig::from_args(args.clone())
+            .map_err(shadowdiff::proxy::ReloadError::from)
+            .inspect_err(|_| live.count_rejected())
+            .and_then(|config| live.reload(&config).map(|()| config));
+        match result {
+            Ok(config) => {
+                tracing::info!(
+                    digest = %config.digest,
+                    sample = config.sample,
+                    "config reloaded: compare rules and sampling applied"
+                );
+                let ignored = running.restart_only_changes(&config);
+                if !ignored.is_empty() {
+                    tracing::warn!(
+                        settings = %ignored.join(", "),
+                        "config reload: these changed settings take effect on restart only"
+                    );
+                }
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "config reload rejected; the previous rules and sampling stay"
+            ),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -8,8 +8,10 @@
 
 use crate::compare::Comparator;
 use crate::exchange::{Exchange, Observation};
+use crate::metrics::Metrics;
 use crate::redact::redact_headers;
 use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,6 +92,20 @@ impl Pipeline {
         dropped: Arc<AtomicU64>,
         capacity: usize,
     ) -> Pipeline {
+        let rules = Arc::new(ArcSwap::new(comparator));
+        Pipeline::start_live(rules, store, dropped, capacity, None)
+    }
+
+    /// Like [`Pipeline::start`], for a running proxy: the rules can be swapped while it runs
+    /// (each observation is judged by the rules current when the compare thread takes it),
+    /// and every judged record is counted in `metrics`.
+    pub fn start_live(
+        rules: Arc<ArcSwap<Comparator>>,
+        store: StoreWriter,
+        dropped: Arc<AtomicU64>,
+        capacity: usize,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Pipeline {
         let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
         let records = store.sender();
         let closing = Arc::new(AtomicBool::new(false));
@@ -100,7 +116,7 @@ impl Pipeline {
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
-                compare_loop(&comparator, &rx, &records, &stop, &counts);
+                compare_loop(&rules, &rx, &records, &stop, &counts, metrics.as_deref());
                 // An offer racing with the close may have slipped in after the last read.
                 let left = rx.drain().count() as u64;
                 late.fetch_add(left, Ordering::Relaxed);
@@ -139,17 +155,29 @@ impl Pipeline {
 /// Producers may outlive the pipeline (a connection stuck past the drain timeout), so the
 /// end is the closing flag and an empty queue, not only a disconnected channel.
 fn compare_loop(
-    comparator: &Comparator,
+    rules: &ArcSwap<Comparator>,
     rx: &flume::Receiver<Observation>,
     records: &flume::Sender<crate::store::Record>,
     stop: &AtomicBool,
     tally: &Tally,
+    metrics: Option<&Metrics>,
 ) {
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(observation) => {
-                let record = judge(comparator, observation);
+                let record = judge(&rules.load(), observation);
                 tally.count(&record.outcome);
+                if let Some(mismatch) = &record.mismatch {
+                    tracing::debug!(
+                        route = %record.route,
+                        differences = mismatch.differences.len(),
+                        first = %mismatch.differences.first().map(|d| d.to_string()).unwrap_or_default(),
+                        "mismatch"
+                    );
+                }
+                if let Some(metrics) = metrics {
+                    metrics.observe(&record);
+                }
                 if records.send(record).is_err() {
                     return;
                 }

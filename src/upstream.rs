@@ -19,13 +19,19 @@ pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-shadowdiff");
 /// is used: shadowdiff forwards exactly one request per leg, to exactly the configured
 /// upstream. Nothing decompresses: bodies pass through as the upstream sent them.
 pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    client_builder().build()
+}
+
+/// The settings of every upstream client. A client that needs more (the secondary's own CA
+/// or `--insecure-secondary`) adds to this builder, so both legs stay alike in everything
+/// else.
+pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
-        .build()
 }
 
 /// One upstream: where requests go and how its Host header reads.

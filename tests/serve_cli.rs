@@ -192,6 +192,8 @@ fn spawn_serve(listen: &str, primary: &str, secondary: &str, db: &str) -> Runnin
             secondary,
             "--db",
             db,
+            "--admin",
+            "127.0.0.1:0",
         ])
         .stderr(Stdio::piped())
         .spawn()

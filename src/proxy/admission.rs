@@ -3,18 +3,34 @@
 //! Every refusal carries a [`SkipReason`], so that nothing is left out of a report silently.
 //! The checks are cheap and never wait: the in-flight limit is a non-blocking permit.
 
+use super::breaker::{Breaker, Ticket};
 use crate::config::SampleKey;
 use crate::exchange::SkipReason;
 use crate::upstream::SHADOW_HEADER;
+use arc_swap::ArcSwap;
 use http::request::Parts;
 use http::{header, Method};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The sampling settings: swapped as a whole on reload, read without a lock per request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampling {
+    pub rate: f64,
+    pub by: Option<SampleKey>,
+}
+
+/// A shadow allowed out: the in-flight permit, and what its result means to the breaker.
+#[derive(Debug)]
+pub struct Admitted {
+    pub permit: OwnedSemaphorePermit,
+    pub ticket: Ticket,
+}
+
 /// The admission rules of one running proxy.
 pub struct Admission {
-    sample: f64,
-    sample_by: Option<SampleKey>,
+    sampling: Arc<ArcSwap<Sampling>>,
+    breaker: Option<Arc<Breaker>>,
     shadow_writes: bool,
     max_body: usize,
     inflight: Arc<Semaphore>,
@@ -30,8 +46,11 @@ impl Admission {
         max_inflight: usize,
     ) -> Admission {
         Admission {
-            sample,
-            sample_by,
+            sampling: Arc::new(ArcSwap::from_pointee(Sampling {
+                rate: sample,
+                by: sample_by,
+            })),
+            breaker: None,
             shadow_writes,
             max_body,
             inflight: Arc::new(Semaphore::new(max_inflight)),
@@ -39,9 +58,21 @@ impl Admission {
         }
     }
 
+    /// Refuses shadows while `breaker` is open.
+    pub fn with_breaker(mut self, breaker: Arc<Breaker>) -> Admission {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// Reads sampling from `cell`, which a reload swaps.
+    pub fn with_sampling(mut self, cell: Arc<ArcSwap<Sampling>>) -> Admission {
+        self.sampling = cell;
+        self
+    }
+
     /// A permit to shadow this request, or the reason not to. The permit is held by the
     /// shadow task until its exchange is handed to the pipeline.
-    pub fn admit(&self, parts: &Parts) -> Result<OwnedSemaphorePermit, SkipReason> {
+    pub fn admit(&self, parts: &Parts) -> Result<Admitted, SkipReason> {
         if parts.headers.contains_key(SHADOW_HEADER) {
             return Err(SkipReason::Loop);
         }
@@ -54,24 +85,32 @@ impl Admission {
         if declared_length(parts).is_some_and(|len| len > self.max_body as u64) {
             return Err(SkipReason::BodyTooLarge);
         }
-        self.inflight
+        // The permit first: a probe admitted by the breaker must really go out.
+        let permit = self
+            .inflight
             .clone()
             .try_acquire_owned()
-            .map_err(|_| SkipReason::Overload)
+            .map_err(|_| SkipReason::Overload)?;
+        let ticket = match &self.breaker {
+            None => Ticket::Closed,
+            Some(breaker) => breaker.admit().ok_or(SkipReason::BreakerOpen)?,
+        };
+        Ok(Admitted { permit, ticket })
     }
 
     fn sampled(&self, parts: &Parts) -> bool {
-        if self.sample >= 1.0 {
+        let sampling = self.sampling.load();
+        if sampling.rate >= 1.0 {
             return true;
         }
-        if self.sample <= 0.0 {
+        if sampling.rate <= 0.0 {
             return false;
         }
-        let unit = match &self.sample_by {
+        let unit = match &sampling.by {
             None => fastrand::f64(),
             Some(key) => unit_hash(sample_key_value(key, parts).as_bytes()),
         };
-        unit < self.sample
+        unit < sampling.rate
     }
 
     /// Shadows in flight: the permits taken.

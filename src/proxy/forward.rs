@@ -34,7 +34,12 @@ pub async fn handle(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let headers = forwarded_headers(&parts.headers, client.ip(), "http", host.as_ref());
+    let proto = if proxy.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let headers = forwarded_headers(&parts.headers, client.ip(), proto, host.as_ref());
     let path_and_query = parts
         .uri
         .path_and_query()

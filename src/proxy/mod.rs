@@ -5,23 +5,29 @@
 //! drive the real thing.
 
 pub mod admission;
+pub mod breaker;
 pub mod capture;
 pub mod forward;
+pub mod live;
 pub mod shadow;
+pub mod tls;
 pub mod tunnel;
 
+use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};
 use crate::config::ServeConfig;
 use crate::exchange::LegError;
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::recorder::{Recorder, RecorderError, RecorderOptions};
-use crate::upstream::{build_client, Upstream};
+use crate::upstream::{build_client, client_builder, Upstream};
 use admission::Admission;
+use breaker::Breaker;
 use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+pub use live::{Live, ReloadError};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -48,21 +54,51 @@ pub enum ServeError {
     Client(#[from] reqwest::Error),
     #[error("--record: {0}")]
     Record(#[from] RecorderError),
+    #[error("--secondary-ca {}: {reason}", path.display())]
+    SecondaryCa {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("--admin {addr}: cannot listen: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What is ready before the listener opens: if any of it fails, nothing is listening yet.
 pub struct Prepared {
-    comparator: Arc<Comparator>,
     store: StoreWriter,
     dropped: Arc<AtomicU64>,
+    write_errors: Arc<AtomicU64>,
     client: reqwest::Client,
     recorder: Option<Arc<Recorder>>,
+    secondary_client: reqwest::Client,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    live: Live,
+}
+
+impl Prepared {
+    pub fn live(&self) -> Live {
+        self.live.clone()
+    }
 }
 
 /// Compiles the rules, opens the store and the record file, and builds the client.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
+    let client = build_client()?;
+    let secondary_client = if config.secondary_ca.is_none() && !config.insecure_secondary {
+        client.clone()
+    } else {
+        secondary_client(config)?
+    };
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let dropped = Arc::new(AtomicU64::new(0));
+    let write_errors = Arc::new(AtomicU64::new(0));
     let run = RunInfo {
         mode: "serve".into(),
         primary: config.primary.to_string(),
@@ -70,7 +106,8 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
     };
-    let options = config.store_options(dropped.clone());
+    let mut options = config.store_options(dropped.clone());
+    options.write_errors = write_errors.clone();
     let store =
         StoreWriter::open(&config.db, run, options).map_err(|source| ServeError::Store {
             path: config.db.clone(),
@@ -86,19 +123,52 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         )?)),
         None => None,
     };
+    let live = Live::new(config, comparator);
     Ok(Prepared {
-        comparator,
         store,
         dropped,
-        client: build_client()?,
         recorder,
+        write_errors,
+        client,
+        secondary_client,
+        tls,
+        live,
     })
+}
+
+/// A client for the secondary alone, when it needs its own trust settings (test
+/// environments): the primary's settings from the same builder, plus the extra CA or no
+/// verification at all.
+fn secondary_client(config: &ServeConfig) -> Result<reqwest::Client, ServeError> {
+    let mut builder = client_builder();
+    if let Some(path) = &config.secondary_ca {
+        let ca_error = |reason: String| ServeError::SecondaryCa {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ca_error(format!("not a PEM certificate: {e}")))?;
+        if certificates.is_empty() {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if config.insecure_secondary {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    Ok(builder.build()?)
 }
 
 /// The state every connection shares.
 pub struct Proxy {
     pub(crate) config: ServeConfig,
     pub(crate) client: reqwest::Client,
+    /// The same as `client` unless the secondary has its own TLS trust settings.
+    pub(crate) secondary_client: reqwest::Client,
+    pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) primary: Upstream,
     pub(crate) secondary: Upstream,
     pub(crate) admission: Admission,
@@ -141,40 +211,107 @@ pub async fn run(
     serve(listener, config, prepared, shutdown).await
 }
 
+/// [`run`] with the admin endpoint on an already bound listener (tests bind `127.0.0.1:0`).
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let prepared = prepare(&config)?;
+    serve_with_admin(listener, Some(admin), config, prepared, shutdown).await
+}
+
 /// Accepts connections until `shutdown` resolves. Then: stop accepting, let the client
 /// requests in flight finish, wait up to the drain timeout for shadows, record the ones
 /// still running as shutdown errors, and commit everything to the store.
+/// The admin endpoint is bound from `config.admin`, if set; see [`serve_with_admin`].
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
     prepared: Prepared,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let admin = match config.admin {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Admin { addr, source })?,
+        ),
+        None => None,
+    };
+    serve_with_admin(listener, admin, config, prepared, shutdown).await
+}
+
+/// [`serve`] with the admin endpoint (if any) on a listener bound by the caller.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: ServeConfig,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let Prepared {
-        comparator,
         store,
         dropped,
+        write_errors,
         client,
         recorder,
+        secondary_client,
+        tls,
+        live,
     } = prepared;
-    let pipeline = Pipeline::start(comparator, store, dropped, config.max_inflight.max(1024));
+    let store_link = store.sender().downgrade();
+    let pipeline = Pipeline::start_live(
+        live.rules(),
+        store,
+        dropped.clone(),
+        config.max_inflight.max(1024),
+        Some(live.metrics().clone()),
+    );
     let (abandon, _) = watch::channel(false);
     let drain_timeout = config.drain_timeout;
+    let breaker = (config.breaker_threshold > 0).then(|| {
+        Arc::new(Breaker::new(
+            config.breaker_threshold,
+            config.breaker_cooldown,
+        ))
+    });
+    let mut admission = Admission::new(
+        config.sample,
+        config.sample_by.clone(),
+        config.shadow_writes,
+        config.max_body,
+        config.max_inflight,
+    )
+    .with_sampling(live.sampling());
+    if let Some(breaker) = &breaker {
+        admission = admission.with_breaker(breaker.clone());
+    }
     let proxy = Arc::new(Proxy {
-        admission: Admission::new(
-            config.sample,
-            config.sample_by.clone(),
-            config.shadow_writes,
-            config.max_body,
-            config.max_inflight,
-        ),
+        admission,
+        breaker,
         primary: Upstream::new(&config.primary),
         secondary: Upstream::new(&config.secondary),
         client,
+        secondary_client,
         pipeline: pipeline.handle(),
         recorder: recorder.clone(),
         abandon,
         config,
+    });
+
+    let admin_task = admin.map(|admin| {
+        let state = AdminState {
+            started: Instant::now(),
+            proxy: Arc::downgrade(&proxy),
+            live: live.clone(),
+            tally: pipeline.tally(),
+            store: store_link,
+            dropped,
+            write_errors,
+        };
+        tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -196,6 +333,29 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let proxy = proxy.clone();
                 let service = service_fn(move |request| forward::handle(proxy.clone(), request, client));
+                if let Some(acceptor) = &tls {
+                    // The handshake runs in the connection's task, so a slow client cannot
+                    // hold up the accept loop.
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let stream = match tls::handshake(&acceptor, stream).await {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                tracing::debug!(%error, %client, "TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        if let Err(error) = watcher.watch(connection).await {
+                            tracing::debug!(%error, %client, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                }
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -245,6 +405,9 @@ pub async fn serve(
             Ok((Err(error), _)) => tracing::error!(%error, "closing the record file"),
             Err(_) => tracing::error!("the record file's writer panicked"),
         }
+    }
+    if let Some(task) = admin_task {
+        task.abort();
     }
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await

@@ -1,6 +1,7 @@
 //! The secondary leg: a task of its own per shadowed request, so nothing the secondary does
 //! (slow, down, resetting, answering garbage) can reach the client's response.
 
+use super::admission::Admitted;
 use super::capture::RequestBodyResult;
 use super::Proxy;
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
 
 /// Where the shadow gets the request body from: known at once (no body), or from the tee
 /// on the primary's request once the client has sent all of it.
@@ -34,7 +35,7 @@ pub async fn run_shadow(
     proxy: Arc<Proxy>,
     request: ShadowRequest,
     primary: oneshot::Receiver<LegOutcome>,
-    permit: OwnedSemaphorePermit,
+    admitted: Admitted,
 ) {
     let (at, method, uri) = (request.at, request.method.clone(), request.uri.clone());
     let mut abandon = proxy.abandon.subscribe();
@@ -42,8 +43,29 @@ pub async fn run_shadow(
         observation = shadow_exchange(&proxy, request, primary) => observation,
         _ = abandon.wait_for(|abandoned| *abandoned) => shutdown_exchange(at, method, uri),
     };
+    if let Some(breaker) = &proxy.breaker {
+        match &observation {
+            Observation::Exchange(exchange) => {
+                breaker.record(admitted.ticket, secondary_failed(&exchange.secondary));
+            }
+            // Never sent (the client's body did not complete): says nothing about the secondary.
+            Observation::Skipped { .. } => breaker.release(admitted.ticket),
+        }
+    }
     proxy.pipeline.offer(observation);
-    drop(permit);
+    drop(admitted.permit);
+}
+
+/// Errors and timeouts count against the secondary; an answer of any status, or a body
+/// over max-body, shows it is up.
+fn secondary_failed(outcome: &LegOutcome) -> bool {
+    match outcome {
+        Ok(_) => false,
+        Err(error) => matches!(
+            error.kind,
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Protocol | ErrorKind::Incomplete
+        ),
+    }
 }
 
 async fn shadow_exchange(
@@ -116,7 +138,7 @@ async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome 
         let response = proxy
             .secondary
             .send(
-                &proxy.client,
+                &proxy.secondary_client,
                 request.method.clone(),
                 path_and_query,
                 headers,

@@ -133,6 +133,8 @@ pub struct StoreOptions {
     pub max_db_size: Option<u64>,
     /// Observations the pipeline had to drop because it was full; persisted with the run.
     pub dropped: Arc<AtomicU64>,
+    /// Batches that could not be written, counted as they fail (for metrics).
+    pub write_errors: Arc<AtomicU64>,
 }
 
 impl Default for StoreOptions {
@@ -141,6 +143,7 @@ impl Default for StoreOptions {
             examples_per_signature: 20,
             max_db_size: None,
             dropped: Arc::new(AtomicU64::new(0)),
+            write_errors: Arc::new(AtomicU64::new(0)),
         }
     }
 }

@@ -68,6 +68,7 @@ impl Writer {
             }
             if let Err(e) = self.write_batch(&batch) {
                 tracing::error!(error = %e, rows = batch.len(), "store: a batch could not be written");
+                self.options.write_errors.fetch_add(1, Ordering::Relaxed);
                 first_error.get_or_insert(e);
             }
             batch.clear();

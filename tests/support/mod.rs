@@ -224,3 +224,24 @@ pub async fn start(config: ServeConfig, dir: tempfile::TempDir) -> Proxy {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
+
+/// The real proxy with its admin endpoint, both on 127.0.0.1:0: (proxy, admin address).
+pub async fn start_with_admin(config: ServeConfig, dir: tempfile::TempDir) -> (Proxy, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let db = config.db.clone();
+    let task = tokio::spawn(shadowdiff::run_with_admin(listener, admin, config, async {
+        let _ = stopped.await;
+    }));
+    let proxy = Proxy {
+        addr,
+        db,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: Some(dir),
+    };
+    (proxy, admin_addr)
+}

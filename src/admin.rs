@@ -1,0 +1,160 @@
+//! The admin listener: `/metrics`, `/healthz` and `/status`, on an address of its own so that
+//! operators and scrapers never share, or get mistaken for, the proxied traffic.
+
+use crate::metrics::Snapshot;
+use crate::pipeline::Tally;
+use crate::proxy::{Live, Proxy};
+use crate::store::Record;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// What the admin endpoints read. The proxy is held weakly: once it has shut down, the
+/// admin reports unhealthy instead of keeping it alive.
+pub struct AdminState {
+    pub started: Instant,
+    pub proxy: Weak<Proxy>,
+    /// Metrics, and the digest of the configuration in effect (it changes on reload).
+    pub live: Live,
+    pub tally: Arc<Tally>,
+    /// The store writer's queue; weak so it never delays the writer's end.
+    pub store: flume::WeakSender<Record>,
+    pub dropped: Arc<AtomicU64>,
+    pub write_errors: Arc<AtomicU64>,
+}
+
+impl AdminState {
+    fn store_alive(&self) -> bool {
+        self.store
+            .upgrade()
+            .is_some_and(|sender| !sender.is_disconnected())
+    }
+
+    fn snapshot(&self, proxy: Option<&Proxy>) -> Snapshot {
+        Snapshot {
+            inflight_shadows: proxy.map_or(0, |p| p.admission.inflight() as u64),
+            store_queue_depth: self.store.upgrade().map_or(0, |s| s.len() as u64),
+            store_dropped: self.dropped.load(Ordering::Relaxed),
+            store_write_errors: self.write_errors.load(Ordering::Relaxed),
+            breaker_open: proxy
+                .and_then(|p| p.breaker.as_ref())
+                .is_some_and(|b| b.is_open()),
+        }
+    }
+
+    fn status(&self, proxy: Option<&Proxy>) -> serde_json::Value {
+        let now = self.snapshot(proxy);
+        let breaker = proxy.and_then(|p| p.breaker.as_ref()).map(|b| {
+            serde_json::json!({
+                "state": b.state(),
+                "consecutive_failures": b.consecutive_failures(),
+                "cooldown_seconds": b.cooldown().as_secs_f64(),
+            })
+        });
+        let (reloads_applied, reloads_rejected) = self.live.metrics().reloads();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "config_digest": self.live.digest(),
+            "serving": proxy.is_some(),
+            "store_alive": self.store_alive(),
+            "counters": {
+                "matched": self.tally.matched.load(Ordering::Relaxed),
+                "mismatched": self.tally.mismatched.load(Ordering::Relaxed),
+                "errors": self.tally.errors.load(Ordering::Relaxed),
+                "skipped": self.tally.skipped.load(Ordering::Relaxed),
+                "dropped": now.store_dropped,
+                "store_write_errors": now.store_write_errors,
+                "inflight_shadows": now.inflight_shadows,
+                "store_queue_depth": now.store_queue_depth,
+                "config_reloads_applied": reloads_applied,
+                "config_reloads_rejected": reloads_rejected,
+            },
+            "breaker": breaker.unwrap_or(serde_json::json!({ "state": "disabled" })),
+        })
+    }
+}
+
+/// Serves the admin endpoints until the task is aborted.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(respond(&state, &request)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "GET only\n".into(),
+        );
+    }
+    let proxy = state.proxy.upgrade();
+    match request.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state
+                .live
+                .metrics()
+                .render(state.snapshot(proxy.as_deref())),
+        ),
+        "/healthz" => {
+            if proxy.is_some() && state.store_alive() {
+                reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+            } else {
+                let why = if proxy.is_none() {
+                    "not serving\n"
+                } else {
+                    "store writer stopped\n"
+                };
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    why.into(),
+                )
+            }
+        }
+        "/status" => reply(
+            StatusCode::OK,
+            "application/json",
+            format!("{:#}\n", state.status(proxy.as_deref())),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: try /metrics, /healthz or /status\n".into(),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,318 @@
+//! The process's Prometheus metrics, in a registry of our own (not the crate's global one),
+//! so that two proxies in one test process, or an embedding program, never mix counts.
+//!
+//! Per-request counting happens on the compare thread from the judged [`Record`], never on
+//! the client's path: the hot path only touches atomics it already had (permits, the drop
+//! counter), and those are read into gauges and counters when `/metrics` is scraped.
+//! The route label is bounded: the route key is already templated (`GET /users/{id}`), and
+//! past `max_route_labels` distinct routes the rest are counted as [`OVERFLOW_ROUTE`].
+
+use crate::exchange::SkipReason;
+use crate::store::{Outcome, Record};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The route label of every route past the configured number of distinct ones.
+pub const OVERFLOW_ROUTE: &str = "other";
+
+/// The outcome label values of `shadowdiff_requests_total`.
+const OUTCOMES: [&str; 4] = ["matched", "mismatched", "error", "skipped"];
+
+/// Latency buckets from 1 ms to 30 s: upstreams of web services live in this range.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Values owned elsewhere (atomics on the hot path, the store's queue), read at scrape time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Snapshot {
+    pub inflight_shadows: u64,
+    pub store_queue_depth: u64,
+    pub store_dropped: u64,
+    pub store_write_errors: u64,
+    pub breaker_open: bool,
+}
+
+/// Counters of one route label value, resolved once so counting is a plain atomic add.
+struct RouteCounters {
+    outcomes: [IntCounter; 4],
+    differences: IntCounter,
+}
+
+/// Every metric shadowdiff exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    differences: IntCounterVec,
+    primary_duration: Histogram,
+    secondary_duration: Histogram,
+    skipped: Vec<(SkipReason, IntCounter)>,
+    inflight_shadows: IntGauge,
+    store_queue_depth: IntGauge,
+    store_dropped: IntCounter,
+    store_write_errors: IntCounter,
+    breaker_open: IntGauge,
+    reloads: IntCounterVec,
+    max_route_labels: usize,
+    /// Touched by the compare thread only (and scrapes never), so it is never contended.
+    routes: Mutex<HashMap<String, RouteCounters>>,
+    /// Serializes scrapes, which turn externally owned totals into counter increments.
+    scrape: Mutex<()>,
+}
+
+impl Metrics {
+    pub fn new(max_route_labels: usize) -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_requests_total",
+                "Requests seen by the proxy, by route and outcome of the shadow.",
+            ),
+            &["route", "outcome"],
+        )
+        .expect("valid metric");
+        let differences = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_differences_total",
+                "Differences found between primary and secondary responses, by route.",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "shadowdiff_upstream_duration_seconds",
+                "Time from sending a shadowed request to the last body byte, by upstream.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["leg"],
+        )
+        .expect("valid metric");
+        let skipped_vec = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_shadow_skipped_total",
+                "Requests not shadowed, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let inflight_shadows = IntGauge::new(
+            "shadowdiff_inflight_shadows",
+            "Shadow requests in flight to the secondary.",
+        )
+        .expect("valid metric");
+        let store_queue_depth = IntGauge::new(
+            "shadowdiff_store_queue_depth",
+            "Records waiting for the store writer.",
+        )
+        .expect("valid metric");
+        let store_dropped = IntCounter::new(
+            "shadowdiff_store_dropped_total",
+            "Observations dropped because the compare and store queue was full.",
+        )
+        .expect("valid metric");
+        let store_write_errors = IntCounter::new(
+            "shadowdiff_store_write_errors_total",
+            "Store batches that could not be written.",
+        )
+        .expect("valid metric");
+        let breaker_open = IntGauge::new(
+            "shadowdiff_breaker_open",
+            "1 while the circuit breaker on the secondary is open (shadowing paused).",
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_config_reloads_total",
+                "SIGHUP reloads of compare rules and sampling, by result (applied, rejected).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(differences.clone()),
+            Box::new(durations.clone()),
+            Box::new(skipped_vec.clone()),
+            Box::new(inflight_shadows.clone()),
+            Box::new(store_queue_depth.clone()),
+            Box::new(store_dropped.clone()),
+            Box::new(store_write_errors.clone()),
+            Box::new(breaker_open.clone()),
+            Box::new(reloads.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        // Every series that can exist is created now, so a scrape shows zeros rather than
+        // gaps and `rate()` has a starting point.
+        let skipped = SkipReason::ALL
+            .into_iter()
+            .map(|reason| (reason, skipped_vec.with_label_values(&[reason.as_str()])))
+            .collect();
+        for result in ["applied", "rejected"] {
+            reloads.with_label_values(&[result]);
+        }
+        Metrics {
+            primary_duration: durations.with_label_values(&["primary"]),
+            secondary_duration: durations.with_label_values(&["secondary"]),
+            registry,
+            requests,
+            differences,
+            skipped,
+            inflight_shadows,
+            store_queue_depth,
+            store_dropped,
+            store_write_errors,
+            breaker_open,
+            reloads,
+            max_route_labels,
+            routes: Mutex::new(HashMap::new()),
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// Counts one judged request. Called by the compare thread.
+    pub fn observe(&self, record: &Record) {
+        let outcome = match record.outcome {
+            Outcome::Matched => 0,
+            Outcome::Mismatched => 1,
+            Outcome::Error { .. } => 2,
+            Outcome::Skipped(reason) => {
+                if let Some((_, counter)) = self.skipped.iter().find(|(r, _)| *r == reason) {
+                    counter.inc();
+                }
+                3
+            }
+        };
+        let differences = record
+            .mismatch
+            .as_ref()
+            .map_or(0, |m| m.differences.len() as u64);
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let label =
+                if routes.contains_key(&record.route) || routes.len() < self.max_route_labels {
+                    record.route.as_str()
+                } else {
+                    OVERFLOW_ROUTE
+                };
+            if !routes.contains_key(label) {
+                let counters = self.route_counters(label);
+                routes.insert(label.to_string(), counters);
+            }
+            let counters = &routes[label];
+            counters.outcomes[outcome].inc();
+            counters.differences.inc_by(differences);
+        }
+        if !matches!(record.outcome, Outcome::Skipped(_)) {
+            if let Some(latency) = record.primary_latency {
+                self.primary_duration.observe(latency.as_secs_f64());
+            }
+            if let Some(latency) = record.secondary_latency {
+                self.secondary_duration.observe(latency.as_secs_f64());
+            }
+        }
+    }
+
+    fn route_counters(&self, route: &str) -> RouteCounters {
+        RouteCounters {
+            outcomes: OUTCOMES.map(|outcome| self.requests.with_label_values(&[route, outcome])),
+            differences: self.differences.with_label_values(&[route]),
+        }
+    }
+
+    /// Counts a SIGHUP reload, applied or rejected.
+    pub fn count_reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Reloads counted so far: (applied, rejected).
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads.with_label_values(&["applied"]).get(),
+            self.reloads.with_label_values(&["rejected"]).get(),
+        )
+    }
+
+    /// The text exposition format, with values owned elsewhere brought up to date first.
+    pub fn render(&self, now: Snapshot) -> String {
+        {
+            let _one_scrape_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+            self.inflight_shadows
+                .set(i64::try_from(now.inflight_shadows).unwrap_or(i64::MAX));
+            self.store_queue_depth
+                .set(i64::try_from(now.store_queue_depth).unwrap_or(i64::MAX));
+            self.breaker_open.set(i64::from(now.breaker_open));
+            catch_up(&self.store_dropped, now.store_dropped);
+            catch_up(&self.store_write_errors, now.store_write_errors);
+        }
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("text encoding of gathered metrics does not fail");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+/// Counters whose source of truth is an atomic elsewhere advance to its value.
+fn catch_up(counter: &IntCounter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn record(route: &str, outcome: Outcome) -> Record {
+        Record {
+            at: SystemTime::now(),
+            route: route.into(),
+            outcome,
+            primary_status: None,
+            secondary_status: None,
+            primary_latency: None,
+            secondary_latency: None,
+            hidden: Vec::new(),
+            mismatch: None,
+        }
+    }
+
+    #[test]
+    fn routes_past_the_limit_share_one_label() {
+        let metrics = Metrics::new(2);
+        for route in ["GET /a", "GET /b", "GET /c", "GET /d", "GET /a"] {
+            metrics.observe(&record(route, Outcome::Matched));
+        }
+        let text = metrics.render(Snapshot::default());
+        assert!(text.contains(r#"shadowdiff_requests_total{outcome="matched",route="GET /a"} 2"#));
+        assert!(text.contains(r#"shadowdiff_requests_total{outcome="matched",route="other"} 2"#));
+        assert!(!text.contains("GET /c"), "{text}");
+    }
+
+    #[test]
+    fn external_totals_only_move_forward() {
+        let metrics = Metrics::new(10);
+        let mut now = Snapshot {
+            store_dropped: 5,
+            ..Snapshot::default()
+        };
+        assert!(metrics
+            .render(now)
+            .contains("shadowdiff_store_dropped_total 5"));
+        now.store_dropped = 7;
+        assert!(metrics
+            .render(now)
+            .contains("shadowdiff_store_dropped_total 7"));
+    }
+}

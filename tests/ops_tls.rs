@@ -1,0 +1,162 @@
+//! TLS on the listener with a self-signed certificate made here, and the secondary's
+//! certificate checked by default, trusted through --secondary-ca, or skipped on request.
+
+mod support;
+
+use shadowdiff::config::TlsFiles;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A certificate for `localhost` and its key, as PEM files in `dir`.
+fn self_signed(dir: &Path) -> (TlsFiles, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = made.cert.pem();
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert, &cert_pem).unwrap();
+    std::fs::write(&files.key, made.signing_key.serialize_pem()).unwrap();
+    (files, cert_pem)
+}
+
+fn trusting(cert_pem: &str, addr: SocketAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_speaks_tls_with_http2_and_http1() {
+    let primary = support::fixed(200, "same").await;
+    let secondary = support::fixed(200, "same").await;
+    let (mut config, dir) = support::config(&primary.url(), &secondary.url());
+    let (files, cert_pem) = self_signed(dir.path());
+    config.tls = Some(files);
+    let proxy = support::start(config, dir).await;
+    let url = format!("https://localhost:{}/t", proxy.addr.port());
+
+    let response = trusting(&cert_pem, proxy.addr)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2, "h2 by ALPN");
+    assert_eq!(response.text().await.unwrap(), "same");
+    let http1 = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .resolve("localhost", proxy.addr)
+        .build()
+        .unwrap();
+    let response = http1.get(&url).send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert_eq!(response.text().await.unwrap(), "same");
+    let seen = primary.received();
+    assert_eq!(seen[0].headers["x-forwarded-proto"], "https");
+
+    // Plain HTTP on the TLS port gets no response.
+    assert!(support::client()
+        .get(format!("http://{}/t", proxy.addr))
+        .send()
+        .await
+        .is_err());
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn unreadable_certificate_files_are_named() {
+    let (mut config, dir) = support::config("http://127.0.0.1:1", "http://127.0.0.1:1");
+    config.tls = Some(TlsFiles {
+        cert: dir.path().join("missing.pem"),
+        key: dir.path().join("key.pem"),
+    });
+    let error = shadowdiff::proxy::prepare(&config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("--tls-cert ") && error.contains("missing.pem"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_secondary_ca_that_is_not_pem_is_named() {
+    let (mut config, dir) = support::config("http://127.0.0.1:1", "https://127.0.0.1:1");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    config.secondary_ca = Some(ca);
+    let error = shadowdiff::proxy::prepare(&config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("--secondary-ca ") && error.contains("ca.pem"),
+        "{error}"
+    );
+}
+
+/// The secondary behind TLS (a second shadowdiff with a self-signed certificate in front
+/// of a plain backend), and the outcome of one shadowed request to it.
+async fn shadow_to_tls_secondary(
+    trust: impl FnOnce(&mut shadowdiff::ServeConfig, &Path),
+) -> String {
+    let backend = support::fixed(200, "same").await;
+    let (mut front, front_dir) = support::config(&backend.url(), &backend.url());
+    let (files, _) = self_signed(front_dir.path());
+    let ca = front_dir.path().join("ca.pem");
+    std::fs::copy(&files.cert, &ca).unwrap();
+    front.tls = Some(files);
+    front.sample = 0.0;
+    let tls_secondary = support::start(front, front_dir).await;
+
+    let primary = support::fixed(200, "same").await;
+    let secondary_url = format!("https://localhost:{}", tls_secondary.addr.port());
+    let (mut config, dir) = support::config(&primary.url(), &secondary_url);
+    trust(&mut config, &ca);
+    let (proxy, admin) = support::start_with_admin(config, dir).await;
+    support::client().get(proxy.url("/s")).send().await.unwrap();
+    let guard = Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        let text = support::client()
+            .get(format!("http://{admin}/status"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let counters = &status["counters"];
+        if counters["matched"] == 1 {
+            break "matched";
+        }
+        if counters["errors"] == 1 {
+            break "error";
+        }
+        assert!(Instant::now() < guard, "no outcome: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    proxy.stop().await;
+    tls_secondary.stop().await;
+    outcome.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secondary_certificate_is_verified_unless_trusted_or_waived() {
+    assert_eq!(shadow_to_tls_secondary(|_, _| {}).await, "error");
+    assert_eq!(
+        shadow_to_tls_secondary(|config, ca| config.secondary_ca = Some(ca.to_path_buf())).await,
+        "matched"
+    );
+    assert_eq!(
+        shadow_to_tls_secondary(|config, _| config.insecure_secondary = true).await,
+        "matched"
+    );
+}

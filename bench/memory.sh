@@ -36,7 +36,7 @@ flood() {
   rm -f "$OUT/mem-$name.db"*
   RUST_LOG=warn target/release/shadowdiff serve --listen 127.0.0.1:$SD \
     --primary http://127.0.0.1:$P --secondary "http://127.0.0.1:$secondary" \
-    --db "$OUT/mem-$name.db" --max-inflight "$MAX_INFLIGHT" --max-body "$MAX_BODY" &
+    --db "$OUT/mem-$name.db" --max-inflight "$MAX_INFLIGHT" --max-body "$MAX_BODY" --admin off &
   local sd=$!
   sleep 1
   ( while kill -0 $sd 2>/dev/null; do awk '/VmRSS/ {print $2}' /proc/$sd/status 2>/dev/null; sleep 1; done ) \

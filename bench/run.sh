@@ -69,9 +69,9 @@ nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT"
 
 rm -f "$OUT"/sd*.db*
 RUST_LOG=warn $BIN serve --listen 127.0.0.1:$SD --primary http://127.0.0.1:$P \
-  --secondary http://127.0.0.1:$FAST --db "$OUT/sd-fast.db" & pids+=($!)
+  --secondary http://127.0.0.1:$FAST --db "$OUT/sd-fast.db" --admin 127.0.0.1:$ADMIN & pids+=($!)
 RUST_LOG=warn $BIN serve --listen 127.0.0.1:$SD_SLOW --primary http://127.0.0.1:$P \
-  --secondary http://127.0.0.1:$SLOW --db "$OUT/sd-slow.db" & pids+=($!)
+  --secondary http://127.0.0.1:$SLOW --db "$OUT/sd-slow.db" --admin 127.0.0.1:$ADMIN_SLOW & pids+=($!)
 sleep 1
 
 # name url -> "rps p50_ms p99_ms"

@@ -444,7 +444,16 @@ impl ServeConfig {
             format!("max-route-labels = {}", self.max_route_labels),
             format!("breaker-threshold = {}", self.breaker_threshold),
             format!("breaker-cooldown = {}", duration(self.breaker_cooldown)),
+            format!("examples-per-signature = {}", self.examples_per_signature),
         ]);
+        if let Some(size) = self.max_db_size {
+            lines.push(format!("max-db-size = {size}"));
+        }
+        if let Some(record) = &self.record {
+            lines.push(format!("record = {}", path(&record.path)));
+            lines.push(format!("record-max-size = {}", record.max_size));
+            lines.push(format!("record-secrets = {}", record.keep_secrets));
+        }
         if let Some(tls) = &self.tls {
             lines.push(format!("tls-cert = {}", path(&tls.cert)));
             lines.push(format!("tls-key = {}", path(&tls.key)));

@@ -64,6 +64,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         primary: Some(backends.primary_url()),
         secondary: Some(backends.secondary_url()),
         db: Some(options.db.clone()),
+        // The demo must run anywhere, beside anything: no fixed admin port.
+        admin: Some("off".into()),
         ..ServeArgs::default()
     })?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;

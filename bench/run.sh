@@ -28,7 +28,12 @@ P=19101; FAST=19102; SLOW=19103; NGX_PLAIN=19111; NGX_MIRROR=19112; NGX_MIRROR_S
 SD=19121; SD_SLOW=19122; ADMIN=19131; ADMIN_SLOW=19132
 
 pids=()
+sd_pids=()
 cleanup() {
+  # shadowdiff first, gracefully, while its upstreams are still up: otherwise the shadows
+  # in flight at the end would be stored as errors that the benchmark itself caused.
+  for pid in "${sd_pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${sd_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -69,9 +74,9 @@ nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT"
 
 rm -f "$OUT"/sd*.db*
 RUST_LOG=warn $BIN serve --listen 127.0.0.1:$SD --primary http://127.0.0.1:$P \
-  --secondary http://127.0.0.1:$FAST --db "$OUT/sd-fast.db" --admin 127.0.0.1:$ADMIN & pids+=($!)
+  --secondary http://127.0.0.1:$FAST --db "$OUT/sd-fast.db" --admin 127.0.0.1:$ADMIN & sd_pids+=($!)
 RUST_LOG=warn $BIN serve --listen 127.0.0.1:$SD_SLOW --primary http://127.0.0.1:$P \
-  --secondary http://127.0.0.1:$SLOW --db "$OUT/sd-slow.db" --admin 127.0.0.1:$ADMIN_SLOW & pids+=($!)
+  --secondary http://127.0.0.1:$SLOW --db "$OUT/sd-slow.db" --admin 127.0.0.1:$ADMIN_SLOW & sd_pids+=($!)
 sleep 1
 
 # name url -> "rps p50_ms p99_ms"

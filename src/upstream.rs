@@ -101,6 +101,55 @@ impl Upstream {
     }
 }
 
+/// How a leg whose whole response is read (the shadow leg, both replay legs) is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Fetch<'a> {
+    pub client: &'a reqwest::Client,
+    pub preserve_host: bool,
+    pub max_body: usize,
+    /// For the whole exchange: connecting, sending, and reading the last body byte.
+    pub timeout: Duration,
+}
+
+impl Upstream {
+    /// Sends a request with a complete body and reads the complete response, under the
+    /// timeout and the body cap: every failure becomes a [`LegError`] of its kind.
+    pub async fn fetch(
+        &self,
+        how: Fetch<'_>,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Captured, LegError> {
+        let started = Instant::now();
+        let leg = async {
+            let response = self
+                .send(
+                    how.client,
+                    method,
+                    path_and_query,
+                    headers,
+                    how.preserve_host,
+                    full_body(body),
+                )
+                .await?;
+            read_capped(response, how.max_body, started).await
+        };
+        match tokio::time::timeout(how.timeout, leg).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(LegError {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "no complete response within {}",
+                    humantime::format_duration(how.timeout)
+                ),
+                latency: started.elapsed(),
+            }),
+        }
+    }
+}
+
 /// Reads a whole response body, refusing more than `max_body` bytes.
 pub async fn read_capped(
     mut response: reqwest::Response,

@@ -129,7 +129,7 @@ pub async fn handle(
 }
 
 /// The primary's response as the client gets it: hop-by-hop headers removed, body streamed.
-fn passthrough(response: reqwest::Response) -> Response<ProxyBody> {
+pub(super) fn passthrough(response: reqwest::Response) -> Response<ProxyBody> {
     let status = response.status();
     let mut headers = response.headers().clone();
     strip_hop_by_hop(&mut headers);
@@ -139,7 +139,7 @@ fn passthrough(response: reqwest::Response) -> Response<ProxyBody> {
     build_response(status, headers, body)
 }
 
-fn build_response(
+pub(super) fn build_response(
     status: StatusCode,
     headers: http::HeaderMap,
     body: ProxyBody,
@@ -163,17 +163,18 @@ pub fn error_response(error: &LegError) -> Response<ProxyBody> {
         error.kind.as_str(),
         error.message.replace('\n', " ")
     );
-    let mut response = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(box_error)
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
+    plain_text(status, text)
+}
+
+/// A short plain-text answer of shadowdiff's own.
+pub(super) fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
+    let body = Full::new(text.into()).map_err(box_error).boxed_unsync();
+    build_response(status, headers, body)
 }
 
 /// An HTTP/1.1 upgrade request (RFC 9110 section 7.8), e.g. WebSocket.

@@ -5,11 +5,11 @@ use super::admission::Admitted;
 use super::capture::RequestBodyResult;
 use super::Proxy;
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
-use crate::upstream::{full_body, read_capped, SHADOW_HEADER};
+use crate::upstream::{Fetch, SHADOW_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 /// Where the shadow gets the request body from: known at once (no body), or from the tee
@@ -125,7 +125,6 @@ async fn shadow_exchange(
 
 /// The same request again, built by the same code as the primary's, marked as a shadow.
 async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome {
-    let started = Instant::now();
     let mut headers = request.headers.clone();
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("shadow"));
     let path_and_query = request
@@ -133,32 +132,22 @@ async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome 
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let timeout = proxy.config.secondary_timeout;
-    let leg = async {
-        let response = proxy
-            .secondary
-            .send(
-                &proxy.secondary_client,
-                request.method.clone(),
-                path_and_query,
-                headers,
-                proxy.config.preserve_host,
-                full_body(request.body.clone()),
-            )
-            .await?;
-        read_capped(response, proxy.config.max_body, started).await
+    let how = Fetch {
+        client: &proxy.secondary_client,
+        preserve_host: proxy.config.preserve_host,
+        max_body: proxy.config.max_body,
+        timeout: proxy.config.secondary_timeout,
     };
-    match tokio::time::timeout(timeout, leg).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(LegError {
-            kind: ErrorKind::Timeout,
-            message: format!(
-                "no complete response within {}",
-                humantime::format_duration(timeout)
-            ),
-            latency: started.elapsed(),
-        }),
-    }
+    proxy
+        .secondary
+        .fetch(
+            how,
+            request.method.clone(),
+            path_and_query,
+            headers,
+            request.body.clone(),
+        )
+        .await
 }
 
 /// A shadow still running when the drain timeout ran out: counted as a shutdown error of

@@ -2,10 +2,10 @@
 //! shadowed, because a byte stream in both directions has no single response to compare.
 //! They are counted as skipped with reason `upgrade`.
 
-use super::forward::{box_error, error_response};
+use super::forward::{box_error, build_response, error_response, passthrough, plain_text};
 use super::{Proxy, ProxyBody};
 use crate::exchange::{Observation, SkipReason};
-use crate::upstream::{forwarded_headers, strip_hop_by_hop};
+use crate::upstream::forwarded_headers;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -30,7 +30,7 @@ pub async fn handle(
     if request.method() == Method::CONNECT {
         // A reverse proxy has no business opening arbitrary tunnels (RFC 9110 section 9.3.6
         // is for forward proxies); nginx answers the same way.
-        return plain(
+        return plain_text(
             StatusCode::METHOD_NOT_ALLOWED,
             "shadowdiff: CONNECT is not supported by a reverse proxy\n",
         );
@@ -63,17 +63,11 @@ pub async fn handle(
         Err(error) => return error_response(&error),
     };
     let status = response.status();
-    let mut response_headers = response.headers().clone();
     if status != StatusCode::SWITCHING_PROTOCOLS {
-        strip_hop_by_hop(&mut response_headers);
-        let body = reqwest::Body::from(response)
-            .map_err(box_error)
-            .boxed_unsync();
-        let mut out = Response::new(body);
-        *out.status_mut() = status;
-        *out.headers_mut() = response_headers;
-        return out;
+        return passthrough(response);
     }
+    // The 101's Connection and Upgrade headers are what the client's hop needs.
+    let response_headers = response.headers().clone();
     tokio::spawn(async move {
         let upstream = match response.upgrade().await {
             Ok(upstream) => upstream,
@@ -93,22 +87,6 @@ pub async fn handle(
         let mut upstream = upstream;
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     });
-    let mut out = Response::new(Full::new(Bytes::new()).map_err(box_error).boxed_unsync());
-    *out.status_mut() = status;
-    *out.headers_mut() = response_headers;
-    out
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from_static(text.as_bytes()))
-            .map_err(box_error)
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    let empty = Full::new(Bytes::new()).map_err(box_error).boxed_unsync();
+    build_response(status, response_headers, empty)
 }

@@ -14,7 +14,7 @@ pub mod progress;
 use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
-use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, SkipReason};
+use crate::exchange::{Exchange, LegOutcome, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
@@ -27,7 +27,7 @@ pub use progress::ProgressMode;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Observations waiting for the compare thread; enough to keep it busy, small in memory.
 const PIPELINE_CAPACITY: usize = 4096;
@@ -388,31 +388,15 @@ async fn send_leg(
     headers: HeaderMap,
     body: Bytes,
 ) -> LegOutcome {
-    let started = Instant::now();
-    let leg = async {
-        let response = upstream
-            .send(
-                &legs.client,
-                method.clone(),
-                path_and_query,
-                headers,
-                legs.preserve_host,
-                upstream::full_body(body),
-            )
-            .await?;
-        upstream::read_capped(response, legs.max_body, started).await
+    let how = upstream::Fetch {
+        client: &legs.client,
+        preserve_host: legs.preserve_host,
+        max_body: legs.max_body,
+        timeout,
     };
-    match tokio::time::timeout(timeout, leg).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(LegError {
-            kind: ErrorKind::Timeout,
-            message: format!(
-                "no complete response within {}",
-                humantime::format_duration(timeout)
-            ),
-            latency: started.elapsed(),
-        }),
-    }
+    upstream
+        .fetch(how, method.clone(), path_and_query, headers, body)
+        .await
 }
 
 /// Spaces request starts evenly at `--rate`, shared by all workers.

@@ -280,3 +280,25 @@ async fn http2_cleartext_clients_are_served_on_the_same_port() {
     proxy.stop().await;
     assert_eq!(secondary.received()[0].uri, "/two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_host_sends_the_clients_host_to_both_legs() {
+    let primary = fixed(200, "ok").await;
+    let secondary = fixed(200, "ok").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.preserve_host = true;
+    let proxy = start(config, dir).await;
+    client()
+        .get(proxy.url("/h"))
+        .header("host", "shop.example")
+        .send()
+        .await
+        .unwrap();
+    proxy.stop().await;
+    assert_eq!(primary.received()[0].headers["host"], "shop.example");
+    assert_eq!(secondary.received()[0].headers["host"], "shop.example");
+    assert_eq!(
+        primary.received()[0].headers["x-forwarded-host"],
+        "shop.example"
+    );
+}

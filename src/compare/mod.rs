@@ -251,7 +251,7 @@ fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
 /// What a decoded body turned out to be.
 enum Body<'a> {
     Empty,
-    Json(json::Json<'a>),
+    Json(json::Tape),
     /// Declared JSON that does not parse: the reason.
     BadJson(String),
     Text(&'a str),
@@ -269,13 +269,13 @@ fn classify<'a>(bytes: &'a [u8], declared: Declared) -> Body<'a> {
         )
     };
     match declared {
-        Declared::Json => match json::parse(bytes) {
+        Declared::Json => match json::Tape::parse(bytes) {
             Ok(v) => Body::Json(v),
-            Err(e) => Body::BadJson(e),
+            Err(json::Invalid) => Body::BadJson(json::describe_invalid(bytes)),
         },
         Declared::Generic | Declared::Text => {
             if declared == Declared::Generic && looks_json() {
-                if let Ok(v) = json::parse(bytes) {
+                if let Ok(v) = json::Tape::parse(bytes) {
                     return Body::Json(v);
                 }
             }

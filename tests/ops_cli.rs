@@ -4,86 +4,9 @@
 mod support;
 
 use assert_cmd::Command;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A running `shadowdiff serve`, killed if the test fails midway.
-struct Running {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    /// Every log line after the "serving" one, as it arrives.
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-/// Starts serve and reads the listen and admin addresses from its "serving" log line,
-/// written as text or as JSON.
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shadowdiff"))
-        .arg("serve")
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut serving = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("serving") {
-            serving = Some(line);
-            break;
-        }
-    }
-    let line = serving.expect("serve exited before listening");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let field = |name: &str| -> SocketAddr {
-        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-            return json["fields"][name].as_str().unwrap().parse().unwrap();
-        }
-        let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
-        line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    Running {
-        listen: field("listen"),
-        admin: field("admin"),
-        child,
-        logs,
-    }
-}
 
 async fn metrics(admin: SocketAddr) -> String {
     support::client()
@@ -123,7 +46,7 @@ async fn every_setting_can_come_from_the_environment() {
     let secondary = support::fixed(200, "same").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.db");
-    let running = spawn(
+    let running = support::spawn_serve(
         &[],
         &[
             ("SHADOWDIFF_PRIMARY", &primary.url()),
@@ -202,7 +125,7 @@ async fn sighup_reloads_rules_and_keeps_them_when_the_new_file_is_bad() {
     let config = dir.path().join("shadowdiff.toml");
     let write = |rules: &str| write_config(&config, &primary.url(), &secondary.url(), &db, rules);
     write("");
-    let running = spawn(&["--config", config.to_str().unwrap()], &[]);
+    let running = support::spawn_serve(&["--config", config.to_str().unwrap()], &[]);
     let http = support::client();
     // One connection for the whole test: a reload must not drop it.
     let request = || http.get(format!("http://{}/r", running.listen)).send();
@@ -346,7 +269,7 @@ async fn info_logs_nothing_per_request_and_debug_one_line_per_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     for (level, mismatch_lines) in [("info", 0), ("info,shadowdiff=debug", 2)] {
         let db = dir.path().join(format!("{level}.db"));
-        let running = spawn(
+        let running = support::spawn_serve(
             &[
                 "--primary",
                 &primary.url(),

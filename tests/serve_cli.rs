@@ -4,9 +4,8 @@
 mod support;
 
 use assert_cmd::Command;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 fn serve(args: &[&str]) -> std::process::Output {
@@ -162,51 +161,23 @@ fn unwritable_db_exits_2_before_the_listener_opens() {
     assert!(!err.contains(&addr), "{err}");
 }
 
-/// A running `shadowdiff serve` child process, killed if the test fails midway.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
-fn spawn_serve(listen: &str, primary: &str, secondary: &str, db: &str) -> Running {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shadowdiff"))
-        .args([
-            "serve",
+/// The real binary between two upstreams, on ephemeral loopback ports.
+fn spawn_serve(primary: &str, secondary: &str, db: &str) -> support::Running {
+    support::spawn_serve(
+        &[
             "--listen",
-            listen,
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
             "--primary",
             primary,
             "--secondary",
             secondary,
             "--db",
             db,
-            "--admin",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The "serving" log line says the listener is open.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("serving") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Running(child)
+        ],
+        &[],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,13 +186,8 @@ async fn sigterm_drains_stores_and_exits_0() {
     let secondary = support::fixed(200, "same").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let listen = free_port();
-    let mut running = spawn_serve(
-        &listen,
-        &primary.url(),
-        &secondary.url(),
-        db.to_str().unwrap(),
-    );
+    let mut running = spawn_serve(&primary.url(), &secondary.url(), db.to_str().unwrap());
+    let listen = running.listen;
     let http = support::client();
     for i in 0..20 {
         let body = http
@@ -234,15 +200,9 @@ async fn sigterm_drains_stores_and_exits_0() {
             .unwrap();
         assert_eq!(body, "same");
     }
-    let pid = running.0.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || running.0.wait())
+    running.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || running.wait())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
 
@@ -261,17 +221,11 @@ async fn malformed_client_request_gets_400_and_the_proxy_stays_up() {
     let secondary = support::fixed(200, "fine").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let listen = free_port();
-    let _running = spawn_serve(
-        &listen,
-        &primary.url(),
-        &secondary.url(),
-        db.to_str().unwrap(),
-    );
+    let running = spawn_serve(&primary.url(), &secondary.url(), db.to_str().unwrap());
+    let listen = running.listen;
     let response = tokio::task::spawn_blocking({
-        let listen = listen.clone();
         move || {
-            let mut stream = TcpStream::connect(&listen).unwrap();
+            let mut stream = TcpStream::connect(listen).unwrap();
             stream
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();

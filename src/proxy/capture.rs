@@ -49,6 +49,37 @@ impl Copy {
     fn take(&mut self) -> Bytes {
         join(std::mem::take(&mut self.chunks), self.len)
     }
+
+    /// Copies a polled frame's data and says whether the body is now complete or failed.
+    /// `ended` is the inner body's end-of-stream state after the poll: a body that knows
+    /// its length ends with its last data frame, without a final `None`.
+    fn observe<'e, E>(
+        &mut self,
+        polled: &'e Option<Result<Frame<Bytes>, E>>,
+        ended: bool,
+    ) -> Step<'e, E> {
+        match polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.push(data);
+                }
+                if ended {
+                    Step::Complete
+                } else {
+                    Step::More
+                }
+            }
+            Some(Err(error)) => Step::Failed(error),
+            None => Step::Complete,
+        }
+    }
+}
+
+/// Where a teed body stands after one poll.
+enum Step<'e, E> {
+    More,
+    Complete,
+    Failed(&'e E),
 }
 
 /// Joins chunks into one buffer; a single chunk is returned as it is, without copying.
@@ -119,17 +150,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &polled {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    this.copy.push(data);
-                }
-                if this.inner.is_end_stream() {
-                    this.settle_complete();
-                }
-            }
-            Some(Err(_)) => this.settle(Err(SkipReason::RequestIncomplete)),
-            None => this.settle_complete(),
+        match this.copy.observe(&polled, this.inner.is_end_stream()) {
+            Step::More => {}
+            Step::Complete => this.settle_complete(),
+            Step::Failed(_) => this.settle(Err(SkipReason::RequestIncomplete)),
         }
         Poll::Ready(polled)
     }
@@ -234,24 +258,17 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &polled {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    this.copy.push(data);
-                }
-                if this.inner.is_end_stream() {
-                    this.settle_complete();
-                }
-            }
-            Some(Err(e)) => {
+        match this.copy.observe(&polled, this.inner.is_end_stream()) {
+            Step::More => {}
+            Step::Complete => this.settle_complete(),
+            Step::Failed(error) => {
                 let outcome = Err(LegError {
                     kind: ErrorKind::Incomplete,
-                    message: format!("primary response body failed: {e}"),
+                    message: format!("primary response body failed: {error}"),
                     latency: this.started.elapsed(),
                 });
                 this.settle(outcome);
             }
-            None => this.settle_complete(),
         }
         Poll::Ready(polled)
     }

@@ -245,3 +245,82 @@ pub async fn start_with_admin(config: ServeConfig, dir: tempfile::TempDir) -> (P
     };
     (proxy, admin_addr)
 }
+
+/// A running `shadowdiff serve`, killed if the test fails midway.
+pub struct Running {
+    pub child: std::process::Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    /// Every log line after the "serving" one, as it arrives.
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit on its own (after a signal).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+/// Starts serve and reads the listen and admin addresses from its "serving" log line,
+/// written as text or as JSON.
+pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shadowdiff"))
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut serving = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("serving") {
+            serving = Some(line);
+            break;
+        }
+    }
+    let line = serving.expect("serve exited before listening");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let field = |name: &str| -> SocketAddr {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+            return json["fields"][name].as_str().unwrap().parse().unwrap();
+        }
+        let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Running {
+        listen: field("listen"),
+        admin: field("admin"),
+        child,
+        logs,
+    }
+}

@@ -3,7 +3,7 @@
 //! rows, so building it costs the same for a thousand mismatches as for a million.
 
 use super::gate::GateReport;
-use crate::store::read::{MismatchRow, RunRow};
+use crate::store::read::{DifferenceRow, MismatchRow, RunRow};
 use crate::store::{latency, ReadFilter, StoreError, StoreReader};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,14 +114,6 @@ pub struct RuleCount {
     pub count: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct ExampleDifference {
-    pub path: String,
-    pub kind: String,
-    pub primary: Option<String>,
-    pub secondary: Option<String>,
-}
-
 /// One kept mismatch; `shadowdiff show <id> --db <database>` prints it in full.
 #[derive(Clone, Debug, Serialize)]
 pub struct Example {
@@ -133,7 +125,7 @@ pub struct Example {
     pub uri: String,
     pub primary_status: u16,
     pub secondary_status: u16,
-    pub differences: Vec<ExampleDifference>,
+    pub differences: Vec<DifferenceRow>,
     /// Bodies for the HTML side-by-side view; `show` is the place to read them in JSON.
     #[serde(skip)]
     pub primary_body: String,
@@ -401,16 +393,7 @@ fn example(database: &str, row: MismatchRow) -> Example {
         uri: row.uri,
         primary_status: row.primary_status,
         secondary_status: row.secondary_status,
-        differences: row
-            .differences
-            .into_iter()
-            .map(|d| ExampleDifference {
-                path: d.path,
-                kind: d.kind,
-                primary: d.primary,
-                secondary: d.secondary,
-            })
-            .collect(),
+        differences: row.differences,
         primary_body: text(row.primary_body),
         secondary_body: text(row.secondary_body),
     }

@@ -48,8 +48,8 @@ pub struct OutcomeRow {
     pub count: u64,
 }
 
-/// One difference of a stored mismatch.
-#[derive(Clone, Debug)]
+/// One difference of a stored mismatch, as stored and as reports show it.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct DifferenceRow {
     pub path: String,
     pub kind: String,

@@ -22,6 +22,7 @@ async fn the_demo_mix_replays_against_the_demo_backends() {
         input,
         config,
         concurrency: 8,
+        threads: 2,
         rate: None,
         repeat: 1,
         skip_invalid: false,

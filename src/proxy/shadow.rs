@@ -5,7 +5,7 @@ use super::admission::Admitted;
 use super::capture::RequestBodyResult;
 use super::Proxy;
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
-use crate::upstream::{Fetch, SHADOW_HEADER};
+use crate::upstream::{Fetch, FetchOptions, SHADOW_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
@@ -134,9 +134,11 @@ async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome 
         .unwrap_or("/");
     let how = Fetch {
         client: &proxy.secondary_client,
-        preserve_host: proxy.config.preserve_host,
-        max_body: proxy.config.max_body,
-        timeout: proxy.config.secondary_timeout,
+        options: FetchOptions {
+            preserve_host: proxy.config.preserve_host,
+            max_body: proxy.config.max_body,
+            timeout: proxy.config.secondary_timeout,
+        },
     };
     proxy
         .secondary

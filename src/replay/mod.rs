@@ -7,6 +7,10 @@
 //! [`PipelineHandle::submit`], which waits for room instead of dropping: a replay has no
 //! client to protect, so it never loses a comparison.
 //!
+//! Each worker keeps its own connection to each plain-HTTP upstream
+//! ([`upstream::connection`]): a worker has one request in flight per leg, so a pool only
+//! adds work. `https` upstreams go through serve's pooled client and its TLS settings.
+//!
 //! - [`progress`]: the progress bar on a terminal, periodic lines elsewhere.
 
 pub mod progress;
@@ -19,7 +23,8 @@ use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
-use crate::upstream::{self, Upstream, SHADOW_HEADER};
+use crate::upstream::connection::Connection;
+use crate::upstream::{self, FetchOptions, Upstream, SHADOW_HEADER};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method};
 use progress::Progress;
@@ -39,6 +44,8 @@ pub struct ReplayOptions {
     /// Upstreams, store path, limits, timeouts and rules: the settings serve uses.
     pub config: ServeConfig,
     pub concurrency: usize,
+    /// OS threads the workers are spread over, each a single-threaded runtime.
+    pub threads: usize,
     /// Most requests started per second.
     pub rate: Option<f64>,
     pub repeat: u32,
@@ -113,6 +120,7 @@ impl ReplayOptions {
             input: args.input,
             config,
             concurrency: args.concurrency as usize,
+            threads: args.threads as usize,
             rate,
             repeat: args.repeat,
             skip_invalid: args.skip_invalid,
@@ -164,7 +172,9 @@ pub fn run_command(args: ReplayArgs) -> Result<GateStatus, ReplayError> {
 /// Runs `replay` from parsed flags on its own runtime; for `main`.
 pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
     let options = ReplayOptions::from_args(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The workers run on threads of their own (see `send_all`); this runtime only reads
+    // the file, shows progress and waits.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ReplayError::Runtime)?;
@@ -200,11 +210,12 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         max_body: config.max_body,
         primary_timeout: config.primary_timeout,
         secondary_timeout: config.secondary_timeout,
+        shadow_writes: config.shadow_writes,
     });
 
     let requests = Arc::new(AtomicU64::new(0));
     let invalid = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = flume::bounded(options.concurrency * 2);
+    let (tx, rx) = flume::bounded(options.concurrency.div_ceil(READ_BATCH) * 2);
     let reader = {
         let (input, repeat, skip_invalid) =
             (options.input.clone(), options.repeat, options.skip_invalid);
@@ -221,24 +232,16 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     );
 
     let pacer = options.rate.map(|rps| Arc::new(Pacer::new(rps)));
-    let mut workers = Vec::with_capacity(options.concurrency);
-    for _ in 0..options.concurrency {
-        let (rx, legs, handle, pacer) =
-            (rx.clone(), legs.clone(), pipeline.handle(), pacer.clone());
-        let shadow_writes = config.shadow_writes;
-        workers.push(tokio::spawn(async move {
-            while let Ok(entry) = rx.recv_async().await {
-                if let Some(pacer) = &pacer {
-                    pacer.wait().await;
-                }
-                replay_one(&legs, &handle, shadow_writes, entry).await;
-            }
-        }));
-    }
-    drop(rx);
-    for worker in workers {
-        let _ = worker.await;
-    }
+    let senders = {
+        let (handle, concurrency, threads) =
+            (pipeline.handle(), options.concurrency, options.threads);
+        tokio::task::spawn_blocking(move || send_all(legs, rx, handle, pacer, concurrency, threads))
+    };
+    let sent = senders.await.unwrap_or_else(|_| {
+        Err(ReplayError::Runtime(std::io::Error::other(
+            "a sender panicked",
+        )))
+    });
     let read_result = reader.await.unwrap_or_else(|_| {
         Err(TrafficError::Unreadable {
             path: options.input.clone(),
@@ -260,9 +263,101 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         invalid: invalid.load(Ordering::Relaxed),
         dropped: pipeline_dropped,
     };
-    progress.finish(&summary, read_result.is_ok());
+    progress.finish(&summary, read_result.is_ok() && sent.is_ok());
+    sent?;
     read_result?;
     Ok(summary)
+}
+
+/// Requests the reader hands over at once: one wake-up of a worker per batch, not per
+/// request.
+const READ_BATCH: usize = 16;
+
+/// Sends everything the reader produces on `threads` OS threads, each running its share
+/// of the `concurrency` workers on a single-threaded runtime, and returns when the reader
+/// is done and every worker has handed its last exchange to the pipeline.
+///
+/// A worker's two requests, their connections and the tasks driving them stay on one
+/// thread: a multi-threaded runtime moved them between threads and spent more time waking
+/// threads than sending requests (bench/README.md).
+fn send_all(
+    legs: Arc<Legs>,
+    rx: flume::Receiver<Vec<TrafficEntry>>,
+    pipeline: PipelineHandle,
+    pacer: Option<Arc<Pacer>>,
+    concurrency: usize,
+    threads: usize,
+) -> Result<(), ReplayError> {
+    let threads = threads.clamp(1, concurrency);
+    let shards: Vec<_> = (0..threads)
+        .map(|shard| {
+            // Spread the workers evenly: the first `concurrency % threads` get one more.
+            let workers = concurrency / threads + usize::from(shard < concurrency % threads);
+            let (legs, rx, pipeline, pacer) =
+                (legs.clone(), rx.clone(), pipeline.clone(), pacer.clone());
+            std::thread::Builder::new()
+                .name(format!("shadowdiff-replay-{shard}"))
+                .spawn(move || -> Result<(), ReplayError> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(ReplayError::Runtime)?;
+                    // A pooled client's connections live on the runtime that opened them,
+                    // so each thread has its own.
+                    let legs = Arc::new(Legs {
+                        client: upstream::build_client()?,
+                        ..Legs::clone(&legs)
+                    });
+                    runtime.block_on(async move {
+                        let tasks: Vec<_> = (0..workers)
+                            .map(|_| {
+                                let (legs, rx, pipeline, pacer) =
+                                    (legs.clone(), rx.clone(), pipeline.clone(), pacer.clone());
+                                tokio::spawn(async move {
+                                    worker(&legs, &rx, &pipeline, pacer.as_deref()).await
+                                })
+                            })
+                            .collect();
+                        for task in tasks {
+                            let _ = task.await;
+                        }
+                    });
+                    Ok(())
+                })
+                .map_err(ReplayError::Runtime)
+        })
+        .collect::<Result<_, _>>()?;
+    drop(rx);
+    let mut outcome = Ok(());
+    for shard in shards {
+        let result = shard.join().unwrap_or_else(|_| {
+            Err(ReplayError::Runtime(std::io::Error::other(
+                "a replay thread panicked",
+            )))
+        });
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    outcome
+}
+
+/// One worker: takes batches of requests until the reader is done, one request at a time.
+async fn worker(
+    legs: &Legs,
+    rx: &flume::Receiver<Vec<TrafficEntry>>,
+    pipeline: &PipelineHandle,
+    pacer: Option<&Pacer>,
+) {
+    let mut links = Links::default();
+    while let Ok(batch) = rx.recv_async().await {
+        for entry in batch {
+            if let Some(pacer) = pacer {
+                pacer.wait().await;
+            }
+            replay_one(legs, &mut links, pipeline, entry).await;
+        }
+    }
 }
 
 /// Streams the file `repeat` times into the workers' channel. Stops at the first invalid
@@ -273,15 +368,20 @@ fn read_traffic(
     skip_invalid: bool,
     requests: &AtomicU64,
     invalid: &AtomicU64,
-    tx: flume::Sender<TrafficEntry>,
+    tx: flume::Sender<Vec<TrafficEntry>>,
 ) -> Result<(), TrafficError> {
+    let mut batch = Vec::with_capacity(READ_BATCH);
     for round in 0..repeat {
         for item in traffic::open(&input)? {
             match item {
                 Ok(entry) => {
                     requests.fetch_add(1, Ordering::Relaxed);
-                    if tx.send(entry).is_err() {
-                        return Ok(());
+                    batch.push(entry);
+                    if batch.len() == READ_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                        if tx.send(full).is_err() {
+                            return Ok(());
+                        }
                     }
                 }
                 Err(e) if skip_invalid && e.is_skippable() => {
@@ -289,14 +389,22 @@ fn read_traffic(
                         invalid.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // What was read before the bad request is still sent, as when unbatched.
+                    let _ = tx.send(batch);
+                    return Err(e);
+                }
             }
         }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
     }
     Ok(())
 }
 
 /// Everything needed to send one request to both upstreams, shared by the workers.
+#[derive(Clone)]
 struct Legs {
     client: reqwest::Client,
     primary: Upstream,
@@ -305,6 +413,14 @@ struct Legs {
     max_body: usize,
     primary_timeout: Duration,
     secondary_timeout: Duration,
+    shadow_writes: bool,
+}
+
+/// One worker's own connections, one per upstream.
+#[derive(Default)]
+struct Links {
+    primary: Connection,
+    secondary: Connection,
 }
 
 /// Serve's safe-method rule: only methods without side effects (RFC 9110 section 9.2.1)
@@ -315,13 +431,13 @@ fn is_shadowed(method: &Method, shadow_writes: bool) -> bool {
 
 async fn replay_one(
     legs: &Legs,
+    links: &mut Links,
     pipeline: &PipelineHandle,
-    shadow_writes: bool,
     entry: TrafficEntry,
 ) {
     let request = entry.request;
     let at = SystemTime::now();
-    if !is_shadowed(&request.method, shadow_writes) {
+    if !is_shadowed(&request.method, legs.shadow_writes) {
         pipeline
             .submit(Observation::Skipped {
                 at,
@@ -338,25 +454,31 @@ async fn replay_one(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    let leg = |upstream, connection, timeout, headers| Leg {
+        legs,
+        upstream,
+        connection,
+        timeout,
+        method: &request.method,
+        path_and_query,
+        headers,
+        body: request.body.clone(),
+    };
     let (primary, secondary) = tokio::join!(
-        send_leg(
-            legs,
+        leg(
             &legs.primary,
+            &mut links.primary,
             legs.primary_timeout,
-            &request.method,
-            path_and_query,
-            headers.clone(),
-            request.body.clone(),
-        ),
-        send_leg(
-            legs,
+            headers.clone()
+        )
+        .send(),
+        leg(
             &legs.secondary,
+            &mut links.secondary,
             legs.secondary_timeout,
-            &request.method,
-            path_and_query,
-            headers,
-            request.body.clone(),
-        ),
+            headers
+        )
+        .send(),
     );
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
@@ -379,24 +501,47 @@ fn outgoing_headers(recorded: &HeaderMap) -> HeaderMap {
     headers
 }
 
-async fn send_leg(
-    legs: &Legs,
-    upstream: &Upstream,
+/// One leg of one replayed request.
+struct Leg<'a> {
+    legs: &'a Legs,
+    upstream: &'a Upstream,
+    connection: &'a mut Connection,
     timeout: Duration,
-    method: &Method,
-    path_and_query: &str,
+    method: &'a Method,
+    path_and_query: &'a str,
     headers: HeaderMap,
     body: Bytes,
-) -> LegOutcome {
-    let how = upstream::Fetch {
-        client: &legs.client,
-        preserve_host: legs.preserve_host,
-        max_body: legs.max_body,
-        timeout,
-    };
-    upstream
-        .fetch(how, method.clone(), path_and_query, headers, body)
-        .await
+}
+
+impl Leg<'_> {
+    async fn send(self) -> LegOutcome {
+        let options = FetchOptions {
+            preserve_host: self.legs.preserve_host,
+            max_body: self.legs.max_body,
+            timeout: self.timeout,
+        };
+        let method = self.method.clone();
+        if self.upstream.plain_http_address().is_some() {
+            self.connection
+                .fetch(
+                    self.upstream,
+                    options,
+                    method,
+                    self.path_and_query,
+                    self.headers,
+                    self.body,
+                )
+                .await
+        } else {
+            let how = upstream::Fetch {
+                client: &self.legs.client,
+                options,
+            };
+            self.upstream
+                .fetch(how, method, self.path_and_query, self.headers, self.body)
+                .await
+        }
+    }
 }
 
 /// Spaces request starts evenly at `--rate`, shared by all workers.

@@ -3,6 +3,11 @@
 //! Primary and secondary requests are built by the same functions from the same prepared
 //! headers, so any difference between the two responses comes from the upstreams, never
 //! from shadowdiff treating them differently.
+//!
+//! - [`connection`]: a replay worker's own HTTP/1.1 connection to a plain-HTTP upstream,
+//!   the lean transport behind the same request preparation and the same body cap.
+
+pub mod connection;
 
 use crate::exchange::{Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
@@ -39,8 +44,13 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 pub struct Upstream {
     /// The base URL without its trailing slash; the request's path and query are appended.
     prefix: String,
+    /// The base URL's path without its trailing slash (`/v2`, or empty).
+    base_path: String,
     /// `host[:port]` of the upstream, the Host header unless the client's is preserved.
     authority: HeaderValue,
+    /// Host and port to open a plain TCP connection to; `None` for `https` upstreams,
+    /// which only the pooled client (with its TLS settings) reaches.
+    plain_http: Option<(String, u16)>,
 }
 
 impl Upstream {
@@ -49,14 +59,52 @@ impl Upstream {
         while prefix.ends_with('/') {
             prefix.pop();
         }
+        let base_path = base.path().trim_end_matches('/').to_string();
         let host = base.host_str().unwrap_or_default();
         let authority = match base.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
+        let plain_http = (base.scheme() == "http").then(|| {
+            // An IPv6 literal is bracketed in a URL, not in a socket address.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (host.to_string(), base.port_or_known_default().unwrap_or(80))
+        });
         Upstream {
             prefix,
+            base_path,
             authority: HeaderValue::from_str(&authority).expect("a URL host is a valid header"),
+            plain_http,
+        }
+    }
+
+    /// Where a plain-HTTP connection goes; `None` when the upstream needs TLS.
+    pub fn plain_http_address(&self) -> Option<(&str, u16)> {
+        self.plain_http
+            .as_ref()
+            .map(|(host, port)| (host.as_str(), *port))
+    }
+
+    /// The origin-form target sent on a direct connection: the base path is a prefix.
+    pub fn origin_form(&self, path_and_query: &str) -> Result<http::Uri, LegError> {
+        let mut target = String::with_capacity(self.base_path.len() + path_and_query.len() + 1);
+        target.push_str(&self.base_path);
+        if !path_and_query.starts_with('/') {
+            target.push('/');
+        }
+        target.push_str(path_and_query);
+        http::Uri::try_from(target.as_str()).map_err(|e| LegError {
+            kind: ErrorKind::Protocol,
+            message: format!("cannot build upstream target {target:?}: {e}"),
+            latency: Duration::ZERO,
+        })
+    }
+
+    /// The one Host rule of every leg: the upstream's authority, unless the client's Host
+    /// is preserved and there is one.
+    pub fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
+        if !preserve_host || !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, self.authority.clone());
         }
     }
 
@@ -88,9 +136,7 @@ impl Upstream {
     ) -> Result<reqwest::Response, LegError> {
         let started = Instant::now();
         let url = self.url_for(path_and_query)?;
-        if !preserve_host || !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, self.authority.clone());
-        }
+        self.set_host(&mut headers, preserve_host);
         client
             .request(method, url)
             .headers(headers)
@@ -105,10 +151,30 @@ impl Upstream {
 #[derive(Clone, Copy, Debug)]
 pub struct Fetch<'a> {
     pub client: &'a reqwest::Client,
+    pub options: FetchOptions,
+}
+
+/// The per-leg settings of a whole-response fetch, whichever transport carries it.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchOptions {
     pub preserve_host: bool,
     pub max_body: usize,
     /// For the whole exchange: connecting, sending, and reading the last body byte.
     pub timeout: Duration,
+}
+
+impl FetchOptions {
+    /// The error of a leg that ran out of time, the same for every transport.
+    pub fn timed_out(&self, started: Instant) -> LegError {
+        LegError {
+            kind: ErrorKind::Timeout,
+            message: format!(
+                "no complete response within {}",
+                humantime::format_duration(self.timeout)
+            ),
+            latency: started.elapsed(),
+        }
+    }
 }
 
 impl Upstream {
@@ -123,6 +189,7 @@ impl Upstream {
         body: Bytes,
     ) -> Result<Captured, LegError> {
         let started = Instant::now();
+        let options = how.options;
         let leg = async {
             let response = self
                 .send(
@@ -130,55 +197,67 @@ impl Upstream {
                     method,
                     path_and_query,
                     headers,
-                    how.preserve_host,
+                    options.preserve_host,
                     full_body(body),
                 )
                 .await?;
-            read_capped(response, how.max_body, started).await
+            read_capped(response.into(), options.max_body, started, |e| {
+                leg_error(&e, started.elapsed())
+            })
+            .await
         };
-        match tokio::time::timeout(how.timeout, leg).await {
+        match tokio::time::timeout(options.timeout, leg).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(LegError {
-                kind: ErrorKind::Timeout,
-                message: format!(
-                    "no complete response within {}",
-                    humantime::format_duration(how.timeout)
-                ),
-                latency: started.elapsed(),
-            }),
+            Err(_) => Err(options.timed_out(started)),
         }
     }
 }
 
-/// Reads a whole response body, refusing more than `max_body` bytes.
-pub async fn read_capped(
-    mut response: reqwest::Response,
+/// Reads a whole response, refusing a body of more than `max_body` bytes; `body_error`
+/// classifies the transport's own errors. One body cap for every transport.
+pub async fn read_capped<B, F>(
+    response: http::Response<B>,
     max_body: usize,
     started: Instant,
-) -> Result<Captured, LegError> {
-    let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
-    let mut body = BytesMut::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max_body {
-                    return Err(LegError {
-                        kind: ErrorKind::TooLarge,
-                        message: format!("response body larger than max-body ({max_body} bytes)"),
-                        latency: started.elapsed(),
-                    });
-                }
-                body.extend_from_slice(&chunk);
+    body_error: F,
+) -> Result<Captured, LegError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    F: Fn(B::Error) -> LegError,
+{
+    use http_body_util::BodyExt as _;
+    let (parts, mut body) = response.into_parts();
+    // Most bodies arrive in one frame: keep that frame as it is, copy only when there are more.
+    let mut first = Bytes::new();
+    let mut more = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(&body_error)?.into_data() else {
+            continue; // trailers are not compared
+        };
+        if first.len() + more.len() + chunk.len() > max_body {
+            return Err(LegError {
+                kind: ErrorKind::TooLarge,
+                message: format!("response body larger than max-body ({max_body} bytes)"),
+                latency: started.elapsed(),
+            });
+        }
+        if first.is_empty() && more.is_empty() {
+            first = chunk;
+        } else {
+            if more.is_empty() {
+                more.extend_from_slice(&first);
             }
-            Ok(None) => break,
-            Err(e) => return Err(leg_error(&e, started.elapsed())),
+            more.extend_from_slice(&chunk);
         }
     }
     Ok(Captured {
-        status,
-        headers,
-        body: body.freeze(),
+        status: parts.status,
+        headers: parts.headers,
+        body: if more.is_empty() {
+            first
+        } else {
+            more.freeze()
+        },
         latency: started.elapsed(),
     })
 }
@@ -201,7 +280,7 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what
 /// happened (connection refused, reset, invalid HTTP).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

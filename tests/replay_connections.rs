@@ -1,0 +1,174 @@
+//! Replay keeps one connection per worker and upstream: these pin what happens when an
+//! upstream closes kept-alive connections (a request limit, `Connection: close`), and that
+//! an upstream's base path prefixes every request.
+
+mod replay_support;
+
+use replay_support::Servers;
+use shadowdiff::config::ServeConfig;
+use shadowdiff::replay::{replay, ProgressMode, ReplayOptions, ReplaySummary};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A raw HTTP/1.1 server that answers `requests_per_connection` requests on a connection
+/// and then closes it without warning, as a server with a keep-alive request limit or a
+/// short idle timeout does. It counts the request targets it answered.
+struct ClosingServer {
+    addr: SocketAddr,
+    answered: Arc<Mutex<BTreeMap<String, usize>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl ClosingServer {
+    fn start(requests_per_connection: usize, announce_close: bool) -> ClosingServer {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let answered = Arc::new(Mutex::new(BTreeMap::new()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = answered.clone();
+        runtime.spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    for served in 1..=requests_per_connection {
+                        let Some(target) = read_head(&mut stream, &mut buffer).await else {
+                            return;
+                        };
+                        *log.lock().unwrap().entry(target.clone()).or_insert(0) += 1;
+                        let last = served == requests_per_connection;
+                        let close = if last && announce_close {
+                            "connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let body = format!("{{\"target\":\"{target}\"}}");
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Dropping the stream closes it, with or without the warning above.
+                });
+            }
+        });
+        ClosingServer {
+            addr,
+            answered,
+            _runtime: runtime,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn answered(&self) -> BTreeMap<String, usize> {
+        self.answered.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request head (the test traffic has no bodies); its request target.
+async fn read_head(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+            buffer.drain(..end + 4);
+            return head.split(' ').nth(1).map(str::to_string);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn traffic(dir: &Path, requests: usize) -> std::path::PathBuf {
+    let path = dir.join("traffic.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for i in 0..requests {
+        writeln!(file, r#"{{"method":"GET","path":"/items/{i}"}}"#).unwrap();
+    }
+    path
+}
+
+fn replay_between(primary: &str, secondary: &str, requests: usize) -> ReplaySummary {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::new(primary, secondary).unwrap();
+    config.db = dir.path().join("replay.db");
+    let options = ReplayOptions {
+        input: traffic(dir.path(), requests),
+        config,
+        concurrency: 4,
+        threads: 2,
+        rate: None,
+        repeat: 1,
+        skip_invalid: false,
+        progress: ProgressMode::Quiet,
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(replay(options))
+        .unwrap()
+}
+
+fn each_once(requests: usize) -> BTreeMap<String, usize> {
+    (0..requests).map(|i| (format!("/items/{i}"), 1)).collect()
+}
+
+#[test]
+fn upstreams_that_close_after_every_response_lose_nothing_and_see_each_request_once() {
+    let primary = ClosingServer::start(1, false);
+    let secondary = ClosingServer::start(1, true);
+    let summary = replay_between(&primary.url(), &secondary.url(), 60);
+    assert_eq!(
+        (summary.requests, summary.matched, summary.errors),
+        (60, 60, 0)
+    );
+    assert_eq!(primary.answered(), each_once(60));
+    assert_eq!(secondary.answered(), each_once(60));
+}
+
+#[test]
+fn upstreams_with_a_keep_alive_request_limit_lose_nothing_and_see_each_request_once() {
+    let primary = ClosingServer::start(3, false);
+    let secondary = ClosingServer::start(2, false);
+    let summary = replay_between(&primary.url(), &secondary.url(), 60);
+    assert_eq!(
+        (summary.requests, summary.matched, summary.errors),
+        (60, 60, 0)
+    );
+    assert_eq!(primary.answered(), each_once(60));
+    assert_eq!(secondary.answered(), each_once(60));
+}
+
+#[test]
+fn an_upstream_base_path_prefixes_every_replayed_request() {
+    let servers = Servers::start();
+    let secondary = format!("{}/v2/", servers.secondary_url());
+    let summary = replay_between(&servers.primary_url(), &secondary, 3);
+    assert_eq!(summary.requests, 3);
+    let mut paths: Vec<String> = servers
+        .secondary_received()
+        .iter()
+        .map(|r| r.uri.to_string())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["/v2/items/0", "/v2/items/1", "/v2/items/2"]);
+    let hosts: Vec<String> = servers
+        .secondary_received()
+        .iter()
+        .map(|r| r.headers["host"].to_str().unwrap().to_string())
+        .collect();
+    assert!(hosts.iter().all(|h| *h == servers.secondary.to_string()));
+}

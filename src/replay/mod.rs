@@ -91,6 +91,8 @@ pub enum ReplayError {
     Client(#[from] reqwest::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("a replay thread panicked; the store holds what was judged before it")]
+    Panicked,
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
 }
@@ -237,11 +239,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             (pipeline.handle(), options.concurrency, options.threads);
         tokio::task::spawn_blocking(move || send_all(legs, rx, handle, pacer, concurrency, threads))
     };
-    let sent = senders.await.unwrap_or_else(|_| {
-        Err(ReplayError::Runtime(std::io::Error::other(
-            "a sender panicked",
-        )))
-    });
+    let sent = senders.await.unwrap_or(Err(ReplayError::Panicked));
     let read_result = reader.await.unwrap_or_else(|_| {
         Err(TrafficError::Unreadable {
             path: options.input.clone(),
@@ -318,11 +316,16 @@ fn send_all(
                                 })
                             })
                             .collect();
+                        let mut panicked = false;
                         for task in tasks {
-                            let _ = task.await;
+                            panicked |= task.await.is_err();
                         }
-                    });
-                    Ok(())
+                        if panicked {
+                            Err(ReplayError::Panicked)
+                        } else {
+                            Ok(())
+                        }
+                    })
                 })
                 .map_err(ReplayError::Runtime)
         })
@@ -330,11 +333,7 @@ fn send_all(
     drop(rx);
     let mut outcome = Ok(());
     for shard in shards {
-        let result = shard.join().unwrap_or_else(|_| {
-            Err(ReplayError::Runtime(std::io::Error::other(
-                "a replay thread panicked",
-            )))
-        });
+        let result = shard.join().unwrap_or(Err(ReplayError::Panicked));
         if outcome.is_ok() {
             outcome = result;
         }

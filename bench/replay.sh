@@ -5,9 +5,13 @@
 #   MEMORY_LINES=1000000 bench/replay.sh  # also sample RSS while replaying a 1,000,000-line file
 #
 # Two bench_backend processes (examples/bench_backend.rs, one worker thread each) serve as
-# primary and secondary. For each run: `wrk -t2 -cCONCURRENCY` against the primary alone,
-# then `shadowdiff replay --concurrency CONCURRENCY` of LINES requests against both. Prints
-# each pair and the median ratio replay/wrk. Installs wrk from Debian's packages if missing.
+# primary and secondary. For each run, side by side:
+#   - wrk: `wrk -t2 -cCONCURRENCY` against the primary alone (the issue's yardstick);
+#   - wrk pairs: one `wrk -t1 -cCONCURRENCY` against each backend at the same time, the
+#     slower of the two: how many requests per second a C client reaches when every
+#     request must go to both upstreams on the same two cores (the ceiling for any replay);
+#   - replay: `shadowdiff replay --concurrency CONCURRENCY` of LINES requests against both.
+# Prints each run and the median ratios. Installs wrk from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-200000}
@@ -47,12 +51,20 @@ make_traffic() {
 TRAFFIC="$OUT/replay-$LINES.jsonl"
 [ -f "$TRAFFIC" ] || make_traffic "$LINES" "$TRAFFIC"
 
+rps_of() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 ratios=()
-echo "| run | wrk req/s (primary alone) | replay req/s | replay / wrk | replay max RSS |"
-echo "|---:|---:|---:|---:|---:|"
+pair_ratios=()
+echo "| run | wrk req/s (primary alone) | wrk pairs/s (both at once) | replay req/s | replay / wrk | replay / wrk pairs | replay max RSS |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 for run in $(seq 1 "$RUNS"); do
-  wrk_rps=$(wrk -t2 -c"$CONCURRENCY" -d"$DURATION" "http://127.0.0.1:$P/users/42" \
-    | awk '/^Requests\/sec/ {print $2}')
+  wrk -t2 -c"$CONCURRENCY" -d"$DURATION" "http://127.0.0.1:$P/users/42" > "$OUT/wrk-alone.txt"
+  wrk_rps=$(rps_of "$OUT/wrk-alone.txt")
+  wrk -t1 -c"$CONCURRENCY" -d"$DURATION" "http://127.0.0.1:$P/users/42" > "$OUT/wrk-p.txt" &
+  other=$!
+  wrk -t1 -c"$CONCURRENCY" -d"$DURATION" "http://127.0.0.1:$S/users/42" > "$OUT/wrk-s.txt"
+  wait "$other"
+  pairs_rps=$(awk -v a="$(rps_of "$OUT/wrk-p.txt")" -v b="$(rps_of "$OUT/wrk-s.txt")" \
+    'BEGIN { printf "%.0f", (a < b ? a : b) }')
   rm -f "$OUT"/replay.db*
   start=$(date +%s.%N)
   /usr/bin/time -f "%M" -o "$OUT/replay-time.txt" \
@@ -63,12 +75,15 @@ for run in $(seq 1 "$RUNS"); do
   rss_kb=$(tail -n 1 "$OUT/replay-time.txt")
   replay_rps=$(awk -v n="$LINES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
   ratio=$(awk -v a="$replay_rps" -v b="$wrk_rps" 'BEGIN { printf "%.2f", a / b }')
+  pair_ratio=$(awk -v a="$replay_rps" -v b="$pairs_rps" 'BEGIN { printf "%.2f", a / b }')
   ratios+=("$ratio")
-  echo "| $run | $wrk_rps | $replay_rps | $ratio | $((rss_kb / 1024)) MiB |"
+  pair_ratios+=("$pair_ratio")
+  echo "| $run | $wrk_rps | $pairs_rps | $replay_rps | $ratio | $pair_ratio | $((rss_kb / 1024)) MiB |"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 echo
-echo "- median replay / wrk: $median (target >= 0.80)"
+echo "- median replay / wrk: $(median "${ratios[@]}") (target >= 0.80)"
+echo "- median replay / wrk pairs: $(median "${pair_ratios[@]}")"
 grep -E "^(requests|compared|Requests)" "$OUT/replay-report.txt" | head -3 || true
 
 if [ "$MEMORY_LINES" -gt 0 ]; then

@@ -314,9 +314,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "RPS")]
     pub rate: Option<String>,
     /// Threads sending requests, each running its share of the concurrency on its own
-    /// connections. [default: 1; more when the upstreams are on other machines]
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub threads: u32,
+    /// connections. [default: the number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
     /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods.
     #[arg(long)]
     pub shadow_writes: bool,

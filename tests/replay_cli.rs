@@ -106,7 +106,7 @@ fn quiet_prints_no_progress_only_the_final_report() {
 fn bad_flags_and_files_exit_2_with_a_reason() {
     let servers = Servers::start();
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--input", "/nonexistent/t.jsonl"],
             "/nonexistent/t.jsonl: ",
@@ -117,6 +117,7 @@ fn bad_flags_and_files_exit_2_with_a_reason() {
         ),
         (&["--concurrency", "0"], "--concurrency"),
         (&["--repeat", "0"], "--repeat"),
+        (&["--threads", "0"], "--threads"),
     ];
     for (args, expected) in cases {
         let mut cmd = replay_cmd(&servers, dir.path());

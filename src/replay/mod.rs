@@ -44,7 +44,8 @@ pub struct ReplayOptions {
     /// Upstreams, store path, limits, timeouts and rules: the settings serve uses.
     pub config: ServeConfig,
     pub concurrency: usize,
-    /// OS threads the workers are spread over, each a single-threaded runtime.
+    /// OS threads the workers are spread over, each a single-threaded runtime (at most
+    /// `concurrency`).
     pub threads: usize,
     /// Most requests started per second.
     pub rate: Option<f64>,
@@ -122,7 +123,10 @@ impl ReplayOptions {
             input: args.input,
             config,
             concurrency: args.concurrency as usize,
-            threads: args.threads as usize,
+            threads: args.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |n| n as usize,
+            ),
             rate,
             repeat: args.repeat,
             skip_invalid: args.skip_invalid,

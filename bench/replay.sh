@@ -3,6 +3,7 @@
 #
 #   bench/replay.sh                       # LINES=200000 CONCURRENCY=32 RUNS=3
 #   MEMORY_LINES=1000000 bench/replay.sh  # also sample RSS while replaying a 1,000,000-line file
+#   BASE_BIN=/tmp/old/shadowdiff bench/replay.sh  # also an older build, in the same runs
 #
 # Two bench_backend processes (examples/bench_backend.rs, one worker thread each) serve as
 # primary and secondary. For each run, side by side:
@@ -20,6 +21,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-8s}
 MEMORY_LINES=${MEMORY_LINES:-0}
 EXTRA=${EXTRA:-}
+BASE_BIN=${BASE_BIN:-}
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 
@@ -52,6 +54,20 @@ TRAFFIC="$OUT/replay-$LINES.jsonl"
 [ -f "$TRAFFIC" ] || make_traffic "$LINES" "$TRAFFIC"
 
 rps_of() { awk '/^Requests\/sec/ {print $2}' "$1"; }
+# bin extra-flags -> requests/s of one replay of $TRAFFIC; its peak RSS in $OUT/replay-time.txt
+replay_rps() {
+  rm -f "$OUT"/replay.db*
+  local start end
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  /usr/bin/time -f "%M" -o "$OUT/replay-time.txt" \
+    "$1" replay --quiet --input "$TRAFFIC" --primary "http://127.0.0.1:$P" \
+    --secondary "http://127.0.0.1:$S" --db "$OUT/replay.db" --concurrency "$CONCURRENCY" \
+    $2 > "$OUT/replay-report.txt"
+  end=$(date +%s.%N)
+  awk -v n="$LINES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+base_ratios=()
 ratios=()
 pair_ratios=()
 echo "| run | wrk req/s (primary alone) | wrk pairs/s (both at once) | replay req/s | replay / wrk | replay / wrk pairs | replay max RSS |"
@@ -65,15 +81,13 @@ for run in $(seq 1 "$RUNS"); do
   wait "$other"
   pairs_rps=$(awk -v a="$(rps_of "$OUT/wrk-p.txt")" -v b="$(rps_of "$OUT/wrk-s.txt")" \
     'BEGIN { printf "%.0f", (a < b ? a : b) }')
-  rm -f "$OUT"/replay.db*
-  start=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o "$OUT/replay-time.txt" \
-    $BIN replay --quiet --input "$TRAFFIC" --primary "http://127.0.0.1:$P" \
-    --secondary "http://127.0.0.1:$S" --db "$OUT/replay.db" --concurrency "$CONCURRENCY" \
-    $EXTRA > "$OUT/replay-report.txt"
-  end=$(date +%s.%N)
+  if [ -n "$BASE_BIN" ]; then
+    base_rps=$(replay_rps "$BASE_BIN" "")
+    base_ratios+=("$(awk -v a="$base_rps" -v b="$wrk_rps" 'BEGIN { printf "%.2f", a / b }')")
+    echo "run $run: base build $base_rps req/s" >&2
+  fi
+  replay_rps=$(replay_rps "$BIN" "$EXTRA")
   rss_kb=$(tail -n 1 "$OUT/replay-time.txt")
-  replay_rps=$(awk -v n="$LINES" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
   ratio=$(awk -v a="$replay_rps" -v b="$wrk_rps" 'BEGIN { printf "%.2f", a / b }')
   pair_ratio=$(awk -v a="$replay_rps" -v b="$pairs_rps" 'BEGIN { printf "%.2f", a / b }')
   ratios+=("$ratio")
@@ -84,6 +98,9 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR
 echo
 echo "- median replay / wrk: $(median "${ratios[@]}") (target >= 0.80)"
 echo "- median replay / wrk pairs: $(median "${pair_ratios[@]}")"
+if [ -n "$BASE_BIN" ]; then
+  echo "- base build, median replay / wrk: $(median "${base_ratios[@]}")"
+fi
 grep -E "^(requests|compared|Requests)" "$OUT/replay-report.txt" | head -3 || true
 
 if [ "$MEMORY_LINES" -gt 0 ]; then

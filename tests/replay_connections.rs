@@ -172,3 +172,18 @@ fn an_upstream_base_path_prefixes_every_replayed_request() {
         .collect();
     assert!(hosts.iter().all(|h| *h == servers.secondary.to_string()));
 }
+
+#[test]
+fn upstreams_receive_exactly_the_recorded_headers_plus_host_and_the_replay_mark() {
+    let servers = Servers::start();
+    replay_between(&servers.primary_url(), &servers.secondary_url(), 2);
+    for received in servers
+        .primary_received()
+        .iter()
+        .chain(servers.secondary_received().iter())
+    {
+        let mut names: Vec<&str> = received.headers.keys().map(|n| n.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["host", "x-shadowdiff"], "{:?}", received.uri);
+    }
+}

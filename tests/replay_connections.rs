@@ -187,3 +187,17 @@ fn upstreams_receive_exactly_the_recorded_headers_plus_host_and_the_replay_mark(
         assert_eq!(names, ["host", "x-shadowdiff"], "{:?}", received.uri);
     }
 }
+
+#[test]
+fn an_https_upstream_goes_through_the_tls_client_never_a_plain_connection() {
+    // A plain HTTP server behind an https URL: a plain connection would get answers, the
+    // TLS client cannot complete a handshake, so every request is a primary error.
+    let servers = Servers::start();
+    let https = format!("https://{}", servers.primary);
+    let summary = replay_between(&https, &servers.secondary_url(), 3);
+    assert_eq!(
+        (summary.requests, summary.matched, summary.errors),
+        (3, 0, 3)
+    );
+    assert!(servers.primary_received().is_empty());
+}

@@ -209,7 +209,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     let pipeline = Pipeline::start(comparator, store, dropped, PIPELINE_CAPACITY);
     let tally = pipeline.tally();
     let legs = Arc::new(Legs {
-        client: upstream::build_client()?,
+        client: None,
         primary: Upstream::new(&config.primary),
         secondary: Upstream::new(&config.secondary),
         preserve_host: config.preserve_host,
@@ -281,7 +281,7 @@ const READ_BATCH: usize = 16;
 ///
 /// A worker's two requests, their connections and the tasks driving them stay on one
 /// thread: a multi-threaded runtime moved them between threads and spent more time waking
-/// threads than sending requests (bench/README.md).
+/// threads than sending requests (bench/replay.md).
 fn send_all(
     legs: Arc<Legs>,
     rx: flume::Receiver<Vec<TrafficEntry>>,
@@ -305,9 +305,12 @@ fn send_all(
                         .build()
                         .map_err(ReplayError::Runtime)?;
                     // A pooled client's connections live on the runtime that opened them,
-                    // so each thread has its own.
+                    // so each thread has its own, when an upstream needs one.
+                    let needs_pool = [&legs.primary, &legs.secondary]
+                        .iter()
+                        .any(|u| u.plain_http_address().is_none());
                     let legs = Arc::new(Legs {
-                        client: upstream::build_client()?,
+                        client: needs_pool.then(upstream::build_client).transpose()?,
                         ..Legs::clone(&legs)
                     });
                     runtime.block_on(async move {
@@ -409,7 +412,8 @@ fn read_traffic(
 /// Everything needed to send one request to both upstreams, shared by the workers.
 #[derive(Clone)]
 struct Legs {
-    client: reqwest::Client,
+    /// The pooled client for `https` upstreams; each replay thread builds its own.
+    client: Option<reqwest::Client>,
     primary: Upstream,
     secondary: Upstream,
     preserve_host: bool,
@@ -524,25 +528,27 @@ impl Leg<'_> {
             timeout: self.timeout,
         };
         let method = self.method.clone();
-        if self.upstream.plain_http_address().is_some() {
-            self.connection
-                .fetch(
-                    self.upstream,
-                    options,
-                    method,
-                    self.path_and_query,
-                    self.headers,
-                    self.body,
-                )
-                .await
-        } else {
-            let how = upstream::Fetch {
-                client: &self.legs.client,
-                options,
-            };
-            self.upstream
-                .fetch(how, method, self.path_and_query, self.headers, self.body)
-                .await
+        match (&self.legs.client, self.upstream.plain_http_address()) {
+            (Some(client), None) => {
+                let how = upstream::Fetch { client, options };
+                self.upstream
+                    .fetch(how, method, self.path_and_query, self.headers, self.body)
+                    .await
+            }
+            // Plain HTTP. (An `https` upstream always has the pooled client; without one,
+            // the connection refuses it with a connect error rather than a panic.)
+            _ => {
+                self.connection
+                    .fetch(
+                        self.upstream,
+                        options,
+                        method,
+                        self.path_and_query,
+                        self.headers,
+                        self.body,
+                    )
+                    .await
+            }
         }
     }
 }

@@ -122,34 +122,32 @@ fn replay_between(primary: &str, secondary: &str, requests: usize) -> ReplaySumm
         .unwrap()
 }
 
-fn each_once(requests: usize) -> BTreeMap<String, usize> {
-    (0..requests).map(|i| (format!("/items/{i}"), 1)).collect()
+/// 60 requests between two closing servers: all matched, each answered exactly once.
+fn nothing_lost_and_nothing_repeated(primary: ClosingServer, secondary: ClosingServer) {
+    let summary = replay_between(&primary.url(), &secondary.url(), 60);
+    assert_eq!(
+        (summary.requests, summary.matched, summary.errors),
+        (60, 60, 0)
+    );
+    let each_once: BTreeMap<String, usize> = (0..60).map(|i| (format!("/items/{i}"), 1)).collect();
+    assert_eq!(primary.answered(), each_once);
+    assert_eq!(secondary.answered(), each_once);
 }
 
 #[test]
 fn upstreams_that_close_after_every_response_lose_nothing_and_see_each_request_once() {
-    let primary = ClosingServer::start(1, false);
-    let secondary = ClosingServer::start(1, true);
-    let summary = replay_between(&primary.url(), &secondary.url(), 60);
-    assert_eq!(
-        (summary.requests, summary.matched, summary.errors),
-        (60, 60, 0)
+    nothing_lost_and_nothing_repeated(
+        ClosingServer::start(1, false),
+        ClosingServer::start(1, true),
     );
-    assert_eq!(primary.answered(), each_once(60));
-    assert_eq!(secondary.answered(), each_once(60));
 }
 
 #[test]
 fn upstreams_with_a_keep_alive_request_limit_lose_nothing_and_see_each_request_once() {
-    let primary = ClosingServer::start(3, false);
-    let secondary = ClosingServer::start(2, false);
-    let summary = replay_between(&primary.url(), &secondary.url(), 60);
-    assert_eq!(
-        (summary.requests, summary.matched, summary.errors),
-        (60, 60, 0)
+    nothing_lost_and_nothing_repeated(
+        ClosingServer::start(3, false),
+        ClosingServer::start(2, false),
     );
-    assert_eq!(primary.answered(), each_once(60));
-    assert_eq!(secondary.answered(), each_once(60));
 }
 
 #[test]

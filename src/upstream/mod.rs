@@ -87,12 +87,7 @@ impl Upstream {
 
     /// The origin-form target sent on a direct connection: the base path is a prefix.
     pub fn origin_form(&self, path_and_query: &str) -> Result<http::Uri, LegError> {
-        let mut target = String::with_capacity(self.base_path.len() + path_and_query.len() + 1);
-        target.push_str(&self.base_path);
-        if !path_and_query.starts_with('/') {
-            target.push('/');
-        }
-        target.push_str(path_and_query);
+        let target = under(&self.base_path, path_and_query);
         http::Uri::try_from(target.as_str()).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
             message: format!("cannot build upstream target {target:?}: {e}"),
@@ -110,12 +105,7 @@ impl Upstream {
 
     /// The upstream URL for a request's path and query: the base path is a prefix.
     pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, LegError> {
-        let mut url = String::with_capacity(self.prefix.len() + path_and_query.len() + 1);
-        url.push_str(&self.prefix);
-        if !path_and_query.starts_with('/') {
-            url.push('/');
-        }
-        url.push_str(path_and_query);
+        let url = under(&self.prefix, path_and_query);
         reqwest::Url::parse(&url).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
             message: format!("cannot build upstream URL {url:?}: {e}"),
@@ -145,6 +135,17 @@ impl Upstream {
             .await
             .map_err(|e| leg_error(&e, started.elapsed()))
     }
+}
+
+/// A request's path and query under an upstream's base (URL or path, no trailing slash).
+fn under(base: &str, path_and_query: &str) -> String {
+    let mut joined = String::with_capacity(base.len() + path_and_query.len() + 1);
+    joined.push_str(base);
+    if !path_and_query.starts_with('/') {
+        joined.push('/');
+    }
+    joined.push_str(path_and_query);
+    joined
 }
 
 /// How a leg whose whole response is read (the shadow leg, both replay legs) is sent.

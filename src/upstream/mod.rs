@@ -376,6 +376,18 @@ mod tests {
     }
 
     #[test]
+    fn direct_targets_keep_the_base_path_and_unbracket_ipv6() {
+        let up = Upstream::new(&reqwest::Url::parse("http://[::1]:8080/v2/").unwrap());
+        assert_eq!(up.origin_form("/users/1?x=2").unwrap(), "/v2/users/1?x=2");
+        assert_eq!(up.plain_http_address(), Some(("::1", 8080)));
+        let up = Upstream::new(&reqwest::Url::parse("http://old").unwrap());
+        assert_eq!(up.origin_form("/a").unwrap(), "/a");
+        assert_eq!(up.plain_http_address(), Some(("old", 80)));
+        let up = Upstream::new(&reqwest::Url::parse("https://new").unwrap());
+        assert_eq!(up.plain_http_address(), None);
+    }
+
+    #[test]
     fn strips_hop_by_hop_and_connection_listed_names() {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("close, x-private"));

@@ -28,10 +28,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new() -> Connection {
-        Connection::default()
-    }
-
     /// Sends a request with a complete body and reads the complete response, under the
     /// timeout and the body cap, like [`Upstream::fetch`]. `upstream` must be plain HTTP
     /// ([`Upstream::plain_http_address`]).

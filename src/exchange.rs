@@ -118,10 +118,16 @@ pub enum SkipReason {
     BreakerOpen,
     /// The client's request body did not complete, so there is nothing whole to replay.
     RequestIncomplete,
+    /// shadowdiff refused the request itself with a 4xx (a target that would leave the
+    /// base path, duplicate Host fields, ambiguous framing): no leg saw it.
+    Refused,
+    /// The client stopped reading the primary's response before its end, so there is no
+    /// whole primary response to compare. Not a primary error: the primary answered.
+    ClientAborted,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 8] = [
+    pub const ALL: [SkipReason; 10] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -130,6 +136,8 @@ impl SkipReason {
         SkipReason::Upgrade,
         SkipReason::BreakerOpen,
         SkipReason::RequestIncomplete,
+        SkipReason::Refused,
+        SkipReason::ClientAborted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +150,8 @@ impl SkipReason {
             SkipReason::Upgrade => "upgrade",
             SkipReason::BreakerOpen => "breaker_open",
             SkipReason::RequestIncomplete => "request_incomplete",
+            SkipReason::Refused => "refused",
+            SkipReason::ClientAborted => "client_aborted",
         }
     }
 

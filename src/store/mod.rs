@@ -41,6 +41,10 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: i64 },
     #[error("{path}: not a shadowdiff database: {reason}")]
     NotAStore { path: PathBuf, reason: String },
+    #[error("{path}: damaged shadowdiff store: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("{path}: cannot make the store's digest key: {reason}")]
+    DigestKey { path: PathBuf, reason: String },
     #[error("{path}: no stored mismatch with id {id}")]
     NoSuchMismatch { path: PathBuf, id: i64 },
     #[error("the store writer thread panicked")]
@@ -153,6 +157,7 @@ pub struct StoreWriter {
     tx: flume::Sender<Record>,
     thread: JoinHandle<Result<(), StoreError>>,
     run_id: i64,
+    digest_key: [u8; schema::DIGEST_KEY_LEN],
 }
 
 impl StoreWriter {
@@ -172,13 +177,23 @@ impl StoreWriter {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "normal")
             .map_err(sqlite)?;
-        schema::migrate(&mut conn).map_err(|e| match e {
+        let schema_error = |e| match e {
             schema::SchemaError::Newer { found } => StoreError::NewerSchema {
                 path: path.to_path_buf(),
                 found,
             },
             schema::SchemaError::Sqlite(source) => sqlite(source),
-        })?;
+            schema::SchemaError::Entropy(reason) => StoreError::DigestKey {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other @ schema::SchemaError::DamagedDigestKey => StoreError::Damaged {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        };
+        schema::migrate(&mut conn).map_err(schema_error)?;
+        let digest_key = schema::digest_key(&conn).map_err(schema_error)?;
         conn.execute(
             "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
                  rules, started_ms)
@@ -201,12 +216,23 @@ impl StoreWriter {
             .name("shadowdiff-store".into())
             .spawn(move || writer.run(rx))
             .expect("spawning the store thread");
-        Ok(StoreWriter { tx, thread, run_id })
+        Ok(StoreWriter {
+            tx,
+            thread,
+            run_id,
+            digest_key,
+        })
     }
 
     /// The id of the run this writer records, as `report --run` takes it.
     pub fn run_id(&self) -> i64 {
         self.run_id
+    }
+
+    /// The store's secret key for keyed digests of redacted values (see docs/STORE.md,
+    /// `meta`). Never print or log it.
+    pub fn digest_key(&self) -> [u8; 32] {
+        self.digest_key
     }
 
     /// A sender for records; sending blocks while the writer is behind.

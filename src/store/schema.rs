@@ -10,7 +10,8 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Statements that take a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id              INTEGER PRIMARY KEY,
     mode            TEXT NOT NULL,
@@ -95,13 +96,35 @@ CREATE TABLE differences (
 );
 CREATE INDEX differences_by_mismatch ON differences (mismatch_id);
 CREATE INDEX differences_by_path ON differences (path);
-"#];
+"#,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('min_writer_schema', 1);
+
+CREATE TABLE losses (
+    run_id  INTEGER NOT NULL REFERENCES runs(id),
+    at_ms   INTEGER NOT NULL,               -- when the loss was written down
+    reason  TEXT NOT NULL,                  -- disk_full | io | ...
+    count   INTEGER NOT NULL                -- observations that never reached the store
+);
+"#,
+];
+
+/// Length of the per-store key for keyed digests of redacted values.
+pub const DIGEST_KEY_LEN: usize = 32;
 
 /// A store whose version this build cannot handle.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("schema version {found} is newer than this shadowdiff understands ({SCHEMA_VERSION}); upgrade shadowdiff")]
     Newer { found: i64 },
+    #[error("its digest key (table meta) is not {DIGEST_KEY_LEN} bytes")]
+    DamagedDigestKey,
+    #[error("no randomness for a new digest key: {0}")]
+    Entropy(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -119,4 +142,40 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The store's secret key for keyed digests of redacted values, made on first use.
+///
+/// Digests of a secret are only ever compared within one difference (primary's against
+/// secondary's), so the key only has to stay the same for the life of the file; it is kept
+/// in `meta` and never printed. The 32 bytes come from the operating system's CSPRNG
+/// (`getrandom`), not from `fastrand`: a guessable key would let anyone with the file test
+/// candidate secrets against their digests.
+pub fn digest_key(conn: &Connection) -> Result<[u8; DIGEST_KEY_LEN], SchemaError> {
+    use rusqlite::OptionalExtension;
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'digest_key'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let bytes = match stored {
+        Some(bytes) => bytes,
+        None => {
+            let mut fresh = [0u8; DIGEST_KEY_LEN];
+            getrandom::fill(&mut fresh).map_err(|e| SchemaError::Entropy(e.to_string()))?;
+            // OR IGNORE: a second writer racing us to create the key keeps the first one.
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('digest_key', ?1)",
+                [&fresh[..]],
+            )?;
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'digest_key'",
+                [],
+                |row| row.get(0),
+            )?
+        }
+    };
+    bytes.try_into().map_err(|_| SchemaError::DamagedDigestKey)
 }

@@ -116,11 +116,16 @@ CREATE TABLE losses (
 /// Length of the per-store key for keyed digests of redacted values.
 pub const DIGEST_KEY_LEN: usize = 32;
 
+/// `PRAGMA application_id` of every shadowdiff store: "SHDF" in ASCII. It tells a store
+/// from another application's SQLite file without reading its tables
+/// (<https://sqlite.org/fileformat.html#application_id>).
+pub const APPLICATION_ID: i32 = 0x5348_4446;
+
 /// A store whose version this build cannot handle.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("schema version {found} is newer than this shadowdiff understands ({SCHEMA_VERSION}); upgrade shadowdiff")]
-    Newer { found: i64 },
+    #[error("schema version {found} is newer than this shadowdiff ({SCHEMA_VERSION}) and needs schema {min_writer} or newer to write to it; upgrade shadowdiff")]
+    Newer { found: i64, min_writer: i64 },
     #[error("its digest key (table meta) is not {DIGEST_KEY_LEN} bytes")]
     DamagedDigestKey,
     #[error("no randomness for a new digest key: {0}")]
@@ -129,12 +134,44 @@ pub enum SchemaError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step.
-pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+/// The oldest-writer rule: a store newer than this build may still be used by it when the
+/// store's `meta.min_writer_schema` (the oldest schema whose writers may write to it) is not
+/// newer than [`SCHEMA_VERSION`]. Additive changes leave it alone, so instances of several
+/// releases can share a store during a rolling deploy; a change older writers would corrupt
+/// raises it. A newer store without the row is refused: nothing says older writers are safe.
+pub fn check_version(conn: &Connection) -> Result<(), SchemaError> {
+    use rusqlite::OptionalExtension;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(SchemaError::Newer { found });
+    if found <= SCHEMA_VERSION {
+        return Ok(());
     }
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta')",
+        [],
+        |row| row.get(0),
+    )?;
+    let min_writer: Option<i64> = if has_meta {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'min_writer_schema'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+    } else {
+        None
+    };
+    let min_writer = min_writer.unwrap_or(found);
+    if min_writer > SCHEMA_VERSION {
+        return Err(SchemaError::Newer { found, min_writer });
+    }
+    Ok(())
+}
+
+/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step; a newer
+/// store that [`check_version`] allows is written as it is.
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    check_version(conn)?;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (from, statements) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(statements)?;

@@ -21,6 +21,14 @@ fn digest_key_is_made_once_per_store_kept_in_it_and_differs_between_stores() {
     assert_ne!(first, [0u8; 32]);
     assert_eq!(key_of(&a), first, "reopening a store keeps its key");
     assert_ne!(key_of(&b), first, "each store has its own key");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|name| name == "a.db" || name == "b.db"),
+        "a cleanly closed store leaves no other file: {left:?}"
+    );
     let conn = Connection::open(&a).unwrap();
     let stored: Vec<u8> = conn
         .query_row("SELECT value FROM meta WHERE key = 'digest_key'", [], |r| {
@@ -264,7 +272,6 @@ impl Mount {
     }
 
     /// A tmpfs of `size` (as `mount -o size=` takes it) at `target`.
-    #[allow(dead_code)]
     fn tmpfs(target: &Path, size: &str) -> Mount {
         let options = format!("size={size}");
         Mount::run(&[
@@ -393,4 +400,128 @@ fn store_errors_name_the_path_once() {
             assert_eq!(err.matches(db_arg).count(), 1, "{args:?}: {err}");
         }
     }
+}
+
+/// Takes every free byte of the filesystem holding `dir`; removing the file frees them.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in [65536, 4096, 512, 1] {
+        let bytes = vec![0u8; chunk];
+        while file.write_all(&bytes).is_ok() {}
+    }
+    path
+}
+
+fn lost_on_disk_full(options: &StoreOptions) -> u64 {
+    options.lost.get(shadowdiff::store::LossReason::DiskFull)
+}
+
+/// Sums every outcome a report counted.
+fn counted(report: &serde_json::Value) -> u64 {
+    ["matched", "mismatched", "errors", "skipped"]
+        .iter()
+        .map(|k| report["summary"][k].as_u64().unwrap())
+        .sum()
+}
+
+fn report_json(db: &Path) -> serde_json::Value {
+    let output = shadowdiff(&["report", "--db", db.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn losses_on_a_full_disk_are_counted_and_written_once_the_store_is_writable_again() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let db = dir.path().join("s.db");
+    let options = StoreOptions::default();
+    let writer = StoreWriter::open(&db, run_info(&[]), options.clone()).unwrap();
+    let records = writer.sender();
+    let filler = fill(dir.path());
+    let mut sent = 0;
+    while lost_on_disk_full(&options) == 0 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+        if sent % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(sent < 1_000_000, "the store never reported the full disk");
+    }
+    std::fs::remove_file(filler).unwrap();
+    for _ in 0..10 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+    }
+    drop(records);
+    let lost = lost_on_disk_full(&options);
+    let _ = writer.finish();
+    assert!(lost > 0);
+    let conn = Connection::open(&db).unwrap();
+    let recorded: i64 = conn
+        .query_row(
+            "SELECT SUM(count) FROM losses WHERE reason = 'disk_full'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded as u64, lost, "the store says how many it lost");
+    drop(conn);
+    let report = report_json(&db);
+    assert_eq!(report["summary"]["lost"]["disk_full"], lost);
+    assert_eq!(
+        counted(&report) + lost,
+        sent,
+        "every observation is accounted for"
+    );
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains(&format!("{lost} observations lost: disk full")),
+        "{notes}"
+    );
+}
+
+#[test]
+fn losses_of_a_store_that_stays_full_reach_the_report_through_a_sidecar_note() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let db = dir.path().join("s.db");
+    let options = StoreOptions::default();
+    let writer = StoreWriter::open(&db, run_info(&[]), options.clone()).unwrap();
+    let records = writer.sender();
+    let _filler = fill(dir.path());
+    let mut sent = 0u64;
+    while lost_on_disk_full(&options) == 0 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+        if sent % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    drop(records);
+    assert!(writer.finish().is_err(), "the writer reports the failure");
+    let lost = lost_on_disk_full(&options);
+    assert!(dir.path().join("s.db.losses").exists(), "the sidecar note");
+    let report = report_json(&db);
+    assert_eq!(report["summary"]["lost"]["disk_full"], lost);
+    assert_eq!(
+        counted(&report) + lost,
+        sent,
+        "every observation is accounted for"
+    );
 }

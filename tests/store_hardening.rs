@@ -2,6 +2,7 @@
 //! files, full and read-only media. Real SQLite files in temporary directories; the mounts
 //! need root and are skipped with a note otherwise.
 mod common;
+mod support;
 
 use common::*;
 use rusqlite::Connection;
@@ -524,4 +525,95 @@ fn losses_of_a_store_that_stays_full_reach_the_report_through_a_sidecar_note() {
         sent,
         "every observation is accounted for"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_full_disk_keeps_serving_counts_what_it_lost_and_exits_non_zero() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let primary = support::backend(|request| async move {
+        support::text(200, &format!("{{\"n\": {}}}", request.body.len()))
+    })
+    .await;
+    // Every shadow mismatches, so examples (with 8 KiB request bodies) are stored too.
+    let secondary = support::fixed(200, "{\"n\": -1}").await;
+    let (db, record) = (dir.path().join("s.db"), dir.path().join("traffic.jsonl"));
+    let mut running = support::spawn_serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--primary",
+            &primary.url(),
+            "--secondary",
+            &secondary.url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+            "--shadow-writes",
+        ],
+        &[],
+    );
+    let client = support::client();
+    let body = "x".repeat(8 * 1024);
+    let sent = 300u64;
+    for i in 0..sent {
+        let response = client
+            .post(format!("http://{}/items/{i}", running.listen))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "serving goes on untouched");
+        assert_eq!(response.text().await.unwrap(), "{\"n\": 8192}");
+    }
+    running.signal("TERM");
+    let logs = running.logs.clone();
+    let status = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "a record file missing requests fails the exit"
+    );
+    let logs = logs.lock().unwrap().join("\n");
+
+    // The record file: whole lines only, and what is missing is counted by name.
+    let text = std::fs::read_to_string(&record).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("no partial line");
+    }
+    let recorded = text.lines().count() as u64;
+    let path = record.to_str().unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(path) && l.contains("requests not recorded"))
+        .unwrap_or_else(|| panic!("no log line names the record file: {logs}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "requests").unwrap();
+    let unrecorded: u64 = words[at - 1].parse().unwrap();
+    assert!(unrecorded > 0, "{line}");
+    assert_eq!(recorded + unrecorded, sent, "{line}");
+
+    // The store: what it counted, dropped and lost adds up to what was sent.
+    let report = report_json(&db);
+    let lost: u64 = report["summary"]["lost"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let dropped = report["summary"]["dropped"].as_u64().unwrap();
+    eprintln!(
+        "recorded {recorded}, not recorded {unrecorded}; counted {}, dropped {dropped}, lost {lost}",
+        counted(&report)
+    );
+    assert_eq!(counted(&report) + dropped + lost, sent, "{report}");
 }

@@ -51,6 +51,10 @@ pub enum ServeError {
     Client(#[from] reqwest::Error),
     #[error("--record: {0}")]
     Record(#[from] RecorderError),
+    /// Serving went on, but the record file misses requests (a full disk): the exit status
+    /// must say so, after the store is committed.
+    #[error("--record: {0}")]
+    RecordIncomplete(RecorderError),
     #[error("--secondary-ca {}: {reason}", path.display())]
     SecondaryCa {
         path: std::path::PathBuf,
@@ -381,6 +385,7 @@ pub async fn serve_with_admin(
         let _ = proxy.admission.drained(Duration::from_secs(1)).await;
     }
     drop(proxy);
+    let mut record_error = None;
     if let Some(recorder) = recorder {
         let finished = tokio::task::spawn_blocking(move || {
             let result = recorder.finish();
@@ -395,7 +400,10 @@ pub async fn serve_with_admin(
                     "requests not recorded: the record file fell behind"
                 )
             }
-            Ok((Err(error), _)) => tracing::error!(%error, "closing the record file"),
+            Ok((Err(error), _)) => {
+                tracing::error!(%error, "closing the record file");
+                record_error = Some(error);
+            }
             Err(_) => tracing::error!("the record file's writer panicked"),
         }
     }
@@ -405,5 +413,9 @@ pub async fn serve_with_admin(
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
         .map_err(|_| ServeError::Store(StoreError::WriterPanicked))?
-        .map_err(ServeError::Store)
+        .map_err(ServeError::Store)?;
+    match record_error {
+        Some(error) => Err(ServeError::RecordIncomplete(error)),
+        None => Ok(()),
+    }
 }

@@ -573,6 +573,33 @@ async fn serve_on_a_full_disk_keeps_serving_counts_what_it_lost_and_exits_non_ze
         assert_eq!(response.status(), 200, "serving goes on untouched");
         assert_eq!(response.text().await.unwrap(), "{\"n\": 8192}");
     }
+    // The loss shows in the metrics while serving (the writer gives up after its retries).
+    let metrics = format!("http://{}/metrics", running.admin);
+    let guard = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lost = text
+            .lines()
+            .find(|l| l.starts_with("shadowdiff_store_lost_total{reason=\"disk_full\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if lost > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < guard,
+            "no loss in the metrics: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     running.signal("TERM");
     let logs = running.logs.clone();
     let status = tokio::task::spawn_blocking(move || running.wait())

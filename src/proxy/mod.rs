@@ -75,6 +75,7 @@ pub struct Prepared {
     store: StoreWriter,
     dropped: Arc<AtomicU64>,
     write_errors: Arc<AtomicU64>,
+    lost: Arc<crate::store::LossCounters>,
     client: reqwest::Client,
     recorder: Option<Arc<Recorder>>,
     secondary_client: reqwest::Client,
@@ -109,6 +110,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     };
     let mut options = config.store_options(dropped.clone());
     options.write_errors = write_errors.clone();
+    let lost = options.lost.clone();
     let store = StoreWriter::open(&config.db, run, options)?;
     let recorder = match &config.record {
         Some(record) => Some(Arc::new(Recorder::open(
@@ -126,6 +128,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         dropped,
         recorder,
         write_errors,
+        lost,
         client,
         secondary_client,
         tls,
@@ -252,6 +255,7 @@ pub async fn serve_with_admin(
         store,
         dropped,
         write_errors,
+        lost,
         client,
         recorder,
         secondary_client,
@@ -307,6 +311,7 @@ pub async fn serve_with_admin(
             store: store_link,
             dropped,
             write_errors,
+            lost,
         };
         tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });

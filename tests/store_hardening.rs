@@ -644,3 +644,28 @@ async fn serve_on_a_full_disk_keeps_serving_counts_what_it_lost_and_exits_non_ze
     );
     assert_eq!(counted(&report) + dropped + lost, sent, "{report}");
 }
+
+#[test]
+fn record_file_errors_name_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("no-such-dir").join("traffic.jsonl");
+    let db = dir.path().join("s.db");
+    let upstream = "http://127.0.0.1:1";
+    let output = shadowdiff(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--primary",
+        upstream,
+        "--secondary",
+        upstream,
+        "--db",
+        db.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches(record.to_str().unwrap()).count(), 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}

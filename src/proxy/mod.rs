@@ -49,8 +49,9 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The recorder's error names the file; `--record:` says which setting it is.
     #[error("--record: {0}")]
-    Record(#[from] RecorderError),
+    Record(RecorderError),
     /// Serving went on, but the record file misses requests (a full disk): the exit status
     /// must say so, after the store is committed.
     #[error("--record: {0}")]
@@ -113,13 +114,16 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let lost = options.lost.clone();
     let store = StoreWriter::open(&config.db, run, options)?;
     let recorder = match &config.record {
-        Some(record) => Some(Arc::new(Recorder::open(
-            &record.path,
-            RecorderOptions {
-                max_size: Some(record.max_size),
-                keep_secrets: record.keep_secrets,
-            },
-        )?)),
+        Some(record) => Some(Arc::new(
+            Recorder::open(
+                &record.path,
+                RecorderOptions {
+                    max_size: Some(record.max_size),
+                    keep_secrets: record.keep_secrets,
+                },
+            )
+            .map_err(ServeError::Record)?,
+        )),
         None => None,
     };
     let live = Live::new(config, comparator);

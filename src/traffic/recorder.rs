@@ -35,11 +35,12 @@ pub struct RecorderOptions {
 /// The record file could not be opened, written or rotated.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
-    #[error("record file {path}: {source}")]
+    /// The I/O error is part of the line and not also a `source()`, so a chain printed
+    /// with `{:#}` names the file and the error once.
+    #[error("record file {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("record file {path}: {count} requests not recorded: {reason}")]
     Incomplete {
@@ -277,10 +278,10 @@ fn open_append(path: &Path) -> Result<File, RecorderError> {
         .map_err(|source| io_error(path, source))
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> RecorderError {
+fn io_error(path: &Path, error: std::io::Error) -> RecorderError {
     RecorderError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -5,7 +5,10 @@
 //! [`StoreReader`], which opens the file read-only so it never blocks or alters a running
 //! writer. The schema is documented in docs/STORE.md.
 //!
-//! - [`schema`]: tables and migrations (`PRAGMA user_version`).
+//! - `inspect`: what a file is (mark, version, tables), found read-only before anything
+//!   writes to it; read-only media.
+//! - [`schema`]: tables and migrations (`PRAGMA user_version`), the oldest-writer rule, the
+//!   digest key.
 //! - [`writer`]: the writer thread and its batched transactions.
 //! - [`read`]: the queries reports are built from.
 //! - [`latency`]: latency histogram buckets.

@@ -156,6 +156,24 @@ fn an_application_database_with_a_runs_table_is_refused_and_keeps_every_byte() {
 }
 
 #[test]
+fn inspecting_another_applications_wal_database_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.execute_batch("CREATE TABLE runs (x); INSERT INTO runs VALUES (1);")
+        .unwrap();
+    drop(conn);
+    assert_refused_untouched(&db, "without the shadowdiff schema");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("app.db"))
+        .collect();
+    assert_eq!(left, ["app.db"], "no -wal or -shm left next to it");
+}
+
+#[test]
 fn a_database_marked_by_another_application_is_refused_and_keeps_every_byte() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("other.db");

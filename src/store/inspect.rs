@@ -80,7 +80,7 @@ fn inspect(path: &Path, purpose: Purpose) -> Result<(Found, Option<Connection>),
         }
         Ok(_) => {}
     }
-    let conn = open_read_only(path)?;
+    let conn = open_for_inspection(path)?;
     let sqlite = |e| StoreError::from_sqlite(path, e);
     let application_id: i64 = conn
         .query_row("PRAGMA application_id", [], |row| row.get(0))
@@ -129,8 +129,37 @@ fn inspect(path: &Path, purpose: Purpose) -> Result<(Found, Option<Connection>),
     let found = Found::Store { marked };
     match purpose {
         Purpose::Write => Ok((found, None)),
-        Purpose::Read => Ok((found, Some(conn))),
+        Purpose::Read => {
+            drop(conn);
+            Ok((found, Some(open_read_only(path)?)))
+        }
     }
+}
+
+/// Opens `path` to look at it, leaving nothing behind.
+///
+/// Even a read-only connection to a database in WAL mode creates its `-wal` and `-shm`
+/// files when they are missing, and cannot remove them: inspecting another application's
+/// WAL database would leave two files next to it. A WAL database without a `-wal` file has
+/// no connection and nothing to recover (SQLite removes the file when the last connection
+/// closes cleanly), so it is read as `immutable=1`, which creates nothing. Otherwise the
+/// files exist already and the ordinary read-only open adds nothing.
+fn open_for_inspection(path: &Path) -> Result<Connection, StoreError> {
+    let mut header = [0u8; 20];
+    let wal_mode = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok()
+        // https://sqlite.org/fileformat.html#file_format_version_numbers: 2 is WAL.
+        && header.starts_with(b"SQLite format 3\0")
+        && header[18] == 2;
+    if wal_mode && !sibling(path, "-wal").exists() {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        return Connection::open_with_flags(format!("{}?immutable=1", file_uri(path)), flags)
+            .map_err(|e| StoreError::from_sqlite(path, e));
+    }
+    open_read_only(path)
 }
 
 /// Opens `path` read-only, also on read-only media.

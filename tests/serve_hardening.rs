@@ -102,6 +102,32 @@ async fn malformed_chunked_request_body_gets_400_not_502() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_forwards_the_chunked_body_only() {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and an intermediary drops
+    // the Content-Length before forwarding; otherwise the primary would read 3 bytes and
+    // take the rest for another request.
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.shadow_writes = true;
+    let proxy = start(config, dir).await;
+    let request = "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(status_line(&response).contains(" 200 "), "{response}");
+    proxy.stop().await;
+    for upstream in [&primary, &secondary] {
+        let seen = upstream.received();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].body, "hello");
+        assert_ne!(
+            seen[0].headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"3"[..])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_gateway_pages_name_no_upstream_address() {
     let down = closed_port().await;
     let secondary = fixed(200, "secondary").await;

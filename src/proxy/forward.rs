@@ -24,6 +24,24 @@ pub async fn handle(
     client: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let at = SystemTime::now();
+    // No request leaves the base path (issue 12, bug 2). Decided here, before the upgrade
+    // branch so tunnels are covered too; the normalized target replaces the client's, so
+    // every leg, the route key and the stored request see the same path.
+    let mut request = request;
+    match crate::upstream::target::normalize_uri(request.uri()) {
+        Ok(None) => {}
+        Ok(Some(normalized)) => *request.uri_mut() = normalized,
+        Err(reason) => {
+            proxy.pipeline.offer(Observation::Skipped {
+                at,
+                method: request.method().clone(),
+                path: request.uri().path().to_string(),
+                reason: crate::exchange::SkipReason::Refused,
+            });
+            let text = format!("shadowdiff: request target refused: {reason}\n");
+            return Ok(plain_text(StatusCode::BAD_REQUEST, text));
+        }
+    }
     if request.method() == Method::CONNECT || is_upgrade(&request) {
         return Ok(super::tunnel::handle(proxy, request, client, at).await);
     }

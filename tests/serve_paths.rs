@@ -6,8 +6,8 @@
 //! https upstreams go through the same code: every leg builds its target with
 //! `Upstream::url_for` (pooled client, http and https alike) or `Upstream::origin_form`
 //! (replay's direct connections), and both refuse or normalize through the one check in
-//! `shadowdiff::upstream::target`, so what holds here for http holds for https (the unit
-//! test `targets_outside_the_base_path_are_never_built` builds an https URL).
+//! `shadowdiff::upstream::target` (the unit test `targets_outside_the_base_path_are_never_built`
+//! builds an https URL); one test below also runs the secondary behind TLS.
 
 mod support;
 
@@ -186,4 +186,84 @@ async fn replayed_paths_never_escape_the_base_path() {
         seen.dedup();
         assert_eq!(seen, ["/api/v2/a/c", "/api/v2/y"]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn har_entries_never_escape_the_base_path() {
+    let primary = recording().await;
+    let secondary = recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("traffic.har");
+    let entry =
+        |url: &str| serde_json::json!({"request": {"method": "GET", "url": url, "headers": []}});
+    let har = serde_json::json!({"log": {"version": "1.2", "entries": [
+        entry("http://old.test/a/./b/../c"),
+        entry("http://old.test/%2e%2e/admin"),
+    ]}});
+    std::fs::write(&input, har.to_string()).unwrap();
+    let mut cmd = Command::cargo_bin("shadowdiff").unwrap();
+    cmd.arg("replay")
+        .arg("--primary")
+        .arg(format!("{}/api/v2", primary.url()))
+        .arg("--secondary")
+        .arg(format!("{}/api/v2", secondary.url()))
+        .arg("--db")
+        .arg(dir.path().join("out.db"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--concurrency", "1"])
+        .timeout(Duration::from_secs(60));
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:entry 2: ", input.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    for backend in [&primary, &secondary] {
+        assert!(
+            paths(backend).iter().all(|p| p == "/api/v2/a/c"),
+            "{:?}",
+            paths(backend)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_secondary_gets_the_normalized_path_and_nothing_hostile() {
+    // The https secondary: a second shadowdiff with a self-signed certificate for
+    // localhost, shadowing nothing, in front of a recording backend.
+    let behind_tls = recording().await;
+    let (mut front, front_dir) = config(&behind_tls.url(), &behind_tls.url());
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = shadowdiff::config::TlsFiles {
+        cert: front_dir.path().join("cert.pem"),
+        key: front_dir.path().join("key.pem"),
+    };
+    std::fs::write(&tls.cert, made.cert.pem()).unwrap();
+    std::fs::write(&tls.key, made.signing_key.serialize_pem()).unwrap();
+    let ca = tls.cert.clone();
+    front.tls = Some(tls);
+    front.sample = 0.0;
+    let front = start(front, front_dir).await;
+
+    let primary = recording().await;
+    let (mut config, dir) = config(
+        &format!("{}/api/v2", primary.url()),
+        &format!("https://localhost:{}/api/v2", front.addr.port()),
+    );
+    config.secondary_ca = Some(ca);
+    let proxy = start(config, dir).await;
+    for target in HOSTILE {
+        let response = get(&proxy, target).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{target}: {response}");
+    }
+    let response = get(&proxy, "/a/./b/../c").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let db = proxy.stop().await;
+    front.stop().await;
+
+    assert_eq!(paths(&primary), ["/api/v2/a/c"]);
+    assert_eq!(paths(&behind_tls), ["/api/v2/a/c"]);
+    assert_eq!(report(&db)["summary"]["matched"], 1);
 }

@@ -205,6 +205,65 @@ fn decode_dots(segment: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What an upstream that decodes once and then resolves dot segments itself would do
+    /// with a path (also reading `\` as `/` and dropping `;` parameters, as some do):
+    /// whether it stays at or below its root.
+    fn stays_under_root(path: &str) -> bool {
+        let bytes = path.as_bytes();
+        let mut decoded = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match hex_pair(bytes.get(i + 1..i + 3)).filter(|_| bytes[i] == b'%') {
+                Some(b) => {
+                    decoded.push(b);
+                    i += 3;
+                }
+                None => {
+                    decoded.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
+        let mut depth = 0i64;
+        for segment in decoded.split('/').skip(1) {
+            match segment.split(';').next().unwrap_or_default() {
+                "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/", "/", ".", "..", "%2e", "%2E", "a", ";", "%3b", "%25", "%2f", "\\", "%5C", "2e",
+            "?", "%",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_path_stays_under_the_base_for_every_reader(
+            pieces in prop::collection::vec(piece(), 0..14),
+        ) {
+            let input = format!("/{}", pieces.concat());
+            if let Ok(out) = normalize(&input) {
+                prop_assert_eq!(normalize(&out).unwrap(), out.clone(), "idempotent");
+                let path = out.split('?').next().unwrap();
+                prop_assert!(stays_under_root(path), "{} -> {}", input, out);
+                // The URL parser of the pooled client (WHATWG: `%2e` is `.`) keeps the base.
+                let url = reqwest::Url::parse(&format!("http://h/api/v2{out}")).unwrap();
+                prop_assert!(url.path().starts_with("/api/v2/"), "{} -> {}", input, url);
+            }
+        }
+    }
 
     #[test]
     fn removes_dot_segments_and_keeps_the_rest_as_received() {

@@ -15,8 +15,9 @@
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - [`metrics`]: the Prometheus registry and what is counted where.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
-//! - [`upstream`]: the one HTTP client and request builder used for both legs, and the
-//!   per-worker connections replay sends through.
+//! - [`upstream`]: the one HTTP client and request builder used for both legs, the
+//!   per-worker connections replay sends through, and the request-target check that keeps
+//!   every request inside the base path.
 //! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
 //! - [`redact`]: secret header values replaced before anything reaches the disk.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.

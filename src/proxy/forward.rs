@@ -25,7 +25,12 @@ pub async fn handle(
     client: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let at = SystemTime::now();
-    if let Some(refusal) = refusal(&request) {
+    // No request leaves the base path (issue 12, bug 2), and none whose framing two hops
+    // could read differently goes anywhere. Decided here, before the upgrade branch so
+    // tunnels are covered too; the normalized target replaces the client's, so every leg,
+    // the route key and the stored request see the same path.
+    let mut request = request;
+    if let Some(refusal) = refusal(&mut request) {
         proxy.pipeline.offer(Observation::Skipped {
             at,
             method: request.method().clone(),

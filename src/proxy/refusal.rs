@@ -4,6 +4,7 @@
 
 use super::forward::{box_error, build_response};
 use super::ProxyBody;
+use crate::upstream::target::{normalize_uri, TargetError};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -14,8 +15,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Why a request was answered with 400 instead of being forwarded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// A target that would leave the upstream's base path or that two hops could decode
+    /// differently (see [`crate::upstream::target`]).
+    Target(TargetError),
     /// RFC 9112 §3.2: a server MUST respond with 400 to a request with more than one Host
     /// header field line. Two Hosts are the classic way to make two hops disagree about
     /// which site a request is for.
@@ -30,23 +34,25 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn reason(self) -> &'static str {
-        match self {
+    fn reason(&self) -> String {
+        let reason = match self {
+            Refusal::Target(error) => return format!("request target refused: {error}"),
             Refusal::DuplicateHost => "more than one Host header",
             Refusal::UpgradeWithBody => "an upgrade request must not have a body",
             Refusal::MalformedBody => "malformed request body",
-        }
+        };
+        reason.to_string()
     }
 
     /// The 400 the client gets. When the request's framing is in doubt the connection is
     /// closed after it (RFC 9112 §9.6), so no unread byte is taken for the next request.
-    pub fn response(self) -> Response {
+    pub fn response(&self) -> Response {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if self != Refusal::DuplicateHost {
+        if matches!(self, Refusal::UpgradeWithBody | Refusal::MalformedBody) {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let text = format!("shadowdiff: bad request: {}\n", self.reason());
@@ -59,12 +65,20 @@ impl Refusal {
 
 type Response = http::Response<ProxyBody>;
 
-/// The checks made on a request's head before anything is forwarded.
-pub fn refusal<B: Body>(request: &Request<B>) -> Option<Refusal> {
+/// The checks made on a request's head before anything is forwarded; a target with
+/// removable dot segments is normalized in place (RFC 3986 §5.2.4).
+pub fn refusal<B: Body>(request: &mut Request<B>) -> Option<Refusal> {
     if request.headers().get_all(header::HOST).iter().count() > 1 {
         return Some(Refusal::DuplicateHost);
     }
-    None
+    match normalize_uri(request.uri()) {
+        Ok(None) => None,
+        Ok(Some(normalized)) => {
+            *request.uri_mut() = normalized;
+            None
+        }
+        Err(error) => Some(Refusal::Target(error)),
+    }
 }
 
 /// An upgrade request with a declared body (Content-Length other than 0, or any

@@ -123,21 +123,29 @@ impl Iterator for TrafficReader {
 }
 
 /// Origin-form target (`/path?query`) of a request written either as a path or a full URL.
+/// The path passes the same check as serve's ([`crate::upstream::target`]): one that would
+/// leave the base path makes the request invalid, dot segments are removed.
 pub(crate) fn origin_form(target: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = target
         .parse()
         .map_err(|e| format!("{target:?} is not a valid path or URL: {e}"))?;
-    if uri.scheme().is_some() {
+    let pq = if uri.scheme().is_some() {
         let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let pq = if pq.is_empty() { "/" } else { pq };
-        return pq
-            .parse()
-            .map_err(|e| format!("{target:?} has no usable path: {e}"));
-    }
-    if !target.starts_with('/') {
+        if pq.is_empty() {
+            "/"
+        } else {
+            pq
+        }
+    } else if target.starts_with('/') {
+        target
+    } else {
         return Err(format!(
             "{target:?} is neither a path starting with / nor an absolute URL"
         ));
-    }
-    Ok(uri)
+    };
+    let normalized = crate::upstream::target::normalize(pq)
+        .map_err(|e| format!("{target:?} is refused: {e}"))?;
+    normalized
+        .parse()
+        .map_err(|e| format!("{target:?} has no usable path: {e}"))
 }

@@ -6,8 +6,10 @@
 //!
 //! - [`connection`]: a replay worker's own HTTP/1.1 connection to a plain-HTTP upstream,
 //!   the lean transport behind the same request preparation and the same body cap.
+//! - [`target`]: the request-target check, so that no request leaves the base path.
 
 pub mod connection;
+pub mod target;
 
 use crate::exchange::{Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
@@ -87,7 +89,7 @@ impl Upstream {
 
     /// The origin-form target sent on a direct connection: the base path is a prefix.
     pub fn origin_form(&self, path_and_query: &str) -> Result<http::Uri, LegError> {
-        let target = under(&self.base_path, path_and_query);
+        let target = under(&self.base_path, &checked(path_and_query)?);
         http::Uri::try_from(target.as_str()).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
             message: format!("cannot build upstream target {target:?}: {e}"),
@@ -105,7 +107,7 @@ impl Upstream {
 
     /// The upstream URL for a request's path and query: the base path is a prefix.
     pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, LegError> {
-        let url = under(&self.prefix, path_and_query);
+        let url = under(&self.prefix, &checked(path_and_query)?);
         reqwest::Url::parse(&url).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
             message: format!("cannot build upstream URL {url:?}: {e}"),
@@ -135,6 +137,17 @@ impl Upstream {
             .await
             .map_err(|e| leg_error(&e, started.elapsed()))
     }
+}
+
+/// The request's path and query as [`target::normalize`] leaves it. Serve and the traffic
+/// readers have already refused or normalized it; this is the last line, so that no caller
+/// can send a request outside the base path (the URL parser would resolve its `..`).
+fn checked(path_and_query: &str) -> Result<std::borrow::Cow<'_, str>, LegError> {
+    target::normalize(path_and_query).map_err(|e| LegError {
+        kind: ErrorKind::Protocol,
+        message: format!("request target refused: {e}"),
+        latency: Duration::ZERO,
+    })
 }
 
 /// A request's path and query under an upstream's base (URL or path, no trailing slash).
@@ -385,6 +398,20 @@ mod tests {
         assert_eq!(up.plain_http_address(), Some(("old", 80)));
         let up = Upstream::new(&reqwest::Url::parse("https://new").unwrap());
         assert_eq!(up.plain_http_address(), None);
+    }
+
+    #[test]
+    fn targets_outside_the_base_path_are_never_built() {
+        let up = Upstream::new(&reqwest::Url::parse("https://new/api/v2").unwrap());
+        for bad in ["/../admin", "/%2e%2e/admin", "/a%2fb", "/..;/x"] {
+            assert!(up.url_for(bad).is_err(), "{bad}");
+            assert!(up.origin_form(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            up.url_for("/a/./b/../c?q=..").unwrap().as_str(),
+            "https://new/api/v2/a/c?q=.."
+        );
+        assert_eq!(up.origin_form("/a/b/..").unwrap(), "/api/v2/a/");
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn ignore_pattern_with_ten_double_stars_still_hides_what_it_matches() {
 }
 
 #[test]
-fn report_route_glob_with_many_stars_on_a_long_route_finishes() {
+fn report_and_gate_route_globs_with_many_stars_on_a_long_route_finish() {
     // `--route` is a `glob::Pattern`: its matcher gives up on the whole pattern as soon as
     // one `*` has scanned to the end, so it is polynomial too; this pins that.
     let dir = tempfile::tempdir().unwrap();
@@ -73,6 +73,20 @@ fn report_route_glob_with_many_stars_on_a_long_route_finishes() {
         .args(["report", "--db"])
         .arg(&db)
         .args(["--route", &pattern])
+        .timeout(TIMEOUT)
+        .assert()
+        .success();
+    // `--route-max` is the same type; the route is all matches, so the gate passes.
+    Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["gate", "--db"])
+        .arg(&db)
+        .args([
+            "--max-mismatch-rate",
+            "0",
+            "--route-max",
+            &format!("{pattern}=0"),
+        ])
         .timeout(TIMEOUT)
         .assert()
         .success();

@@ -61,29 +61,30 @@ pub fn normalize(path_and_query: &str) -> Result<Cow<'_, str>, TargetError> {
     check_encodings(path)?;
     let rooted = path.starts_with('/');
     let body = path.strip_prefix('/').unwrap_or(path);
+    // Most paths hold no dot segment: one pass that checks every segment and allocates
+    // nothing, and the path goes on as received.
+    let mut has_dots = false;
+    for segment in body.split('/') {
+        has_dots |= dot_segment(segment)?.is_some();
+    }
+    if !has_dots {
+        return Ok(Cow::Borrowed(path_and_query));
+    }
     let mut kept: Vec<&str> = Vec::new();
-    let mut changed = false;
     // A path ending in a dot segment keeps its trailing slash (`/a/b/..` is `/a/`).
     let mut trailing_slash = false;
     for segment in body.split('/') {
         trailing_slash = false;
         match dot_segment(segment)? {
-            Some(Dot::Current) => {
-                changed = true;
-                trailing_slash = true;
-            }
+            Some(Dot::Current) => trailing_slash = true,
             Some(Dot::Parent) => {
                 if kept.pop().is_none() {
                     return Err(TargetError::AboveRoot);
                 }
-                changed = true;
                 trailing_slash = true;
             }
             None => kept.push(segment),
         }
-    }
-    if !changed {
-        return Ok(Cow::Borrowed(path_and_query));
     }
     let mut out = String::with_capacity(path_and_query.len());
     if rooted {

@@ -151,6 +151,9 @@ fn unreadable_databases_exit_2_with_a_clear_message() {
 
     let newer = dir.path().join("newer.db");
     let conn = rusqlite::Connection::open(&newer).unwrap();
+    // Marked as a store by a release whose schema 99 says nothing about older writers.
+    conn.pragma_update(None, "application_id", 0x5348_4446)
+        .unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     let (code, _, err) = gate(&newer, &["--max-mismatch-rate", "0.1"]);

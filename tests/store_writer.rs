@@ -135,6 +135,13 @@ fn a_newer_schema_is_refused_by_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let conn = Connection::open(&db).unwrap();
+    // A store a newer release marked, with no word on which older writers it admits.
+    conn.pragma_update(
+        None,
+        "application_id",
+        shadowdiff::store::schema::APPLICATION_ID,
+    )
+    .unwrap();
     conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .unwrap();
     drop(conn);

@@ -43,12 +43,9 @@ pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>
 pub enum ServeError {
     #[error(transparent)]
     Rules(#[from] RulesError),
-    #[error("{}: {source}", path.display())]
-    Store {
-        path: std::path::PathBuf,
-        #[source]
-        source: StoreError,
-    },
+    /// The store's error names its path itself.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("--record: {0}")]
@@ -107,11 +104,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     };
     let mut options = config.store_options(dropped.clone());
     options.write_errors = write_errors.clone();
-    let store =
-        StoreWriter::open(&config.db, run, options).map_err(|source| ServeError::Store {
-            path: config.db.clone(),
-            source,
-        })?;
+    let store = StoreWriter::open(&config.db, run, options)?;
     let recorder = match &config.record {
         Some(record) => Some(Arc::new(Recorder::open(
             &record.path,
@@ -375,12 +368,6 @@ pub async fn serve_with_admin(
     }
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
-        .map_err(|_| ServeError::Store {
-            path: Default::default(),
-            source: StoreError::WriterPanicked,
-        })?
-        .map_err(|source| ServeError::Store {
-            path: Default::default(),
-            source,
-        })
+        .map_err(|_| ServeError::Store(StoreError::WriterPanicked))?
+        .map_err(ServeError::Store)
 }

@@ -11,6 +11,7 @@
 //! - [`latency`]: latency histogram buckets.
 //! - [`workload`]: synthetic mismatches for benchmarks and demos.
 
+mod inspect;
 pub mod latency;
 pub mod read;
 pub mod schema;
@@ -31,16 +32,29 @@ use std::time::{Duration, SystemTime};
 /// A store that could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    /// SQLite's message is part of the line and not also a `source()`, so an error chain
+    /// printed with `{:#}` names it (and the path) once.
+    #[error("{path}: {}", sqlite_detail(.path, .error))]
     Sqlite {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
-    #[error("{path}: schema version {found} is newer than this shadowdiff understands (version {SCHEMA_VERSION}); use a newer shadowdiff")]
-    NewerSchema { path: PathBuf, found: i64 },
+    #[error("{path}: schema version {found} is newer than this shadowdiff (version {SCHEMA_VERSION}) and only schema {min_writer} or newer may use it; use a newer shadowdiff")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        min_writer: i64,
+    },
+    #[error("{path}: the store was not closed cleanly and its write-ahead log {wal} cannot be replayed here (read-only directory or filesystem); copy both files to a writable place and read the copy")]
+    NeedsRecovery { path: PathBuf, wal: PathBuf },
     #[error("{path}: not a shadowdiff database: {reason}")]
     NotAStore { path: PathBuf, reason: String },
+    #[error("{path}: damaged shadowdiff store: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error("{path}: cannot make the store's digest key: {reason}")]
+    DigestKey { path: PathBuf, reason: String },
+    #[error("{path}: cannot be opened for writing: {reason}")]
+    Unwritable { path: PathBuf, reason: String },
     #[error("{path}: no stored mismatch with id {id}")]
     NoSuchMismatch { path: PathBuf, id: i64 },
     #[error("the store writer thread panicked")]
@@ -61,13 +75,24 @@ impl StoreError {
         match reason {
             Some(reason) => StoreError::NotAStore {
                 path: path.to_path_buf(),
-                reason: format!("{reason} ({source})"),
+                reason: format!("{reason} ({})", sqlite_detail(path, &source)),
             },
             None => StoreError::Sqlite {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             },
         }
+    }
+}
+
+/// SQLite's message without the path rusqlite appends to open errors ("unable to open
+/// database file: PATH"): every store error already starts with the path, once.
+fn sqlite_detail(path: &Path, error: &rusqlite::Error) -> String {
+    let text = error.to_string();
+    let suffix = format!(": {}", path.display());
+    match text.strip_suffix(&suffix) {
+        Some(short) => short.to_string(),
+        None => text,
     }
 }
 
@@ -153,6 +178,7 @@ pub struct StoreWriter {
     tx: flume::Sender<Record>,
     thread: JoinHandle<Result<(), StoreError>>,
     run_id: i64,
+    digest_key: [u8; schema::DIGEST_KEY_LEN],
 }
 
 impl StoreWriter {
@@ -164,7 +190,28 @@ impl StoreWriter {
         options: StoreOptions,
     ) -> Result<StoreWriter, StoreError> {
         let sqlite = |source| StoreError::from_sqlite(path, source);
-        let mut conn = rusqlite::Connection::open(path).map_err(sqlite)?;
+        let schema_error = |e| match e {
+            schema::SchemaError::Newer { found, min_writer } => StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                min_writer,
+            },
+            schema::SchemaError::Sqlite(source) => sqlite(source),
+            schema::SchemaError::Entropy(reason) => StoreError::DigestKey {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other @ schema::SchemaError::DamagedDigestKey => StoreError::Damaged {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        };
+        // Refuse before anything below writes: a refused file keeps every byte.
+        let found = inspect::inspect_for_writing(path)?;
+        let mut conn = rusqlite::Connection::open(path).map_err(|e| StoreError::Unwritable {
+            path: path.to_path_buf(),
+            reason: sqlite_detail(path, &e),
+        })?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
         // WAL lets report and gate read while serve writes; NORMAL sync is durable across
         // process crashes, which is what a sidecar needs, at a fraction of FULL's fsyncs.
@@ -172,13 +219,12 @@ impl StoreWriter {
             .map_err(sqlite)?;
         conn.pragma_update(None, "synchronous", "normal")
             .map_err(sqlite)?;
-        schema::migrate(&mut conn).map_err(|e| match e {
-            schema::SchemaError::Newer { found } => StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                found,
-            },
-            schema::SchemaError::Sqlite(source) => sqlite(source),
-        })?;
+        schema::migrate(&mut conn).map_err(schema_error)?;
+        if !matches!(found, inspect::Found::Store { marked: true }) {
+            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .map_err(sqlite)?;
+        }
+        let digest_key = schema::digest_key(&conn).map_err(schema_error)?;
         conn.execute(
             "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
                  rules, started_ms)
@@ -201,12 +247,23 @@ impl StoreWriter {
             .name("shadowdiff-store".into())
             .spawn(move || writer.run(rx))
             .expect("spawning the store thread");
-        Ok(StoreWriter { tx, thread, run_id })
+        Ok(StoreWriter {
+            tx,
+            thread,
+            run_id,
+            digest_key,
+        })
     }
 
     /// The id of the run this writer records, as `report --run` takes it.
     pub fn run_id(&self) -> i64 {
         self.run_id
+    }
+
+    /// The store's secret key for keyed digests of redacted values (see docs/STORE.md,
+    /// `meta`). Never print or log it.
+    pub fn digest_key(&self) -> [u8; 32] {
+        self.digest_key
     }
 
     /// A sender for records; sending blocks while the writer is behind.

@@ -2,8 +2,8 @@
 //! per route and minute), never the mismatch rows, so their cost does not grow with the
 //! number of stored mismatches; only examples and `show` touch `mismatches`, by index.
 
-use super::{StoreError, SCHEMA_VERSION};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use super::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
 /// Which part of a store a report covers.
@@ -96,30 +96,7 @@ const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri
 impl StoreReader {
     /// Opens `path` read-only and checks that it is a store this build understands.
     pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-                reason: "no such file".into(),
-            });
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::from_sqlite(path, e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| StoreError::from_sqlite(path, e))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
-        if version == 0 {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-                reason: "an SQLite file without the shadowdiff schema".into(),
-            });
-        }
+        let conn = super::inspect::open_for_reading(path)?;
         Ok(StoreReader {
             conn,
             path: path.to_path_buf(),

@@ -10,7 +10,8 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Statements that take a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id              INTEGER PRIMARY KEY,
     mode            TEXT NOT NULL,
@@ -95,23 +96,82 @@ CREATE TABLE differences (
 );
 CREATE INDEX differences_by_mismatch ON differences (mismatch_id);
 CREATE INDEX differences_by_path ON differences (path);
-"#];
+"#,
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('min_writer_schema', 1);
+
+CREATE TABLE losses (
+    run_id  INTEGER NOT NULL REFERENCES runs(id),
+    at_ms   INTEGER NOT NULL,               -- when the loss was written down
+    reason  TEXT NOT NULL,                  -- disk_full | io | ...
+    count   INTEGER NOT NULL                -- observations that never reached the store
+);
+"#,
+];
+
+/// Length of the per-store key for keyed digests of redacted values.
+pub const DIGEST_KEY_LEN: usize = 32;
+
+/// `PRAGMA application_id` of every shadowdiff store: "SHDF" in ASCII. It tells a store
+/// from another application's SQLite file without reading its tables
+/// (<https://sqlite.org/fileformat.html#application_id>).
+pub const APPLICATION_ID: i32 = 0x5348_4446;
 
 /// A store whose version this build cannot handle.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("schema version {found} is newer than this shadowdiff understands ({SCHEMA_VERSION}); upgrade shadowdiff")]
-    Newer { found: i64 },
+    #[error("schema version {found} is newer than this shadowdiff ({SCHEMA_VERSION}) and needs schema {min_writer} or newer to write to it; upgrade shadowdiff")]
+    Newer { found: i64, min_writer: i64 },
+    #[error("its digest key (table meta) is not {DIGEST_KEY_LEN} bytes")]
+    DamagedDigestKey,
+    #[error("no randomness for a new digest key: {0}")]
+    Entropy(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step.
-pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+/// The oldest-writer rule: a store newer than this build may still be used by it when the
+/// store's `meta.min_writer_schema` (the oldest schema whose writers may write to it) is not
+/// newer than [`SCHEMA_VERSION`]. Additive changes leave it alone, so instances of several
+/// releases can share a store during a rolling deploy; a change older writers would corrupt
+/// raises it. A newer store without the row is refused: nothing says older writers are safe.
+pub fn check_version(conn: &Connection) -> Result<(), SchemaError> {
+    use rusqlite::OptionalExtension;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(SchemaError::Newer { found });
+    if found <= SCHEMA_VERSION {
+        return Ok(());
     }
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta')",
+        [],
+        |row| row.get(0),
+    )?;
+    let min_writer: Option<i64> = if has_meta {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'min_writer_schema'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+    } else {
+        None
+    };
+    let min_writer = min_writer.unwrap_or(found);
+    if min_writer > SCHEMA_VERSION {
+        return Err(SchemaError::Newer { found, min_writer });
+    }
+    Ok(())
+}
+
+/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step; a newer
+/// store that [`check_version`] allows is written as it is.
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    check_version(conn)?;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (from, statements) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(statements)?;
@@ -119,4 +179,40 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The store's secret key for keyed digests of redacted values, made on first use.
+///
+/// Digests of a secret are only ever compared within one difference (primary's against
+/// secondary's), so the key only has to stay the same for the life of the file; it is kept
+/// in `meta` and never printed. The 32 bytes come from the operating system's CSPRNG
+/// (`getrandom`), not from `fastrand`: a guessable key would let anyone with the file test
+/// candidate secrets against their digests.
+pub fn digest_key(conn: &Connection) -> Result<[u8; DIGEST_KEY_LEN], SchemaError> {
+    use rusqlite::OptionalExtension;
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'digest_key'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let bytes = match stored {
+        Some(bytes) => bytes,
+        None => {
+            let mut fresh = [0u8; DIGEST_KEY_LEN];
+            getrandom::fill(&mut fresh).map_err(|e| SchemaError::Entropy(e.to_string()))?;
+            // OR IGNORE: a second writer racing us to create the key keeps the first one.
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('digest_key', ?1)",
+                [&fresh[..]],
+            )?;
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'digest_key'",
+                [],
+                |row| row.get(0),
+            )?
+        }
+    };
+    bytes.try_into().map_err(|_| SchemaError::DamagedDigestKey)
 }

@@ -89,7 +89,7 @@ impl Writer {
     fn sqlite(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
@@ -112,7 +112,7 @@ impl Writer {
         let path = &self.path;
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.unchecked_transaction().map_err(sqlite)?;
         let mut slots = ExampleSlots {

@@ -1,0 +1,396 @@
+//! The store under hostile conditions (issue 12): secrets' digest key, foreign and refused
+//! files, full and read-only media. Real SQLite files in temporary directories; the mounts
+//! need root and are skipped with a note otherwise.
+mod common;
+
+use common::*;
+use rusqlite::Connection;
+use shadowdiff::store::{StoreOptions, StoreWriter};
+
+#[test]
+fn digest_key_is_made_once_per_store_kept_in_it_and_differs_between_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let key_of = |path: &std::path::Path| {
+        let writer = StoreWriter::open(path, run_info(&[]), StoreOptions::default()).unwrap();
+        let key = writer.digest_key();
+        writer.finish().unwrap();
+        key
+    };
+    let first = key_of(&a);
+    assert_ne!(first, [0u8; 32]);
+    assert_eq!(key_of(&a), first, "reopening a store keeps its key");
+    assert_ne!(key_of(&b), first, "each store has its own key");
+    let conn = Connection::open(&a).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'digest_key'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, first);
+}
+
+#[test]
+fn a_store_written_before_the_digest_key_gets_one_when_opened_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    write(&db, standard_workload(), StoreOptions::default());
+    // Take the file back to schema 1, as today's release leaves it.
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let writer = StoreWriter::open(&db, run_info(&[]), StoreOptions::default()).unwrap();
+    let key = writer.digest_key();
+    writer.finish().unwrap();
+    assert_ne!(key, [0u8; 32]);
+    let conn = Connection::open(&db).unwrap();
+    let runs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 2, "the migration keeps what was there");
+}
+
+use assert_cmd::Command;
+use sha2::{Digest, Sha256};
+use shadowdiff::store::schema::APPLICATION_ID;
+use shadowdiff::store::{StoreError, StoreReader, SCHEMA_VERSION};
+use std::path::Path;
+use std::time::Duration;
+
+fn sha256(path: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+/// Runs the real binary; upstreams are a port nothing listens on, so a command that got
+/// past the store would fail differently (or not at all).
+fn shadowdiff(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+}
+
+/// serve, replay and report against `db`: each exits 2 with one short line naming the
+/// file once, and the file keeps every byte.
+fn assert_refused_untouched(db: &Path, reason: &str) {
+    let dir = db.parent().unwrap();
+    let traffic = dir.join("traffic.jsonl");
+    std::fs::write(&traffic, "{\"method\":\"GET\",\"path\":\"/a\"}\n").unwrap();
+    let db_arg = db.to_str().unwrap();
+    let upstream = "http://127.0.0.1:1";
+    let before = sha256(db);
+    let commands: [Vec<&str>; 3] = [
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--primary",
+            upstream,
+            "--secondary",
+            upstream,
+            "--db",
+            db_arg,
+        ],
+        vec![
+            "replay",
+            "--input",
+            traffic.to_str().unwrap(),
+            "--primary",
+            upstream,
+            "--secondary",
+            upstream,
+            "--db",
+            db_arg,
+        ],
+        vec!["report", "--db", db_arg],
+    ];
+    for args in commands {
+        let output = shadowdiff(&args);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        assert!(err.len() < 400, "{args:?}: short: {err}");
+        assert_eq!(err.matches(db_arg).count(), 1, "{args:?}: path once: {err}");
+        assert!(err.contains(reason), "{args:?}: {err}");
+        assert!(!err.contains("CREATE"), "{args:?}: no schema SQL: {err}");
+        assert_eq!(sha256(db), before, "{args:?} changed {}", db.display());
+    }
+}
+
+#[test]
+fn an_application_database_with_a_runs_table_is_refused_and_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    let mut schema = String::new();
+    for i in 0..100 {
+        // Plenty of schema SQL, so a dump of it could not hide in a short line.
+        schema.push_str(&format!(
+            "CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT, note TEXT);"
+        ));
+    }
+    schema.push_str(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, started TEXT);
+         INSERT INTO runs (started) VALUES ('yesterday');
+         PRAGMA user_version = 1;",
+    );
+    conn.execute_batch(&schema).unwrap();
+    drop(conn);
+    assert_refused_untouched(&db, "without the shadowdiff schema");
+}
+
+#[test]
+fn a_database_marked_by_another_application_is_refused_and_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE notes (x); PRAGMA application_id = 1234;")
+        .unwrap();
+    drop(conn);
+    assert_refused_untouched(&db, "another application");
+}
+
+/// A store from a future release that older writers would corrupt
+/// (`min_writer_schema` above ours).
+fn future_store(db: &Path, min_writer: i64) {
+    write(db, standard_workload(), StoreOptions::default());
+    let conn = Connection::open(db).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'min_writer_schema'",
+        [min_writer],
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+        .unwrap();
+    conn.pragma_update(None, "journal_mode", "delete").unwrap();
+    drop(conn);
+}
+
+#[test]
+fn a_store_only_newer_releases_may_write_is_refused_and_keeps_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("future.db");
+    future_store(&db, SCHEMA_VERSION + 1);
+    assert_refused_untouched(&db, "is newer than this shadowdiff");
+    let error = StoreWriter::open(&db, run_info(&[]), StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, StoreError::NewerSchema { min_writer, .. } if min_writer == SCHEMA_VERSION + 1),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_newer_store_that_still_admits_this_release_is_read_and_written_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("additive.db");
+    future_store(&db, 1);
+    StoreReader::open(&db).unwrap();
+    write(&db, standard_workload(), StoreOptions::default());
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION + 5, "no migration backwards");
+    let runs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 2);
+}
+
+#[test]
+fn a_store_from_before_the_mark_is_recognised_by_its_schema_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unmarked.db");
+    write(&db, standard_workload(), StoreOptions::default());
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1; PRAGMA application_id = 0;",
+    )
+    .unwrap();
+    drop(conn);
+    StoreReader::open(&db).expect("report reads an unmarked store");
+    write(&db, standard_workload(), StoreOptions::default());
+    let conn = Connection::open(&db).unwrap();
+    let mark: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mark, APPLICATION_ID);
+    let fresh = dir.path().join("fresh.db");
+    write(&fresh, standard_workload(), StoreOptions::default());
+    let mark: i32 = Connection::open(&fresh)
+        .unwrap()
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mark, APPLICATION_ID, "new stores are marked");
+}
+
+/// Whether the test runs as root; mounts need it. Root also ignores file permissions, which
+/// is why read-only and full media are real mounts here.
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A mount made for one test, unmounted when dropped (also when the test fails).
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn run(args: &[&str]) {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount {args:?}");
+    }
+
+    /// `source` seen read-only at `target`.
+    fn read_only_bind(source: &Path, target: &Path) -> Mount {
+        let (source, target) = (source.to_str().unwrap(), target.to_str().unwrap());
+        Mount::run(&["--bind", source, target]);
+        let mount = Mount(target.into());
+        Mount::run(&["-o", "remount,bind,ro", target]);
+        mount
+    }
+
+    /// A tmpfs of `size` (as `mount -o size=` takes it) at `target`.
+    #[allow(dead_code)]
+    fn tmpfs(target: &Path, size: &str) -> Mount {
+        let options = format!("size={size}");
+        Mount::run(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            &options,
+            "tmpfs",
+            target.to_str().unwrap(),
+        ]);
+        Mount(target.into())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn report_reads_a_cleanly_closed_store_on_a_read_only_filesystem() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make a read-only bind mount");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = (dir.path().join("src"), dir.path().join("ro"));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    write(
+        &source.join("s.db"),
+        standard_workload(),
+        StoreOptions::default(),
+    );
+    // The reference report reads a copy: reading in place would leave a -shm file behind,
+    // and SQLite can read through an existing one, which is not the case under test.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(source.join("s.db"), copy.join("s.db")).unwrap();
+    let writable = shadowdiff(&["report", "--db", copy.join("s.db").to_str().unwrap()]);
+    assert_eq!(writable.status.code(), Some(0));
+    assert!(!source.join("s.db-shm").exists() && !source.join("s.db-wal").exists());
+    let _mount = Mount::read_only_bind(&source, &target);
+    let db = target.join("s.db");
+    let output = shadowdiff(&["report", "--db", db.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).replace(target.to_str().unwrap(), "DIR"),
+        String::from_utf8_lossy(&writable.stdout).replace(copy.to_str().unwrap(), "DIR"),
+        "the same report as from a writable directory"
+    );
+}
+
+#[test]
+fn a_store_needing_wal_recovery_on_read_only_media_gets_an_accurate_message() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make a read-only bind mount");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (live, source, target) = (
+        dir.path().join("live"),
+        dir.path().join("src"),
+        dir.path().join("ro"),
+    );
+    for d in [&live, &source, &target] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    write(
+        &live.join("s.db"),
+        standard_workload(),
+        StoreOptions::default(),
+    );
+    // A writer that has not checkpointed: copying its files while it is open is what a
+    // crash leaves behind.
+    let conn = Connection::open(live.join("s.db")).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute("UPDATE runs SET dropped = 7", []).unwrap();
+    for name in ["s.db", "s.db-wal"] {
+        std::fs::copy(live.join(name), source.join(name)).unwrap();
+    }
+    drop(conn);
+    assert!(std::fs::metadata(source.join("s.db-wal")).unwrap().len() > 0);
+    let _mount = Mount::read_only_bind(&source, &target);
+    let db = target.join("s.db");
+    let output = shadowdiff(&["report", "--db", db.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("not closed cleanly"), "{err}");
+    assert!(err.contains("s.db-wal"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn store_errors_name_the_path_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("s.db");
+    let text = dir.path().join("notes.db");
+    std::fs::write(
+        &text,
+        "not a database at all, but long enough to be read as one. ".repeat(20),
+    )
+    .unwrap();
+    let upstream = "http://127.0.0.1:1";
+    for db in [&missing, &text] {
+        let db_arg = db.to_str().unwrap();
+        for args in [
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--primary",
+                upstream,
+                "--secondary",
+                upstream,
+                "--db",
+                db_arg,
+            ],
+            vec!["report", "--db", db_arg],
+        ] {
+            let output = shadowdiff(&args);
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+            assert_eq!(err.matches(db_arg).count(), 1, "{args:?}: {err}");
+        }
+    }
+}

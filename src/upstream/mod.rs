@@ -108,7 +108,8 @@ impl Upstream {
         let url = under(&self.prefix, path_and_query);
         reqwest::Url::parse(&url).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
-            message: format!("cannot build upstream URL {url:?}: {e}"),
+            // Not the URL itself: the base may carry a password.
+            message: format!("cannot build the upstream URL for {path_and_query:?}: {e}"),
             latency: Duration::ZERO,
         })
     }
@@ -272,9 +273,15 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
     } else {
         ErrorKind::Protocol
     };
+    // The client names the URL it failed on; a password in it stays out of logs and pages.
+    let message = error_chain(error);
+    let message = match error.url() {
+        Some(url) => crate::redact::url::scrub(&message, url),
+        None => message,
+    };
     LegError {
         kind,
-        message: error_chain(error),
+        message,
         latency,
     }
 }

@@ -275,3 +275,50 @@ fn a_bad_redact_entry_is_refused_naming_file_and_key() {
     assert!(text.contains("bad.toml: key `redact.body`"), "{text}");
     assert!(text.contains("\"user/ssn\""), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_url_password_stays_out_of_error_pages_logs_and_the_runs_table() {
+    let closed = support::closed_port().await;
+    let secondary = support::fixed(200, "ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("urls.db");
+    let primary_url = format!("http://ops:URLPASS-FFFF@{closed}/base");
+    let secondary_url = format!("http://ops:URLPASS-FFFF@{}", secondary.addr);
+    let mut running = support::spawn_serve(
+        &[
+            "--primary",
+            &primary_url,
+            "--secondary",
+            &secondary_url,
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--log-level",
+            "debug",
+        ],
+        &[],
+    );
+    let response = support::client()
+        .get(format!("http://{}/x", running.listen))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let page = response.text().await.unwrap();
+    assert_no_secret("the 502 page", page.as_bytes());
+    running.signal("TERM");
+    assert!(running.wait().success());
+    let logs = format!(
+        "{}\n{}",
+        running.serving,
+        running.logs.lock().unwrap().join("\n")
+    );
+    assert!(logs.contains("ops:***@"), "{logs}");
+    assert_no_secret("the log output", logs.as_bytes());
+    let stored = read(&db);
+    assert!(String::from_utf8_lossy(&stored).contains("http://ops:***@"));
+    assert_no_secret("the database file", &stored);
+}

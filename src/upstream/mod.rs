@@ -273,7 +273,9 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
     } else {
         ErrorKind::Protocol
     };
-    // The client names the URL it failed on; a password in it stays out of logs and pages.
+    // The client names the URL it failed on. reqwest moves URL credentials into an
+    // Authorization header before sending, so today that URL has none; the scrub keeps a
+    // password out of logs and error pages should that ever change.
     let message = error_chain(error);
     let message = match error.url() {
         Some(url) => crate::redact::url::scrub(&message, url),

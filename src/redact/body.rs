@@ -15,18 +15,23 @@ const MAX_DEPTH: usize = 128;
 
 /// Redacts the values of secret members. `root` is the path of the document itself
 /// (`["body"]` for a body, the segments of a difference path for a rendered value);
-/// `secret(path, is_field)` decides per value; `marker(raw)` is the JSON text put in place
-/// of the raw JSON text of a secret value.
+/// `secret(path, is_field)` decides per value (`path` ends with the member's escaped key or
+/// the element's index; with `full_paths` false, only that last segment is filled in and
+/// array indices are left empty, which saves an allocation per value when no configured
+/// path needs them); `marker(raw)` is the JSON text put in place of the raw JSON text of a
+/// secret value.
 pub fn json(
     bytes: &[u8],
     root: &[&str],
-    secret: &dyn Fn(&[&str], bool) -> bool,
+    full_paths: bool,
+    secret: &dyn Fn(&[String], bool) -> bool,
     marker: &dyn Fn(&[u8]) -> String,
     found: &mut Vec<String>,
 ) -> Option<Vec<u8>> {
     let mut walk = JsonWalk {
         jiter: Jiter::new(bytes),
         path: root.iter().map(|s| s.to_string()).collect(),
+        full_paths,
         secret,
         spans: Vec::new(),
     };
@@ -81,7 +86,8 @@ fn remember_json(raw: &[u8], found: &mut Vec<String>) {
 struct JsonWalk<'j, 's> {
     jiter: Jiter<'j>,
     path: Vec<String>,
-    secret: &'s dyn Fn(&[&str], bool) -> bool,
+    full_paths: bool,
+    secret: &'s dyn Fn(&[String], bool) -> bool,
     /// Byte ranges of the secret values, in document order, never nested.
     spans: Vec<(usize, usize)>,
 }
@@ -89,8 +95,7 @@ struct JsonWalk<'j, 's> {
 impl JsonWalk<'_, '_> {
     fn member(&mut self, peek: Peek, is_field: bool, depth: usize) -> JiterResult<()> {
         let start = self.jiter.current_index();
-        let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        if depth > MAX_DEPTH || (self.secret)(&path, is_field) {
+        if depth > MAX_DEPTH || (self.secret)(&self.path, is_field) {
             self.jiter.known_skip(peek)?;
             self.spans.push((start, self.jiter.current_index()));
             return Ok(());
@@ -100,7 +105,11 @@ impl JsonWalk<'_, '_> {
                 let mut next = self.jiter.known_array()?;
                 let mut index = 0usize;
                 while let Some(peek) = next {
-                    self.path.push(index.to_string());
+                    self.path.push(if self.full_paths {
+                        index.to_string()
+                    } else {
+                        String::new()
+                    });
                     self.member(peek, false, depth + 1)?;
                     self.path.pop();
                     index += 1;
@@ -123,7 +132,8 @@ impl JsonWalk<'_, '_> {
     }
 }
 
-fn escaped(key: &str) -> String {
+/// `key` as one JSON-pointer segment, owned.
+pub(super) fn escaped(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     escape_key(key, &mut out);
     out
@@ -260,8 +270,8 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn is_secret_field(path: &[&str], is_field: bool) -> bool {
-        is_field && matches!(path.last(), Some(&"password") | Some(&"token"))
+    fn is_secret_field(path: &[String], is_field: bool) -> bool {
+        is_field && path.last().is_some_and(|k| k == "password" || k == "token")
     }
 
     #[test]
@@ -269,7 +279,7 @@ mod tests {
         let body = br#"{"user": {"name": "ann", "password": "hunter22"}, "items": [{"token": {"a": 1}}], "n": 1}"#;
         let mut found = Vec::new();
         let marker = |_: &[u8]| "\"[redacted]\"".to_string();
-        let out = json(body, &["body"], &is_secret_field, &marker, &mut found).unwrap();
+        let out = json(body, &["body"], true, &is_secret_field, &marker, &mut found).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"user": {"name": "ann", "password": "[redacted]"}, "items": [{"token": "[redacted]"}], "n": 1}"#
@@ -278,11 +288,25 @@ mod tests {
         assert!(found.contains(&r#"{"a": 1}"#.to_string()));
         let plain = br#"{"name": "ann"}"#;
         assert_eq!(
-            json(plain, &["body"], &is_secret_field, &marker, &mut found),
+            json(
+                plain,
+                &["body"],
+                true,
+                &is_secret_field,
+                &marker,
+                &mut found
+            ),
             None
         );
         assert_eq!(
-            json(b"{bad", &["body"], &is_secret_field, &marker, &mut found),
+            json(
+                b"{bad",
+                &["body"],
+                true,
+                &is_secret_field,
+                &marker,
+                &mut found
+            ),
             None
         );
     }
@@ -296,6 +320,7 @@ mod tests {
             let out = json(
                 deep.as_bytes(),
                 &["body"],
+                false,
                 &|_, _| false,
                 &marker,
                 &mut found,

@@ -13,11 +13,13 @@ pub mod body;
 pub mod rules;
 pub mod url;
 
+use rules::unescape;
 pub use rules::{RedactError, RedactRules, RedactSection};
 
-use crate::compare::path::{escape_key, segments};
+use crate::compare::path::segments;
 use crate::exchange::{Captured, RecordedRequest};
 use crate::store::MismatchDetail;
+use body::escaped;
 use hmac::{Hmac, Mac};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
@@ -253,7 +255,18 @@ impl Redactor {
         found: &mut Vec<String>,
     ) -> Option<Vec<u8>> {
         let rules = &self.rules;
-        let secret = |path: &[&str], is_field: bool| rules.is_secret_value(path, is_field);
+        let secret = |path: &[String], is_field: bool| {
+            let named = is_field
+                && path
+                    .last()
+                    .is_some_and(|key| rules.is_secret_field(&unescape(key)));
+            named || {
+                rules.has_paths() && {
+                    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+                    rules.is_secret_value(&segments, false)
+                }
+            }
+        };
         let marker = |raw: &[u8]| {
             let shown = if digests {
                 self.digest(raw)
@@ -262,7 +275,7 @@ impl Redactor {
             };
             format!("\"{shown}\"")
         };
-        body::json(bytes, root, &secret, &marker, found)
+        body::json(bytes, root, rules.has_paths(), &secret, &marker, found)
     }
 
     /// Form fields (`a=1&password=...`) with secret values replaced.
@@ -278,12 +291,6 @@ impl Redactor {
         };
         body::form(text, &secret, &marker, found)
     }
-}
-
-fn escaped(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    escape_key(name, &mut out);
-    out
 }
 
 fn is_json_type(media: &str) -> bool {
@@ -460,6 +467,41 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains("\"refresh_token\":\"[redacted hmac:"));
+    }
+
+    #[test]
+    fn a_gzip_body_with_a_secret_is_kept_decoded_and_redacted() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"password":"pw-HHHH","n":1}"#).unwrap();
+        let mut c = captured("application/json", "", "a=b");
+        c.body = gz.finish().unwrap().into();
+        c.headers.insert(CONTENT_ENCODING, "gzip".parse().unwrap());
+        c.headers.insert(CONTENT_LENGTH, "40".parse().unwrap());
+        redactor().response_into(&mut c, &mut Vec::new());
+        assert_eq!(c.body, r#"{"password":"[redacted]","n":1}"#);
+        assert!(!c.headers.contains_key(CONTENT_ENCODING));
+        assert!(!c.headers.contains_key(CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn configured_paths_reach_into_arrays() {
+        let rules = RedactRules::compile(&RedactSection {
+            body: vec!["body/cards/*/number".into()],
+            ..RedactSection::default()
+        })
+        .unwrap();
+        let r = Redactor::new(Arc::new(rules), [1; 32]);
+        let mut c = captured(
+            "application/json",
+            r#"{"cards":[{"number":"4111-IIII","exp":"12/30"}],"number":3}"#,
+            "a=b",
+        );
+        r.response_into(&mut c, &mut Vec::new());
+        assert_eq!(
+            c.body,
+            r#"{"cards":[{"number":"[redacted]","exp":"12/30"}],"number":3}"#
+        );
     }
 
     #[test]

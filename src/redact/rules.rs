@@ -116,6 +116,23 @@ pub fn normalize(name: &str) -> String {
         .collect()
 }
 
+/// `name` after [`normalize`] equals `normalized`, without allocating: this runs for every
+/// member of a body.
+fn normalized_eq(name: &str, normalized: &str) -> bool {
+    let mut name = name
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase);
+    let mut other = normalized.chars();
+    loop {
+        match (name.next(), other.next()) {
+            (None, None) => return true,
+            (a, b) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
 impl RedactRules {
     /// Validates the section; an error names the list and the entry.
     pub fn compile(section: &RedactSection) -> Result<RedactRules, RedactError> {
@@ -199,8 +216,17 @@ impl RedactRules {
     }
 
     pub fn is_secret_query(&self, name: &str) -> bool {
-        let name = normalize(name);
-        self.query.contains(&name)
+        self.query.iter().any(|q| normalized_eq(name, q))
+    }
+
+    /// Whether a body field (a JSON key, a form or multipart field name) is secret by name.
+    pub fn is_secret_field(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| normalized_eq(name, f))
+    }
+
+    /// Whether any `body/...` path is configured; without one, no walk needs full paths.
+    pub fn has_paths(&self) -> bool {
+        !self.paths.is_empty()
     }
 
     /// Whether the value at `path` (segments, `body` first; the last one is the field name
@@ -209,7 +235,7 @@ impl RedactRules {
         let named = is_field
             && path
                 .last()
-                .is_some_and(|name| self.fields.contains(&normalize(&unescape(name))));
+                .is_some_and(|name| self.is_secret_field(&unescape(name)));
         named || self.paths.iter().any(|p| p.matches(path))
     }
 
@@ -221,7 +247,7 @@ impl RedactRules {
             ["headers", name] => self.is_secret_header(name),
             ["body", rest @ ..] => {
                 rest.iter()
-                    .any(|name| self.fields.contains(&normalize(&unescape(name))))
+                    .any(|name| self.is_secret_field(&unescape(name)))
                     || self.paths.iter().any(|p| p.covers(&segs))
             }
             _ => false,
@@ -250,7 +276,7 @@ impl RedactRules {
 }
 
 /// A JSON-pointer segment back to its key (RFC 6901 section 4).
-fn unescape(segment: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn unescape(segment: &str) -> std::borrow::Cow<'_, str> {
     if segment.contains('~') {
         segment.replace("~1", "/").replace("~0", "~").into()
     } else {

@@ -322,3 +322,36 @@ async fn an_upstream_url_password_stays_out_of_error_pages_logs_and_the_runs_tab
     assert!(String::from_utf8_lossy(&stored).contains("http://ops:***@"));
     assert_no_secret("the database file", &stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_secrets_keeps_query_and_body_secrets_in_the_record_file() {
+    for keep in [false, true] {
+        let primary = support::fixed(200, "ok").await;
+        let secondary = support::fixed(200, "ok").await;
+        let (mut config, dir) = support::config(&primary.url(), &secondary.url());
+        let path = dir.path().join("kept.jsonl");
+        config.shadow_writes = true;
+        config.record = Some(shadowdiff::config::RecordConfig {
+            path: path.clone(),
+            max_size: 1 << 20,
+            keep_secrets: keep,
+        });
+        let proxy = support::start(config, dir).await;
+        support::client()
+            .post(proxy.url("/token?client_secret=QUERYTOKEN-1111"))
+            .header("content-type", "application/json")
+            .body(r#"{"password": "JSONREQ-DDDD"}"#)
+            .send()
+            .await
+            .unwrap();
+        let _db = proxy.stop().await;
+        let text = String::from_utf8(read(&path)).unwrap();
+        for secret in ["QUERYTOKEN-1111", "JSONREQ-DDDD"] {
+            assert_eq!(
+                text.contains(secret),
+                keep,
+                "{secret} with keep={keep}: {text}"
+            );
+        }
+    }
+}

@@ -4,11 +4,14 @@
 
 use crate::cli::ServeArgs;
 use crate::compare::{CompareSection, RouteSection, RulesConfig};
+use crate::redact::url::shown;
+use crate::redact::{RedactRules, RedactSection};
 use http::HeaderName;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// More shadows in flight than this would not fit the permit counter, and no secondary
@@ -67,6 +70,8 @@ pub struct FileConfig {
     pub compare: CompareSection,
     #[serde(default)]
     pub route: Vec<RouteSection>,
+    #[serde(default)]
+    pub redact: RedactSection,
 }
 
 /// A size written either as a number of bytes or as a human size ("1MiB").
@@ -164,6 +169,8 @@ pub struct ServeConfig {
     /// The secondary's certificate is not verified.
     pub insecure_secondary: bool,
     pub rules: RulesConfig,
+    /// What is secret: replaced before anything is stored or recorded (`[redact]`).
+    pub redact: Arc<RedactRules>,
     /// SHA-256 of the effective settings, stored with each run.
     pub digest: String,
 }
@@ -365,6 +372,8 @@ impl ServeConfig {
                 return Err(source.invalid("tls-cert", "required with --tls-key".into()))
             }
         };
+        let redact = RedactRules::compile(&file.redact)
+            .map_err(|e| source.key(&format!("redact.{}", e.list), e.to_string()))?;
         let mut config = ServeConfig {
             listen,
             primary,
@@ -396,6 +405,7 @@ impl ServeConfig {
                 routes: file.route,
                 source: args.config.clone(),
             },
+            redact: Arc::new(redact),
             digest: String::new(),
         };
         config.digest = digest_of(&config);
@@ -434,6 +444,7 @@ impl ServeConfig {
             tls => "tls-cert/tls-key",
             secondary_ca => "secondary-ca",
             insecure_secondary => "insecure-secondary",
+            redact => "redact",
         );
         changed
     }
@@ -446,8 +457,8 @@ impl ServeConfig {
         let path = |p: &Path| quoted(&p.display());
         let mut lines = vec![
             format!("listen = {}", quoted(&self.listen)),
-            format!("primary = {}", quoted(&self.primary)),
-            format!("secondary = {}", quoted(&self.secondary)),
+            format!("primary = {}", quoted(&shown(&self.primary))),
+            format!("secondary = {}", quoted(&shown(&self.secondary))),
             format!("db = {}", path(&self.db)),
             format!("sample = {}", self.sample),
         ];
@@ -506,6 +517,7 @@ impl ServeConfig {
             rule_ids.join(", ")
         ));
         lines.push(format!("# digest {}", self.digest));
+        lines.extend(self.redact.effective());
         let mut text = lines.join("\n");
         text.push('\n');
         text
@@ -646,8 +658,16 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value.trim()).map_err(|e| format!("{value:?}: {e}"))
 }
 
+/// Over the settings with upstream passwords masked: the digest is stored and printed,
+/// and must not let anyone test candidate passwords against it.
 fn digest_of(config: &ServeConfig) -> String {
-    let text = format!("{config:?}");
+    let mut masked = config.clone();
+    for url in [&mut masked.primary, &mut masked.secondary] {
+        if url.password().is_some() {
+            let _ = url.set_password(Some(crate::redact::url::MASK));
+        }
+    }
+    let text = format!("{masked:?}");
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 

@@ -19,7 +19,8 @@
 //!   per-worker connections replay sends through, and the request-target check that keeps
 //!   every request inside the base path.
 //! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
-//! - [`redact`]: secret header values replaced before anything reaches the disk.
+//! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
+//!   anything reaches the disk or the logs.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.

@@ -9,7 +9,7 @@
 use crate::compare::Comparator;
 use crate::exchange::{Exchange, Observation};
 use crate::metrics::Metrics;
-use crate::redact::redact_headers;
+use crate::redact::{RedactRules, Redactor};
 use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,14 +86,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the compare thread. `capacity` bounds the observations waiting for it.
+    /// Everything stored is redacted under `redact`, with digests keyed by the store's key.
     pub fn start(
         comparator: Arc<Comparator>,
+        redact: Arc<RedactRules>,
         store: StoreWriter,
         dropped: Arc<AtomicU64>,
         capacity: usize,
     ) -> Pipeline {
         let rules = Arc::new(ArcSwap::new(comparator));
-        Pipeline::start_live(rules, store, dropped, capacity, None)
+        Pipeline::start_live(rules, redact, store, dropped, capacity, None)
     }
 
     /// Like [`Pipeline::start`], for a running proxy: the rules can be swapped while it runs
@@ -101,6 +103,7 @@ impl Pipeline {
     /// and every judged record is counted in `metrics`.
     pub fn start_live(
         rules: Arc<ArcSwap<Comparator>>,
+        redact: Arc<RedactRules>,
         store: StoreWriter,
         dropped: Arc<AtomicU64>,
         capacity: usize,
@@ -108,6 +111,7 @@ impl Pipeline {
     ) -> Pipeline {
         let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
         let records = store.sender();
+        let redactor = Redactor::new(redact, store.digest_key());
         let closing = Arc::new(AtomicBool::new(false));
         let stop = closing.clone();
         let late = dropped.clone();
@@ -116,7 +120,15 @@ impl Pipeline {
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
-                compare_loop(&rules, &rx, &records, &stop, &counts, metrics.as_deref());
+                compare_loop(
+                    &rules,
+                    &redactor,
+                    &rx,
+                    &records,
+                    &stop,
+                    &counts,
+                    metrics.as_deref(),
+                );
                 // An offer racing with the close may have slipped in after the last read.
                 let left = rx.drain().count() as u64;
                 late.fetch_add(left, Ordering::Relaxed);
@@ -156,6 +168,7 @@ impl Pipeline {
 /// end is the closing flag and an empty queue, not only a disconnected channel.
 fn compare_loop(
     rules: &ArcSwap<Comparator>,
+    redactor: &Redactor,
     rx: &flume::Receiver<Observation>,
     records: &flume::Sender<crate::store::Record>,
     stop: &AtomicBool,
@@ -163,7 +176,7 @@ fn compare_loop(
     metrics: Option<&Metrics>,
 ) {
     let judge_one = |observation: Observation| -> bool {
-        let record = judge(&rules.load(), observation);
+        let record = judge(&rules.load(), redactor, observation);
         tally.count(&record.outcome);
         if let Some(mismatch) = &record.mismatch {
             tracing::debug!(
@@ -217,8 +230,8 @@ const COMPARE_BATCH: usize = 256;
 /// the queue (at least 1,024 deep) fills in at any realistic request rate.
 const COMPARE_POLL: Duration = Duration::from_millis(1);
 
-/// Turns one observation into the record the store keeps.
-pub fn judge(comparator: &Comparator, observation: Observation) -> Record {
+/// Turns one observation into the record the store keeps, redacted by `redactor`.
+pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observation) -> Record {
     match observation {
         Observation::Skipped {
             at,
@@ -236,14 +249,14 @@ pub fn judge(comparator: &Comparator, observation: Observation) -> Record {
             hidden: Vec::new(),
             mismatch: None,
         },
-        Observation::Exchange(exchange) => judge_exchange(comparator, *exchange),
+        Observation::Exchange(exchange) => judge_exchange(comparator, redactor, *exchange),
     }
 }
 
-fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
+fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchange) -> Record {
     let Exchange {
         at,
-        mut request,
+        request,
         primary,
         secondary,
     } = exchange;
@@ -265,7 +278,7 @@ fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
         hidden: Vec::new(),
         mismatch: None,
     };
-    let (mut primary, mut secondary) = match (primary, secondary) {
+    let (primary, secondary) = match (primary, secondary) {
         // A shadow abandoned at shutdown never saw the primary finish either; the leg that
         // was cut short is the secondary.
         (_, Err(e)) if e.kind == crate::exchange::ErrorKind::Shutdown => {
@@ -295,16 +308,16 @@ fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
     record.hidden = verdict.hidden;
     if !verdict.differences.is_empty() {
         record.outcome = Outcome::Mismatched;
-        redact_headers(&mut request.headers);
-        redact_headers(&mut primary.headers);
-        redact_headers(&mut secondary.headers);
-        record.mismatch = Some(Box::new(MismatchDetail {
+        // Only now, after the comparison saw the real values.
+        let mut detail = MismatchDetail {
             request,
             primary,
             secondary,
             differences: verdict.differences,
             body_diff: verdict.body_diff,
-        }));
+        };
+        redactor.mismatch(&mut detail);
+        record.mismatch = Some(Box::new(detail));
     }
     record
 }

@@ -97,8 +97,8 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let write_errors = Arc::new(AtomicU64::new(0));
     let run = RunInfo {
         mode: "serve".into(),
-        primary: config.primary.to_string(),
-        secondary: config.secondary.to_string(),
+        primary: crate::redact::url::shown(&config.primary),
+        secondary: crate::redact::url::shown(&config.secondary),
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
     };
@@ -111,6 +111,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
             RecorderOptions {
                 max_size: Some(record.max_size),
                 keep_secrets: record.keep_secrets,
+                redact: config.redact.clone(),
             },
         )?)),
         None => None,
@@ -265,6 +266,7 @@ pub async fn serve_with_admin(
     let store_link = store.sender().downgrade();
     let pipeline = Pipeline::start_live(
         live.rules(),
+        config.redact.clone(),
         store,
         dropped.clone(),
         config.max_inflight.max(1024),

@@ -198,15 +198,21 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         &config.db,
         RunInfo {
             mode: "replay".into(),
-            primary: config.primary.to_string(),
-            secondary: config.secondary.to_string(),
+            primary: crate::redact::url::shown(&config.primary),
+            secondary: crate::redact::url::shown(&config.secondary),
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
         },
         config.store_options(dropped.clone()),
     )?;
     let run_id = store.run_id();
-    let pipeline = Pipeline::start(comparator, store, dropped, PIPELINE_CAPACITY);
+    let pipeline = Pipeline::start(
+        comparator,
+        config.redact.clone(),
+        store,
+        dropped,
+        PIPELINE_CAPACITY,
+    );
     let tally = pipeline.tally();
     let legs = Arc::new(Legs {
         client: None,

@@ -110,7 +110,8 @@ impl Upstream {
         let url = under(&self.prefix, &checked(path_and_query)?);
         reqwest::Url::parse(&url).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
-            message: format!("cannot build upstream URL {url:?}: {e}"),
+            // Not the URL itself: the base may carry a password.
+            message: format!("cannot build the upstream URL for {path_and_query:?}: {e}"),
             latency: Duration::ZERO,
         })
     }
@@ -285,9 +286,17 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
     } else {
         ErrorKind::Protocol
     };
+    // The client names the URL it failed on. reqwest moves URL credentials into an
+    // Authorization header before sending, so today that URL has none; the scrub keeps a
+    // password out of logs and error pages should that ever change.
+    let message = error_chain(error);
+    let message = match error.url() {
+        Some(url) => crate::redact::url::scrub(&message, url),
+        None => message,
+    };
     LegError {
         kind,
-        message: error_chain(error),
+        message,
         latency,
     }
 }

@@ -251,6 +251,8 @@ pub struct Running {
     pub child: std::process::Child,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The "serving" log line itself.
+    pub serving: String,
     /// Every log line after the "serving" one, as it arrives.
     pub logs: Arc<Mutex<Vec<String>>>,
 }
@@ -320,6 +322,7 @@ pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Running {
     Running {
         listen: field("listen"),
         admin: field("admin"),
+        serving: line.clone(),
         child,
         logs,
     }

@@ -100,6 +100,15 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]
     #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Time a client has to send a complete request head (HTTP/1.1) or its connection
+    /// preface and first request (HTTP/2), TLS handshake included; then the connection is
+    /// closed. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Most client connections open at once; at the cap, accepting pauses until one closes.
+    /// [default: the open-file limit less a reserve, see docs/SECURITY.md]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
     /// Mismatches kept with full request and bodies per (route, set of differing paths);
     /// later ones keep only their differences. [default: 20]
     #[arg(long, value_name = "N", env = "SHADOWDIFF_EXAMPLES_PER_SIGNATURE")]

@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub max_inflight: Option<usize>,
     pub preserve_host: Option<bool>,
     pub drain_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
     pub examples_per_signature: Option<u32>,
     pub max_db_size: Option<SizeSetting>,
     pub record: Option<PathBuf>,
@@ -136,6 +138,11 @@ pub struct ServeConfig {
     pub max_inflight: usize,
     pub preserve_host: bool,
     pub drain_timeout: Duration,
+    /// Deadline for a client's request head (and TLS handshake, and HTTP/2 preface).
+    pub header_read_timeout: Duration,
+    /// Most client connections at once; `None` derives it from the open-file limit when
+    /// the listener starts (see [`crate::proxy::limits`]).
+    pub max_connections: Option<usize>,
     /// Mismatches stored in full per (route, set of differing paths).
     pub examples_per_signature: u32,
     /// Past this database size, examples stop being stored; counts go on.
@@ -246,6 +253,26 @@ impl ServeConfig {
             file.drain_timeout,
             "10s",
         )?;
+        let header_read_timeout = duration_setting(
+            &source,
+            "header-read-timeout",
+            args.header_read_timeout,
+            file.header_read_timeout,
+            "30s",
+        )?;
+        if header_read_timeout.is_zero() {
+            return Err(source.flag("header-read-timeout", "must be more than 0".into()));
+        }
+        let max_connections = match (args.max_connections, file.max_connections) {
+            (Some(v), _) => Some(
+                v.parse::<usize>()
+                    .map_err(|e| source.flag("max-connections", format!("{v:?}: {e}")))?,
+            ),
+            (None, n) => n,
+        };
+        if max_connections == Some(0) {
+            return Err(source.flag("max-connections", "must be at least 1".into()));
+        }
         let max_inflight = match (args.max_inflight, file.max_inflight) {
             (Some(v), _) => v
                 .parse::<usize>()
@@ -352,6 +379,8 @@ impl ServeConfig {
             max_inflight,
             preserve_host: args.preserve_host || file.preserve_host.unwrap_or(false),
             drain_timeout,
+            header_read_timeout,
+            max_connections,
             examples_per_signature,
             max_db_size,
             record,
@@ -396,6 +425,8 @@ impl ServeConfig {
             max_inflight => "max-inflight",
             preserve_host => "preserve-host",
             drain_timeout => "drain-timeout",
+            header_read_timeout => "header-read-timeout",
+            max_connections => "max-connections",
             admin => "admin",
             max_route_labels => "max-route-labels",
             breaker_threshold => "breaker-threshold",
@@ -437,6 +468,10 @@ impl ServeConfig {
             format!("preserve-host = {}", self.preserve_host),
             format!("drain-timeout = {}", duration(self.drain_timeout)),
             format!(
+                "header-read-timeout = {}",
+                duration(self.header_read_timeout)
+            ),
+            format!(
                 "admin = {}",
                 self.admin
                     .map_or_else(|| quoted(&"off"), |addr| quoted(&addr))
@@ -446,6 +481,9 @@ impl ServeConfig {
             format!("breaker-cooldown = {}", duration(self.breaker_cooldown)),
             format!("examples-per-signature = {}", self.examples_per_signature),
         ]);
+        if let Some(n) = self.max_connections {
+            lines.push(format!("max-connections = {n}"));
+        }
         if let Some(size) = self.max_db_size {
             lines.push(format!("max-db-size = {size}"));
         }

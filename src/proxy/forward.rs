@@ -3,9 +3,10 @@
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
 use super::capture::{RequestTee, ResponseTee};
+use super::refusal::{refusal, Refusal, WatchedBody};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
 use super::{Proxy, ProxyBody};
-use crate::exchange::{ErrorKind, LegError, Observation};
+use crate::exchange::{ErrorKind, LegError, Observation, SkipReason};
 use crate::upstream::{forwarded_headers, strip_hop_by_hop};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -24,22 +25,27 @@ pub async fn handle(
     client: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let at = SystemTime::now();
+    if let Some(refusal) = refusal(&request) {
+        proxy.pipeline.offer(Observation::Skipped {
+            at,
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            reason: SkipReason::Refused,
+        });
+        return Ok(refusal.response());
+    }
     if request.method() == Method::CONNECT || is_upgrade(&request) {
         return Ok(super::tunnel::handle(proxy, request, client, at).await);
     }
     let (parts, body) = request.into_parts();
+    let (body, body_failed) = WatchedBody::new(body);
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let proto = if proxy.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let headers = forwarded_headers(&parts.headers, client.ip(), proto, host.as_ref());
+    let headers = forwarded_headers(&parts.headers, client.ip(), proxy.proto(), host.as_ref());
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -67,6 +73,7 @@ pub async fn handle(
             );
             return Ok(match proxy.primary_deadline(upstream).await {
                 Ok(response) => passthrough(response),
+                Err(_) if body_failed.get() => Refusal::MalformedBody.response(),
                 Err(error) => error_response(&error),
             });
         }
@@ -120,6 +127,9 @@ pub async fn handle(
                 tee.map_err(box_error).boxed_unsync(),
             ))
         }
+        // The shadow sees the same failed body through the tee and counts the request as
+        // `request_incomplete`, so the primary is not blamed there either.
+        Err(_) if body_failed.get() => Ok(Refusal::MalformedBody.response()),
         Err(error) => {
             let response = error_response(&error);
             let _ = primary_tx.send(Err(error));
@@ -158,11 +168,9 @@ pub fn error_response(error: &LegError) -> Response<ProxyBody> {
         _ => StatusCode::BAD_GATEWAY,
     };
     tracing::debug!(%error, "primary failed");
-    let text = format!(
-        "shadowdiff: primary {}: {}\n",
-        error.kind.as_str(),
-        error.message.replace('\n', " ")
-    );
+    // The error's message can name the upstream's address or URL; the client's page names
+    // only the kind, so a 502 tells an outsider nothing about the topology behind it.
+    let text = format!("shadowdiff: primary {}\n", error.kind.as_str());
     plain_text(status, text)
 }
 

@@ -324,3 +324,23 @@ pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Running {
         logs,
     }
 }
+
+/// Writes `request` as raw bytes (clients normalize what this must send verbatim) and reads
+/// until the proxy closes the connection; the test's own request asks it to.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut response),
+    );
+    match read.await {
+        Ok(_) => String::from_utf8_lossy(&response).into_owned(),
+        Err(_) => panic!(
+            "no end of response within 60s; got {:?}",
+            String::from_utf8_lossy(&response)
+        ),
+    }
+}

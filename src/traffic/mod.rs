@@ -219,3 +219,26 @@ pub(crate) fn origin_form(target: &str) -> Result<http::Uri, String> {
     }
     Ok(uri)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_a_jsonl_file_counts_non_blank_lines_without_holding_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        // One line far longer than the bound: counted, not buffered.
+        let long = "x".repeat(200 * 1024);
+        std::fs::write(&path, format!("{{}}\n\n  \n{long}\n{{}}")).unwrap();
+        let bound = EntryBound {
+            bytes: 16,
+            max_body: 0,
+        };
+        assert_eq!(count_requests(&path, bound), Some(3));
+        assert_eq!(
+            count_requests(&dir.path().join("missing.jsonl"), bound),
+            None
+        );
+    }
+}

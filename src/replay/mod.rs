@@ -190,8 +190,9 @@ pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
 /// Replays the file into the store; returns when everything is compared and committed.
 pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // Open the input first: a typo in the file name should not create a database.
-    drop(traffic::open(&options.input)?);
     let config = &options.config;
+    let bound = traffic::EntryBound::for_max_body(config.max_body);
+    drop(traffic::open(&options.input, bound)?);
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
@@ -233,12 +234,13 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             (options.input.clone(), options.repeat, options.skip_invalid);
         let (requests, invalid) = (requests.clone(), invalid.clone());
         tokio::task::spawn_blocking(move || {
-            read_traffic(input, repeat, skip_invalid, &requests, &invalid, tx)
+            read_traffic(input, bound, repeat, skip_invalid, &requests, &invalid, tx)
         })
     };
     let progress = Progress::start(
         options.progress,
         &options.input,
+        bound,
         options.repeat,
         tally.clone(),
     );
@@ -376,6 +378,7 @@ async fn worker(
 /// request unless skipping, and when the workers are gone.
 fn read_traffic(
     input: PathBuf,
+    bound: traffic::EntryBound,
     repeat: u32,
     skip_invalid: bool,
     requests: &AtomicU64,
@@ -384,7 +387,7 @@ fn read_traffic(
 ) -> Result<(), TrafficError> {
     let mut batch = Vec::with_capacity(READ_BATCH);
     for round in 0..repeat {
-        for item in traffic::open(&input)? {
+        for item in traffic::open(&input, bound)? {
             match item {
                 Ok(entry) => {
                     requests.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! comes back to the client, streamed both ways. When the request is shadowed, the bodies
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
-use super::capture::{RequestTee, ResponseTee};
+use super::capture::{PrimaryCapture, RequestTee, ResponseTee};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
 use super::{Proxy, ProxyBody};
 use crate::exchange::{ErrorKind, LegError, Observation};
@@ -122,7 +122,7 @@ pub async fn handle(
         }
         Err(error) => {
             let response = error_response(&error);
-            let _ = primary_tx.send(Err(error));
+            let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
             Ok(response)
         }
     }

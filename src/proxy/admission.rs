@@ -5,11 +5,11 @@
 
 use super::breaker::{Breaker, Ticket};
 use crate::config::SampleKey;
-use crate::exchange::SkipReason;
+use crate::exchange::{is_write, SkipReason};
 use crate::upstream::SHADOW_HEADER;
 use arc_swap::ArcSwap;
+use http::header;
 use http::request::Parts;
-use http::{header, Method};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -76,7 +76,7 @@ impl Admission {
         if parts.headers.contains_key(SHADOW_HEADER) {
             return Err(SkipReason::Loop);
         }
-        if !self.shadow_writes && !is_safe(&parts.method) {
+        if !self.shadow_writes && is_write(&parts.method, &parts.headers) {
             return Err(SkipReason::MethodNotShadowed);
         }
         if !self.sampled(parts) {
@@ -127,12 +127,6 @@ impl Admission {
     }
 }
 
-/// GET, HEAD and OPTIONS are safe (RFC 9110 section 9.2.1): sending them twice changes
-/// nothing. Everything else needs `--shadow-writes`.
-pub fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
 fn declared_length(parts: &Parts) -> Option<u64> {
     parts
         .headers
@@ -176,6 +170,7 @@ fn unit_hash(bytes: &[u8]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = http::Request::builder().method(method).uri(uri);
@@ -192,6 +187,11 @@ mod tests {
         assert_eq!(a.admit(&loop_guard).unwrap_err(), SkipReason::Loop);
         let post = parts(Method::POST, "/", &[]);
         assert_eq!(a.admit(&post).unwrap_err(), SkipReason::MethodNotShadowed);
+        let overridden = parts(Method::GET, "/", &[("x-http-method-override", "DELETE")]);
+        assert_eq!(
+            a.admit(&overridden).unwrap_err(),
+            SkipReason::MethodNotShadowed
+        );
         let big = parts(Method::GET, "/", &[("content-length", "11")]);
         assert_eq!(a.admit(&big).unwrap_err(), SkipReason::BodyTooLarge);
         let held = a.admit(&parts(Method::GET, "/", &[])).unwrap();

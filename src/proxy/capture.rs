@@ -177,6 +177,16 @@ impl<B> Drop for RequestTee<B> {
     }
 }
 
+/// What the shadow learns about the primary's response.
+#[derive(Debug)]
+pub enum PrimaryCapture {
+    /// The primary's whole answer, or how its leg failed.
+    Done(LegOutcome),
+    /// No whole answer to compare, and not the primary's fault: the client stopped reading
+    /// it before its end (`client_aborted`).
+    Skipped(SkipReason),
+}
+
 /// The primary's response body on its way to the client, captured for the comparison.
 pub struct ResponseTee<B> {
     inner: B,
@@ -186,7 +196,7 @@ pub struct ResponseTee<B> {
     started: Instant,
     /// hyper never polls a body that is empty from the start (HEAD, 204, 304); it drops it.
     empty: bool,
-    done: Option<oneshot::Sender<LegOutcome>>,
+    done: Option<oneshot::Sender<PrimaryCapture>>,
 }
 
 impl<B> ResponseTee<B>
@@ -201,7 +211,7 @@ where
         headers: HeaderMap,
         started: Instant,
         max: usize,
-        done: oneshot::Sender<LegOutcome>,
+        done: oneshot::Sender<PrimaryCapture>,
     ) -> ResponseTee<B> {
         let empty = inner.is_end_stream();
         ResponseTee {
@@ -217,7 +227,7 @@ where
 
     fn settle(&mut self, outcome: LegOutcome) {
         if let Some(tx) = self.done.take() {
-            let _ = tx.send(outcome);
+            let _ = tx.send(PrimaryCapture::Done(outcome));
         }
     }
 
@@ -283,23 +293,20 @@ where
 }
 
 impl<B> Drop for ResponseTee<B> {
+    /// hyper drops the body unfinished when the client goes away (closes its connection or
+    /// resets its stream): the primary answered, the client did not take all of it.
     fn drop(&mut self) {
         let Some(tx) = self.done.take() else { return };
-        let latency = self.started.elapsed();
-        let outcome = if self.empty {
-            Ok(Captured {
+        let capture = if self.empty {
+            PrimaryCapture::Done(Ok(Captured {
                 status: self.status,
                 headers: std::mem::take(&mut self.headers),
                 body: Bytes::new(),
-                latency,
-            })
+                latency: self.started.elapsed(),
+            }))
         } else {
-            Err(LegError {
-                kind: ErrorKind::Incomplete,
-                message: "the client went away before the primary's response was complete".into(),
-                latency,
-            })
+            PrimaryCapture::Skipped(SkipReason::ClientAborted)
         };
-        let _ = tx.send(outcome);
+        let _ = tx.send(capture);
     }
 }

@@ -2,7 +2,7 @@
 //! comes back to the client, streamed both ways. When the request is shadowed, the bodies
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
-use super::capture::{RequestTee, ResponseTee};
+use super::capture::{PrimaryCapture, RequestTee, ResponseTee};
 use super::refusal::{refusal, Refusal, WatchedBody};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
 use super::{Proxy, ProxyBody};
@@ -137,7 +137,7 @@ pub async fn handle(
         Err(_) if body_failed.get() => Ok(Refusal::MalformedBody.response()),
         Err(error) => {
             let response = error_response(&error);
-            let _ = primary_tx.send(Err(error));
+            let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
             Ok(response)
         }
     }

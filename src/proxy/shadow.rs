@@ -2,7 +2,7 @@
 //! (slow, down, resetting, answering garbage) can reach the client's response.
 
 use super::admission::Admitted;
-use super::capture::RequestBodyResult;
+use super::capture::{PrimaryCapture, RequestBodyResult};
 use super::Proxy;
 use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
 use crate::upstream::{Fetch, FetchOptions, SHADOW_HEADER};
@@ -34,22 +34,23 @@ pub struct ShadowRequest {
 pub async fn run_shadow(
     proxy: Arc<Proxy>,
     request: ShadowRequest,
-    primary: oneshot::Receiver<LegOutcome>,
+    primary: oneshot::Receiver<PrimaryCapture>,
     admitted: Admitted,
 ) {
     let (at, method, uri) = (request.at, request.method.clone(), request.uri.clone());
     let mut abandon = proxy.abandon.subscribe();
-    let observation = tokio::select! {
-        observation = shadow_exchange(&proxy, request, primary) => observation,
-        _ = abandon.wait_for(|abandoned| *abandoned) => shutdown_exchange(at, method, uri),
+    let (observation, secondary) = tokio::select! {
+        shadowed = shadow_exchange(&proxy, request, primary) => shadowed,
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            let observation = shutdown_exchange(at, method, uri);
+            (observation, Sent::Yes { failed: false })
+        }
     };
     if let Some(breaker) = &proxy.breaker {
-        match &observation {
-            Observation::Exchange(exchange) => {
-                breaker.record(admitted.ticket, secondary_failed(&exchange.secondary));
-            }
+        match secondary {
+            Sent::Yes { failed } => breaker.record(admitted.ticket, failed),
             // Never sent (the client's body did not complete): says nothing about the secondary.
-            Observation::Skipped { .. } => breaker.release(admitted.ticket),
+            Sent::No => breaker.release(admitted.ticket),
         }
     }
     proxy.pipeline.offer(observation);
@@ -68,11 +69,17 @@ fn secondary_failed(outcome: &LegOutcome) -> bool {
     }
 }
 
+/// Whether the secondary got the shadow, and how it did: what the breaker learns.
+enum Sent {
+    No,
+    Yes { failed: bool },
+}
+
 async fn shadow_exchange(
     proxy: &Proxy,
     request: ShadowRequest,
-    primary: oneshot::Receiver<LegOutcome>,
-) -> Observation {
+    primary: oneshot::Receiver<PrimaryCapture>,
+) -> (Observation, Sent) {
     let ShadowRequest {
         at,
         method,
@@ -90,12 +97,13 @@ async fn shadow_exchange(
     let body = match body {
         Ok(body) => body,
         Err(reason) => {
-            return Observation::Skipped {
+            let skipped = Observation::Skipped {
                 at,
                 method,
                 path: uri.path().to_string(),
                 reason,
-            }
+            };
+            return (skipped, Sent::No);
         }
     };
     let request = RecordedRequest {
@@ -108,19 +116,33 @@ async fn shadow_exchange(
         recorder.record_at(at, &request);
     }
     let secondary = send_secondary(proxy, &request).await;
-    let primary = primary.await.unwrap_or_else(|_| {
-        Err(LegError {
+    let sent = Sent::Yes {
+        failed: secondary_failed(&secondary),
+    };
+    let primary = match primary.await {
+        Ok(PrimaryCapture::Done(outcome)) => outcome,
+        Ok(PrimaryCapture::Skipped(reason)) => {
+            let skipped = Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason,
+            };
+            return (skipped, sent);
+        }
+        Err(_) => Err(LegError {
             kind: ErrorKind::Incomplete,
             message: "the primary's response was never completed".into(),
             latency: Duration::ZERO,
-        })
-    });
-    Observation::Exchange(Box::new(Exchange {
+        }),
+    };
+    let exchange = Exchange {
         at,
         request,
         primary,
         secondary,
-    }))
+    };
+    (Observation::Exchange(Box::new(exchange)), sent)
 }
 
 /// The same request again, built by the same code as the primary's, marked as a shadow.

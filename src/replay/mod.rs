@@ -18,7 +18,7 @@ pub mod progress;
 use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
-use crate::exchange::{Exchange, LegOutcome, Observation, SkipReason};
+use crate::exchange::{is_write, Exchange, LegOutcome, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
@@ -439,12 +439,6 @@ struct Links {
     secondary: Connection,
 }
 
-/// Serve's safe-method rule: only methods without side effects (RFC 9110 section 9.2.1)
-/// are sent unless writes are explicitly shadowed.
-fn is_shadowed(method: &Method, shadow_writes: bool) -> bool {
-    shadow_writes || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
 async fn replay_one(
     legs: &Legs,
     links: &mut Links,
@@ -453,7 +447,8 @@ async fn replay_one(
 ) {
     let request = entry.request;
     let at = SystemTime::now();
-    if !is_shadowed(&request.method, legs.shadow_writes) {
+    // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
+    if !legs.shadow_writes && is_write(&request.method, &request.headers) {
         pipeline
             .submit(Observation::Skipped {
                 at,

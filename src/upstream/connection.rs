@@ -13,7 +13,7 @@
 //! was never written, or its method is safe. A written write is never sent twice.
 
 use super::{error_chain, read_capped, FetchOptions, Upstream};
-use crate::exchange::{Captured, ErrorKind, LegError};
+use crate::exchange::{is_write, Captured, ErrorKind, LegError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::Full;
@@ -69,7 +69,8 @@ impl Connection {
     /// Sends on the open connection, or on a new one. When a kept-alive connection turns
     /// out to be closed, the request goes once more on a new connection if that cannot
     /// repeat an effect: it was never written, or its method is safe (RFC 9110 section
-    /// 9.2.2 allows retrying idempotent requests; writes are held to "never written").
+    /// 9.2.2 allows retrying idempotent requests; writes, method overrides included, are held
+    /// to "never written").
     async fn send(
         &mut self,
         upstream: &Upstream,
@@ -99,7 +100,8 @@ impl Connection {
                 Err(e) => {
                     self.sender = None;
                     let unsent = e.message().is_some();
-                    let repeatable = request.method.is_safe() && closed_by_upstream(e.error());
+                    let repeatable = !is_write(&request.method, &request.headers)
+                        && closed_by_upstream(e.error());
                     if may_retry && (unsent || repeatable) {
                         retried = true;
                         continue;

@@ -29,6 +29,7 @@ pub struct AdminState {
     pub store: flume::WeakSender<Record>,
     pub dropped: Arc<AtomicU64>,
     pub write_errors: Arc<AtomicU64>,
+    pub lost: Arc<crate::store::LossCounters>,
 }
 
 impl AdminState {
@@ -44,6 +45,7 @@ impl AdminState {
             store_queue_depth: self.store.upgrade().map_or(0, |s| s.len() as u64),
             store_dropped: self.dropped.load(Ordering::Relaxed),
             store_write_errors: self.write_errors.load(Ordering::Relaxed),
+            store_lost: crate::store::LossReason::ALL.map(|reason| self.lost.get(reason)),
             breaker_open: proxy
                 .and_then(|p| p.breaker.as_ref())
                 .is_some_and(|b| b.is_open()),
@@ -73,6 +75,7 @@ impl AdminState {
                 "skipped": self.tally.skipped.load(Ordering::Relaxed),
                 "dropped": now.store_dropped,
                 "store_write_errors": now.store_write_errors,
+                "store_lost": now.store_lost.iter().sum::<u64>(),
                 "inflight_shadows": now.inflight_shadows,
                 "store_queue_depth": now.store_queue_depth,
                 "config_reloads_applied": reloads_applied,

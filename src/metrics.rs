@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub store_queue_depth: u64,
     pub store_dropped: u64,
     pub store_write_errors: u64,
+    /// Observations the store writer gave up on, per [`crate::store::LossReason::ALL`].
+    pub store_lost: [u64; 2],
     pub breaker_open: bool,
 }
 
@@ -55,6 +57,7 @@ pub struct Metrics {
     store_queue_depth: IntGauge,
     store_dropped: IntCounter,
     store_write_errors: IntCounter,
+    store_lost: Vec<IntCounter>,
     breaker_open: IntGauge,
     reloads: IntCounterVec,
     max_route_labels: usize,
@@ -121,6 +124,14 @@ impl Metrics {
             "Store batches that could not be written.",
         )
         .expect("valid metric");
+        let store_lost_vec = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_store_lost_total",
+                "Observations lost after the store writer stopped retrying, by reason (disk_full, write_error).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let breaker_open = IntGauge::new(
             "shadowdiff_breaker_open",
             "1 while the circuit breaker on the secondary is open (shadowing paused).",
@@ -143,6 +154,7 @@ impl Metrics {
             Box::new(store_queue_depth.clone()),
             Box::new(store_dropped.clone()),
             Box::new(store_write_errors.clone()),
+            Box::new(store_lost_vec.clone()),
             Box::new(breaker_open.clone()),
             Box::new(reloads.clone()),
         ] {
@@ -160,6 +172,10 @@ impl Metrics {
             reloads.with_label_values(&[result]);
         }
         let connections = ConnectionMetrics::register(&registry);
+        let store_lost = crate::store::LossReason::ALL
+            .into_iter()
+            .map(|reason| store_lost_vec.with_label_values(&[reason.as_str()]))
+            .collect();
         Metrics {
             connections,
             primary_duration: durations.with_label_values(&["primary"]),
@@ -172,6 +188,7 @@ impl Metrics {
             store_queue_depth,
             store_dropped,
             store_write_errors,
+            store_lost,
             breaker_open,
             reloads,
             max_route_labels,
@@ -260,6 +277,9 @@ impl Metrics {
             self.breaker_open.set(i64::from(now.breaker_open));
             catch_up(&self.store_dropped, now.store_dropped);
             catch_up(&self.store_write_errors, now.store_write_errors);
+            for (counter, total) in self.store_lost.iter().zip(now.store_lost) {
+                catch_up(counter, total);
+            }
         }
         let mut text = Vec::new();
         TextEncoder::new()

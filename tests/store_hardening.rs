@@ -2,6 +2,7 @@
 //! files, full and read-only media. Real SQLite files in temporary directories; the mounts
 //! need root and are skipped with a note otherwise.
 mod common;
+mod support;
 
 use common::*;
 use rusqlite::Connection;
@@ -21,6 +22,14 @@ fn digest_key_is_made_once_per_store_kept_in_it_and_differs_between_stores() {
     assert_ne!(first, [0u8; 32]);
     assert_eq!(key_of(&a), first, "reopening a store keeps its key");
     assert_ne!(key_of(&b), first, "each store has its own key");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|name| name == "a.db" || name == "b.db"),
+        "a cleanly closed store leaves no other file: {left:?}"
+    );
     let conn = Connection::open(&a).unwrap();
     let stored: Vec<u8> = conn
         .query_row("SELECT value FROM meta WHERE key = 'digest_key'", [], |r| {
@@ -264,7 +273,6 @@ impl Mount {
     }
 
     /// A tmpfs of `size` (as `mount -o size=` takes it) at `target`.
-    #[allow(dead_code)]
     fn tmpfs(target: &Path, size: &str) -> Mount {
         let options = format!("size={size}");
         Mount::run(&[
@@ -393,4 +401,271 @@ fn store_errors_name_the_path_once() {
             assert_eq!(err.matches(db_arg).count(), 1, "{args:?}: {err}");
         }
     }
+}
+
+/// Takes every free byte of the filesystem holding `dir`; removing the file frees them.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in [65536, 4096, 512, 1] {
+        let bytes = vec![0u8; chunk];
+        while file.write_all(&bytes).is_ok() {}
+    }
+    path
+}
+
+fn lost_on_disk_full(options: &StoreOptions) -> u64 {
+    options.lost.get(shadowdiff::store::LossReason::DiskFull)
+}
+
+/// Sums every outcome a report counted.
+fn counted(report: &serde_json::Value) -> u64 {
+    ["matched", "mismatched", "errors", "skipped"]
+        .iter()
+        .map(|k| report["summary"][k].as_u64().unwrap())
+        .sum()
+}
+
+fn report_json(db: &Path) -> serde_json::Value {
+    let output = shadowdiff(&["report", "--db", db.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn losses_on_a_full_disk_are_counted_and_written_once_the_store_is_writable_again() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let db = dir.path().join("s.db");
+    let options = StoreOptions::default();
+    let writer = StoreWriter::open(&db, run_info(&[]), options.clone()).unwrap();
+    let records = writer.sender();
+    let filler = fill(dir.path());
+    let mut sent = 0;
+    while lost_on_disk_full(&options) == 0 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+        if sent % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(sent < 1_000_000, "the store never reported the full disk");
+    }
+    std::fs::remove_file(filler).unwrap();
+    for _ in 0..10 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+    }
+    drop(records);
+    let lost = lost_on_disk_full(&options);
+    let _ = writer.finish();
+    assert!(lost > 0);
+    let conn = Connection::open(&db).unwrap();
+    let recorded: i64 = conn
+        .query_row(
+            "SELECT SUM(count) FROM losses WHERE reason = 'disk_full'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded as u64, lost, "the store says how many it lost");
+    drop(conn);
+    let report = report_json(&db);
+    assert_eq!(report["summary"]["lost"]["disk_full"], lost);
+    assert_eq!(
+        counted(&report) + lost,
+        sent,
+        "every observation is accounted for"
+    );
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains(&format!("{lost} observations lost: disk full")),
+        "{notes}"
+    );
+}
+
+#[test]
+fn losses_of_a_store_that_stays_full_reach_the_report_through_a_sidecar_note() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let db = dir.path().join("s.db");
+    let options = StoreOptions::default();
+    let writer = StoreWriter::open(&db, run_info(&[]), options.clone()).unwrap();
+    let records = writer.sender();
+    let _filler = fill(dir.path());
+    let mut sent = 0u64;
+    while lost_on_disk_full(&options) == 0 {
+        records.send(matched("GET /a")).unwrap();
+        sent += 1;
+        if sent % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    drop(records);
+    assert!(writer.finish().is_err(), "the writer reports the failure");
+    let lost = lost_on_disk_full(&options);
+    assert!(dir.path().join("s.db.losses").exists(), "the sidecar note");
+    let report = report_json(&db);
+    assert_eq!(report["summary"]["lost"]["disk_full"], lost);
+    assert_eq!(
+        counted(&report) + lost,
+        sent,
+        "every observation is accounted for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_full_disk_keeps_serving_counts_what_it_lost_and_exits_non_zero() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _mount = Mount::tmpfs(dir.path(), "1m");
+    let primary = support::backend(|request| async move {
+        support::text(200, &format!("{{\"n\": {}}}", request.body.len()))
+    })
+    .await;
+    // Every shadow mismatches, so examples (with 8 KiB request bodies) are stored too.
+    let secondary = support::fixed(200, "{\"n\": -1}").await;
+    let (db, record) = (dir.path().join("s.db"), dir.path().join("traffic.jsonl"));
+    let mut running = support::spawn_serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--primary",
+            &primary.url(),
+            "--secondary",
+            &secondary.url(),
+            "--db",
+            db.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+            "--shadow-writes",
+        ],
+        &[],
+    );
+    let client = support::client();
+    let body = "x".repeat(8 * 1024);
+    let sent = 300u64;
+    for i in 0..sent {
+        let response = client
+            .post(format!("http://{}/items/{i}", running.listen))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "serving goes on untouched");
+        assert_eq!(response.text().await.unwrap(), "{\"n\": 8192}");
+    }
+    // The loss shows in the metrics while serving (the writer gives up after its retries).
+    let metrics = format!("http://{}/metrics", running.admin);
+    let guard = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lost = text
+            .lines()
+            .find(|l| l.starts_with("shadowdiff_store_lost_total{reason=\"disk_full\"}"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if lost > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < guard,
+            "no loss in the metrics: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.signal("TERM");
+    let logs = running.logs.clone();
+    let status = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "a record file missing requests fails the exit"
+    );
+    let logs = logs.lock().unwrap().join("\n");
+
+    // The record file: whole lines only, and what is missing is counted by name.
+    let text = std::fs::read_to_string(&record).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("no partial line");
+    }
+    let recorded = text.lines().count() as u64;
+    let path = record.to_str().unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(path) && l.contains("requests not recorded"))
+        .unwrap_or_else(|| panic!("no log line names the record file: {logs}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "requests").unwrap();
+    let unrecorded: u64 = words[at - 1].parse().unwrap();
+    assert!(unrecorded > 0, "{line}");
+    assert_eq!(recorded + unrecorded, sent, "{line}");
+
+    // The store: what it counted, dropped and lost adds up to what was sent.
+    let report = report_json(&db);
+    let lost: u64 = report["summary"]["lost"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let dropped = report["summary"]["dropped"].as_u64().unwrap();
+    eprintln!(
+        "recorded {recorded}, not recorded {unrecorded}; counted {}, dropped {dropped}, lost {lost}",
+        counted(&report)
+    );
+    assert_eq!(counted(&report) + dropped + lost, sent, "{report}");
+}
+
+#[test]
+fn record_file_errors_name_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("no-such-dir").join("traffic.jsonl");
+    let db = dir.path().join("s.db");
+    let upstream = "http://127.0.0.1:1";
+    let output = shadowdiff(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--primary",
+        upstream,
+        "--secondary",
+        upstream,
+        "--db",
+        db.to_str().unwrap(),
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches(record.to_str().unwrap()).count(), 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }

@@ -48,8 +48,13 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The recorder's error names the file; `--record:` says which setting it is.
     #[error("--record: {0}")]
-    Record(#[from] RecorderError),
+    Record(RecorderError),
+    /// Serving went on, but the record file misses requests (a full disk): the exit status
+    /// must say so, after the store is committed.
+    #[error("--record: {0}")]
+    RecordIncomplete(RecorderError),
     #[error("--secondary-ca {}: {reason}", path.display())]
     SecondaryCa {
         path: std::path::PathBuf,
@@ -70,6 +75,7 @@ pub struct Prepared {
     store: StoreWriter,
     dropped: Arc<AtomicU64>,
     write_errors: Arc<AtomicU64>,
+    lost: Arc<crate::store::LossCounters>,
     client: reqwest::Client,
     recorder: Option<Arc<Recorder>>,
     secondary_client: reqwest::Client,
@@ -104,16 +110,20 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     };
     let mut options = config.store_options(dropped.clone());
     options.write_errors = write_errors.clone();
+    let lost = options.lost.clone();
     let store = StoreWriter::open(&config.db, run, options)?;
     let recorder = match &config.record {
-        Some(record) => Some(Arc::new(Recorder::open(
-            &record.path,
-            RecorderOptions {
-                max_size: Some(record.max_size),
-                keep_secrets: record.keep_secrets,
-                redact: config.redact.clone(),
-            },
-        )?)),
+        Some(record) => Some(Arc::new(
+            Recorder::open(
+                &record.path,
+                RecorderOptions {
+                    max_size: Some(record.max_size),
+                    keep_secrets: record.keep_secrets,
+                    redact: config.redact.clone(),
+                },
+            )
+            .map_err(ServeError::Record)?,
+        )),
         None => None,
     };
     let live = Live::new(config, comparator);
@@ -122,6 +132,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         dropped,
         recorder,
         write_errors,
+        lost,
         client,
         secondary_client,
         tls,
@@ -257,6 +268,7 @@ pub async fn serve_with_admin(
         store,
         dropped,
         write_errors,
+        lost,
         client,
         recorder,
         secondary_client,
@@ -313,6 +325,7 @@ pub async fn serve_with_admin(
             store: store_link,
             dropped,
             write_errors,
+            lost,
         };
         tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });
@@ -347,6 +360,7 @@ pub async fn serve_with_admin(
         let _ = proxy.admission.drained(Duration::from_secs(1)).await;
     }
     drop(proxy);
+    let mut record_error = None;
     if let Some(recorder) = recorder {
         let finished = tokio::task::spawn_blocking(move || {
             let result = recorder.finish();
@@ -361,7 +375,10 @@ pub async fn serve_with_admin(
                     "requests not recorded: the record file fell behind"
                 )
             }
-            Ok((Err(error), _)) => tracing::error!(%error, "closing the record file"),
+            Ok((Err(error), _)) => {
+                tracing::error!(%error, "closing the record file");
+                record_error = Some(error);
+            }
             Err(_) => tracing::error!("the record file's writer panicked"),
         }
     }
@@ -371,5 +388,9 @@ pub async fn serve_with_admin(
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
         .map_err(|_| ServeError::Store(StoreError::WriterPanicked))?
-        .map_err(ServeError::Store)
+        .map_err(ServeError::Store)?;
+    match record_error {
+        Some(error) => Err(ServeError::RecordIncomplete(error)),
+        None => Ok(()),
+    }
 }

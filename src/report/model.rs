@@ -82,6 +82,9 @@ pub struct Summary {
     pub counts: Counts,
     /// Observations the proxy had to drop because the pipeline was full: never compared.
     pub dropped: u64,
+    /// Observations judged but lost before the store took them (a full disk), by reason;
+    /// the counts above miss them. See docs/STORE.md, `losses`.
+    pub lost: BTreeMap<String, u64>,
 }
 
 /// Latency percentiles of one leg, in milliseconds (within 5%).
@@ -210,7 +213,11 @@ impl Report {
         let mut used_rules = BTreeSet::new();
         let mut notes = Vec::new();
         let mut dropped = 0;
+        let mut lost: BTreeMap<String, u64> = BTreeMap::new();
         for reader in readers {
+            for (reason, count) in reader.losses(scope.filter)? {
+                *lost.entry(reason).or_default() += count;
+            }
             let database = reader.path().display().to_string();
             for row in reader.outcome_counts(scope.filter)? {
                 if wanted(&row.route) {
@@ -278,8 +285,15 @@ impl Report {
                 "{dropped} requests were dropped because the pipeline was full; they were not compared"
             ));
         }
+        for (reason, count) in &lost {
+            notes.push(format!(
+                "{count} observations lost: {}; the store could not take them, so the counts above miss them",
+                crate::store::LossReason::describe(reason)
+            ));
+        }
         let mut summary = Summary {
             dropped,
+            lost,
             ..Summary::default()
         };
         let routes: Vec<RouteReport> = routes

@@ -178,6 +178,12 @@ pub(super) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The sidecar note next to a store that holds losses the store itself could not take
+/// (the disk stayed full to the end): `FILE.losses`, read by `report` with the store.
+pub(super) fn losses_note(path: &Path) -> PathBuf {
+    sibling(path, ".losses")
+}
+
 /// A `file:` URI for `path` (SQLite URI filenames, <https://sqlite.org/uri.html>): every byte
 /// but unreserved ones and `/` percent-encoded, so `?`, `#` and `%` in a name stay a name.
 fn file_uri(path: &Path) -> String {

@@ -5,7 +5,10 @@
 //! [`StoreReader`], which opens the file read-only so it never blocks or alters a running
 //! writer. The schema is documented in docs/STORE.md.
 //!
-//! - [`schema`]: tables and migrations (`PRAGMA user_version`).
+//! - `inspect`: what a file is (mark, version, tables), found read-only before anything
+//!   writes to it; read-only media.
+//! - [`schema`]: tables and migrations (`PRAGMA user_version`), the oldest-writer rule, the
+//!   digest key.
 //! - [`writer`]: the writer thread and its batched transactions.
 //! - [`read`]: the queries reports are built from.
 //! - [`latency`]: latency histogram buckets.
@@ -149,6 +152,57 @@ pub struct Record {
     pub mismatch: Option<Box<MismatchDetail>>,
 }
 
+/// Why observations never reached the store, as the `losses` table, the log and the
+/// `shadowdiff_store_lost_total` metric name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LossReason {
+    /// SQLite could not grow the file or its write-ahead log (`SQLITE_FULL`).
+    DiskFull,
+    /// Any other failed write (I/O error, a read-only file, a damaged file).
+    WriteError,
+}
+
+impl LossReason {
+    pub const ALL: [LossReason; 2] = [LossReason::DiskFull, LossReason::WriteError];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::DiskFull => "disk_full",
+            LossReason::WriteError => "write_error",
+        }
+    }
+
+    /// Words for reports: "N observations lost: disk full".
+    pub fn describe(reason: &str) -> &str {
+        match reason {
+            "disk_full" => "disk full",
+            "write_error" => "write error",
+            other => other,
+        }
+    }
+
+    fn of(error: &rusqlite::Error) -> LossReason {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ffi::ErrorCode::DiskFull) => LossReason::DiskFull,
+            _ => LossReason::WriteError,
+        }
+    }
+}
+
+/// Observations the writer gave up on, per reason, counted as they are lost (for metrics).
+#[derive(Debug, Default)]
+pub struct LossCounters([AtomicU64; 2]);
+
+impl LossCounters {
+    pub fn add(&self, reason: LossReason, count: u64) {
+        self.0[reason as usize].fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self, reason: LossReason) -> u64 {
+        self.0[reason as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Limits on what the store keeps.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -160,6 +214,8 @@ pub struct StoreOptions {
     pub dropped: Arc<AtomicU64>,
     /// Batches that could not be written, counted as they fail (for metrics).
     pub write_errors: Arc<AtomicU64>,
+    /// Observations lost after the writer stopped retrying, by reason (for metrics).
+    pub lost: Arc<LossCounters>,
 }
 
 impl Default for StoreOptions {
@@ -169,6 +225,7 @@ impl Default for StoreOptions {
             max_db_size: None,
             dropped: Arc::new(AtomicU64::new(0)),
             write_errors: Arc::new(AtomicU64::new(0)),
+            lost: Arc::new(LossCounters::default()),
         }
     }
 }

@@ -111,6 +111,52 @@ impl StoreReader {
         StoreError::from_sqlite(&self.path, source)
     }
 
+    /// Observations lost before they reached the store, summed per reason (`disk_full`,
+    /// `write_error`) over the filter's runs: the `losses` table (schema 2) plus the
+    /// sidecar note a writer leaves when the store stayed unwritable to the end.
+    pub fn losses(&self, filter: ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut sums: std::collections::BTreeMap<String, u64> = Default::default();
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'losses')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))?;
+        if has_table {
+            let mut statement = self
+                .conn
+                .prepare(
+                    "SELECT reason, SUM(count) FROM losses
+                     WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR at_ms >= ?2)
+                     GROUP BY reason",
+                )
+                .map_err(|e| self.error(e))?;
+            let rows = statement
+                .query_map(params![filter.run, filter.since_ms], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.error(e))?;
+            for (reason, count) in rows {
+                *sums.entry(reason).or_default() += count.max(0) as u64;
+            }
+        }
+        let note = super::inspect::losses_note(&self.path);
+        if let Ok(text) = std::fs::read_to_string(&note) {
+            for line in text.lines() {
+                let Ok(entry) = serde_json::from_str::<LossNote>(line) else {
+                    continue;
+                };
+                if filter.run.map_or(true, |run| run == entry.run) {
+                    *sums.entry(entry.reason).or_default() += entry.count;
+                }
+            }
+        }
+        Ok(sums.into_iter().collect())
+    }
+
     /// The runs the filter covers, oldest first.
     pub fn runs(&self, filter: ReadFilter) -> Result<Vec<RunRow>, StoreError> {
         let mut statement = self
@@ -342,4 +388,38 @@ fn mismatch_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MismatchRow> {
         body_diff: row.get(18)?,
         differences: Vec::new(),
     })
+}
+
+/// One line of the sidecar losses note (JSON Lines, appended).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LossNote {
+    run: i64,
+    reason: String,
+    count: u64,
+}
+
+/// Appends one line per reason to the sidecar note: a few dozen bytes, so it fits where the
+/// store's next page did not.
+pub(super) fn append_losses_note(
+    note: &Path,
+    run: i64,
+    losses: &std::collections::BTreeMap<super::LossReason, u64>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut text = String::new();
+    for (reason, count) in losses {
+        let line = LossNote {
+            run,
+            reason: reason.as_str().to_string(),
+            count: *count,
+        };
+        text.push_str(&serde_json::to_string(&line).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(note)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }

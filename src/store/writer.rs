@@ -2,7 +2,7 @@
 //! writers, and it batches records into transactions (500 rows or 100 ms, whichever comes
 //! first) because one fsync per request could not keep up with production traffic.
 
-use super::{latency, millis_since_epoch, Outcome, Record, StoreError, StoreOptions};
+use super::{latency, millis_since_epoch, LossReason, Outcome, Record, StoreError, StoreOptions};
 use crate::compare::Difference;
 use http::HeaderMap;
 use rusqlite::{params, Connection};
@@ -16,6 +16,15 @@ const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// While a batch fills, the writer looks at the queue this often instead of being woken by
 /// every record: one wake-up per record costs the proxy more than the writing does.
 const BATCH_POLL: Duration = Duration::from_millis(5);
+/// A batch that fails is tried this many times in all before its records count as lost,
+/// waiting `RETRY_BACKOFF` doubled after each failure (0.1 + 0.2 + 0.4 + 0.8 s): long
+/// enough to ride out a log rotation or an operator freeing space, short enough that the
+/// bounded queue in front of the writer, not the proxy, absorbs the wait.
+const BATCH_ATTEMPTS: u32 = 5;
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Bytes set aside next to the store while it is written (`FILE.losses-reserve`), given back
+/// when the disk stays full to the end so that the sidecar losses note still fits.
+const NOTE_RESERVE: usize = 16 * 1024;
 
 /// Counters summed in memory over one batch, then added to the tables in one upsert each:
 /// a batch of 500 matches on one route costs one row write, not 500.
@@ -35,6 +44,14 @@ pub(super) struct Writer {
     /// Examples kept so far in this run per (route, signature).
     examples: HashMap<(String, String), u32>,
     examples_stopped: bool,
+    /// Observations lost and not yet written to `losses`: written with the next batch that
+    /// commits, or at the end to the store or its sidecar note.
+    unwritten_losses: std::collections::BTreeMap<LossReason, u64>,
+    /// Whether the last batch was lost: then the next batch is tried once, not retried,
+    /// so a store that stays unwritable does not hold every batch for seconds.
+    failing: bool,
+    /// The room kept for the sidecar note, when it could be made.
+    reserve: Option<PathBuf>,
 }
 
 impl Writer {
@@ -44,19 +61,24 @@ impl Writer {
         run_id: i64,
         options: StoreOptions,
     ) -> Writer {
+        let reserve = make_reserve(&path);
         Writer {
+            reserve,
             conn,
             path,
             run_id,
             options,
             examples: HashMap::new(),
             examples_stopped: false,
+            unwritten_losses: Default::default(),
+            failing: false,
         }
     }
 
     /// Drains the channel until every sender is gone, then closes the run. A failed batch
-    /// is logged and the thread keeps going: losing one batch beats stalling the pipeline;
-    /// the first error is still returned at the end so the exit status tells.
+    /// is retried with backoff, then counted as lost (metric, log line, `losses` row) and
+    /// the thread keeps going: losing one batch beats stalling the pipeline; the first error
+    /// is still returned at the end so the exit status tells.
     pub(super) fn run(mut self, records: flume::Receiver<Record>) -> Result<(), StoreError> {
         let mut first_error = None;
         let mut batch = Vec::with_capacity(BATCH_ROWS);
@@ -72,9 +94,7 @@ impl Writer {
                 }
                 std::thread::sleep(BATCH_POLL.min(deadline - now));
             }
-            if let Err(e) = self.write_batch(&batch) {
-                tracing::error!(error = %e, rows = batch.len(), "store: a batch could not be written");
-                self.options.write_errors.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.write_with_retries(&batch) {
                 first_error.get_or_insert(e);
             }
             batch.clear();
@@ -86,6 +106,68 @@ impl Writer {
         }
     }
 
+    /// Writes one batch, retrying a failure; what is finally not written is counted lost.
+    fn write_with_retries(&mut self, batch: &[Record]) -> Result<(), StoreError> {
+        let attempts = if self.failing { 1 } else { BATCH_ATTEMPTS };
+        let mut backoff = RETRY_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let error = match self.write_batch(batch) {
+                Ok(()) => {
+                    if self.failing {
+                        tracing::info!(path = %self.path.display(), "store: writable again");
+                    }
+                    self.failing = false;
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            self.options.write_errors.fetch_add(1, Ordering::Relaxed);
+            let reason = match &error {
+                StoreError::Sqlite { error, .. } => LossReason::of(error),
+                _ => LossReason::WriteError,
+            };
+            if reason == LossReason::DiskFull {
+                self.make_room();
+            }
+            if attempt >= attempts {
+                let lost = batch.len() as u64;
+                self.options.lost.add(reason, lost);
+                *self.unwritten_losses.entry(reason).or_default() += lost;
+                self.failing = true;
+                tracing::error!(
+                    path = %self.path.display(),
+                    lost,
+                    reason = reason.as_str(),
+                    %error,
+                    "store: {lost} observations lost: {}",
+                    LossReason::describe(reason.as_str())
+                );
+                return Err(error);
+            }
+            tracing::warn!(%error, attempt, "store: a batch could not be written; retrying");
+            std::thread::sleep(backoff);
+            backoff *= 2;
+            attempt += 1;
+        }
+    }
+
+    /// On a full disk: stop keeping examples (their bodies are what fills a store; counts
+    /// stay small) and truncate the write-ahead log, which otherwise only grows until an
+    /// automatic checkpoint at 1000 pages and can by itself fill a small filesystem.
+    fn make_room(&mut self) {
+        if !self.examples_stopped {
+            self.examples_stopped = true;
+            tracing::warn!(
+                path = %self.path.display(),
+                "store: the disk is full; examples are no longer stored (counts continue)"
+            );
+        }
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
     fn sqlite(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -93,17 +175,70 @@ impl Writer {
         }
     }
 
-    fn close_run(&self) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_ms = ?1, dropped = ?2 WHERE id = ?3",
-                params![
-                    millis_since_epoch(SystemTime::now()),
-                    self.options.dropped.load(Ordering::Relaxed) as i64,
-                    self.run_id
-                ],
-            )
-            .map_err(|e| self.sqlite(e))?;
+    /// Ends the run: its finish time, the final drop count and any losses not yet written.
+    /// When even that cannot be written, the losses go to the sidecar note next to the
+    /// store (`FILE.losses`), which `report` reads, after the connection is closed: closing
+    /// removes the write-ahead log, which frees the room a small note needs.
+    fn close_run(mut self) -> Result<(), StoreError> {
+        let mut result = self.try_close_run();
+        if result.is_err() {
+            self.make_room();
+            result = self.try_close_run();
+        }
+        let Err(error) = result else {
+            if let Some(reserve) = &self.reserve {
+                let _ = std::fs::remove_file(reserve);
+            }
+            return Ok(());
+        };
+        let Writer {
+            conn,
+            path,
+            run_id,
+            unwritten_losses,
+            reserve,
+            ..
+        } = self;
+        drop(conn);
+        if let Some(reserve) = reserve {
+            let _ = std::fs::remove_file(reserve);
+        }
+        if !unwritten_losses.is_empty() {
+            let note = super::inspect::losses_note(&path);
+            match super::read::append_losses_note(&note, run_id, &unwritten_losses) {
+                Ok(()) => tracing::warn!(
+                    note = %note.display(),
+                    "store: losses written to the sidecar note"
+                ),
+                Err(e) => tracing::error!(
+                    note = %note.display(),
+                    error = %e,
+                    "store: the losses could not be written anywhere"
+                ),
+            }
+        }
+        Err(error)
+    }
+
+    fn try_close_run(&mut self) -> Result<(), StoreError> {
+        let path = &self.path;
+        let sqlite = |error| StoreError::Sqlite {
+            path: path.clone(),
+            error,
+        };
+        let tx = self.conn.unchecked_transaction().map_err(sqlite)?;
+        tx.execute(
+            "UPDATE runs SET finished_ms = ?1, dropped = ?2 WHERE id = ?3",
+            params![
+                millis_since_epoch(SystemTime::now()),
+                self.options.dropped.load(Ordering::Relaxed) as i64,
+                self.run_id
+            ],
+        )
+        .map_err(sqlite)?;
+        write_losses(&tx, self.run_id, &self.unwritten_losses).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        self.unwritten_losses.clear();
         Ok(())
     }
 
@@ -160,6 +295,7 @@ impl Writer {
             }
         }
         write_counters(&tx, self.run_id, counters).map_err(sqlite)?;
+        write_losses(&tx, self.run_id, &self.unwritten_losses).map_err(sqlite)?;
         tx.execute(
             "UPDATE runs SET dropped = ?1 WHERE id = ?2",
             params![
@@ -169,6 +305,7 @@ impl Writer {
         )
         .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
+        self.unwritten_losses.clear();
         self.check_size()
     }
 
@@ -314,6 +451,35 @@ fn insert_mismatch(
             difference.primary,
             difference.secondary,
         ])?;
+    }
+    Ok(())
+}
+
+/// Sets aside [`NOTE_RESERVE`] bytes of real data (a sparse file would reserve nothing);
+/// best effort: without it the note is still tried.
+fn make_reserve(store: &std::path::Path) -> Option<PathBuf> {
+    let reserve = super::inspect::sibling(store, ".losses-reserve");
+    match std::fs::write(&reserve, vec![0u8; NOTE_RESERVE]) {
+        Ok(()) => Some(reserve),
+        Err(_) => {
+            let _ = std::fs::remove_file(&reserve);
+            None
+        }
+    }
+}
+
+/// One `losses` row per reason.
+fn write_losses(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    losses: &std::collections::BTreeMap<LossReason, u64>,
+) -> rusqlite::Result<()> {
+    let now = millis_since_epoch(SystemTime::now());
+    for (reason, count) in losses {
+        tx.execute(
+            "INSERT INTO losses (run_id, at_ms, reason, count) VALUES (?1, ?2, ?3, ?4)",
+            params![run_id, now, reason.as_str(), *count as i64],
+        )?;
     }
     Ok(())
 }

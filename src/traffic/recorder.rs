@@ -6,12 +6,17 @@
 //! every other thing shadowdiff does not do. The file rotates when the next line would
 //! take it past the maximum size: `FILE` becomes `FILE.1` (then `FILE.2`, ..., the lowest
 //! number being the oldest) and a fresh `FILE` starts, so no line is ever split.
+//!
+//! A write that fails (a full disk) never stops serving: the file is cut back to its last
+//! whole line, the lines that did not make it are counted, a log line names the file, and
+//! later lines are tried again. [`Recorder::finish`] then fails with the count, so serve's
+//! exit status tells that the record is incomplete.
 
 use super::jsonl::to_line;
 use crate::exchange::RecordedRequest;
 use crate::redact::{RedactRules, Redactor};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,15 +39,26 @@ pub struct RecorderOptions {
 /// The record file could not be opened, written or rotated.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
-    #[error("record file {path}: {source}")]
+    /// The I/O error is part of the line and not also a `source()`, so a chain printed
+    /// with `{:#}` names the file and the error once.
+    #[error("record file {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    #[error("record file {path}: {count} requests not recorded: {reason}")]
+    Incomplete {
+        path: PathBuf,
+        count: u64,
+        reason: String,
     },
     #[error("the recorder thread panicked")]
     WriterPanicked,
 }
+
+/// Bytes gathered before they are written: one write per this much, or whenever the queue
+/// is empty.
+const BUFFER: usize = 64 * 1024;
 
 /// What the writer thread receives.
 enum Message {
@@ -73,9 +89,14 @@ impl Recorder {
         let redactor = (!options.keep_secrets).then(|| Redactor::without_digests(options.redact));
         let mut writer = RecordFile {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(64 * 1024, file),
+            file,
+            buffer: Vec::with_capacity(BUFFER),
+            buffered_lines: 0,
             size,
             max_size: options.max_size,
+            unrecorded: 0,
+            failure: None,
+            failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("shadowdiff-recorder".into())
@@ -86,13 +107,14 @@ impl Recorder {
                     }
                     let ts = chrono::DateTime::<chrono::Utc>::from(at)
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                    writer.write_line(&to_line(Some(&ts), &request))?;
+                    writer.write_line(&to_line(Some(&ts), &request));
                     // Flush whenever the queue is empty, so a crash loses little.
                     if rx.is_empty() {
-                        writer.flush()?;
+                        writer.flush();
                     }
                 }
-                writer.flush()
+                writer.flush();
+                writer.outcome()
             })
             .expect("spawning the recorder thread");
         Ok(Recorder {
@@ -145,36 +167,93 @@ impl Recorder {
 
 struct RecordFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
+    /// Whole lines not yet written.
+    buffer: Vec<u8>,
+    buffered_lines: u64,
+    /// Bytes of `file` on disk, all whole lines.
     size: u64,
     max_size: Option<u64>,
+    /// Lines lost to failed writes.
+    unrecorded: u64,
+    /// The first failed write, for the error at the end.
+    failure: Option<std::io::Error>,
+    /// Whether the last write failed (so a long outage is logged once, not per line).
+    failing: bool,
 }
 
 impl RecordFile {
-    fn write_line(&mut self, line: &str) -> Result<(), RecorderError> {
+    fn write_line(&mut self, line: &str) {
         let len = line.len() as u64 + 1;
         if let Some(max) = self.max_size {
-            if self.size > 0 && self.size + len > max {
-                self.rotate()?;
+            let pending = self.size + self.buffer.len() as u64;
+            if pending > 0 && pending + len > max {
+                if let Err(error) = self.rotate() {
+                    self.failed(error, 1);
+                    return;
+                }
             }
         }
-        self.out
-            .write_all(line.as_bytes())
-            .and_then(|()| self.out.write_all(b"\n"))
-            .map_err(|source| io_error(&self.path, source))?;
-        self.size += len;
-        Ok(())
+        self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.push(b'\n');
+        self.buffered_lines += 1;
+        if self.buffer.len() >= BUFFER {
+            self.flush();
+        }
     }
 
-    fn flush(&mut self) -> Result<(), RecorderError> {
-        self.out
-            .flush()
-            .map_err(|source| io_error(&self.path, source))
+    /// Writes the buffered lines. On failure the file is cut back to its last whole line
+    /// (a partial line would corrupt the one appended after it) and the lines are counted.
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        match self.file.write_all(&self.buffer) {
+            Ok(()) => {
+                self.size += self.buffer.len() as u64;
+                if self.failing {
+                    tracing::info!(file = %self.path.display(), "record file: writable again");
+                    self.failing = false;
+                }
+            }
+            Err(error) => {
+                // Appending writes at the end, so after the cut the next write follows the
+                // last whole line.
+                let _ = self.file.set_len(self.size);
+                self.failed(error, self.buffered_lines);
+            }
+        }
+        self.buffer.clear();
+        self.buffered_lines = 0;
+    }
+
+    fn failed(&mut self, error: std::io::Error, lines: u64) {
+        self.unrecorded += lines;
+        if !self.failing {
+            tracing::error!(
+                file = %self.path.display(),
+                %error,
+                "record file: cannot write; requests are not recorded while this lasts (counted)"
+            );
+            self.failing = true;
+        }
+        self.failure.get_or_insert(error);
+    }
+
+    fn outcome(self) -> Result<(), RecorderError> {
+        match self.failure {
+            None => Ok(()),
+            Some(error) => Err(RecorderError::Incomplete {
+                path: self.path,
+                count: self.unrecorded,
+                reason: error.to_string(),
+            }),
+        }
     }
 
     /// Moves the full file to the first free `FILE.N` and starts an empty one.
-    fn rotate(&mut self) -> Result<(), RecorderError> {
-        self.flush()?;
+    fn rotate(&mut self) -> Result<(), std::io::Error> {
+        self.flush();
         let mut n = 1u32;
         let rotated = loop {
             let mut name = self.path.clone().into_os_string();
@@ -185,8 +264,11 @@ impl RecordFile {
             }
             n += 1;
         };
-        std::fs::rename(&self.path, &rotated).map_err(|source| io_error(&self.path, source))?;
-        self.out = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        std::fs::rename(&self.path, &rotated)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -200,10 +282,10 @@ fn open_append(path: &Path) -> Result<File, RecorderError> {
         .map_err(|source| io_error(path, source))
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> RecorderError {
+fn io_error(path: &Path, error: std::io::Error) -> RecorderError {
     RecorderError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -123,7 +123,8 @@ pub struct ServeArgs {
     /// [default: 100MiB]
     #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_RECORD_MAX_SIZE")]
     pub record_max_size: Option<String>,
-    /// Keep Authorization, Cookie and the like in the traffic file instead of redacting them.
+    /// Keep secrets (Authorization, Cookie, secret query parameters and body fields, see
+    /// `[redact]`) in the traffic file instead of redacting them.
     #[arg(long, env = "SHADOWDIFF_RECORD_SECRETS")]
     pub record_secrets: bool,
     /// Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own

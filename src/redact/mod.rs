@@ -160,13 +160,17 @@ impl Redactor {
             if let Some(query) =
                 body::form(query, &|name| rules.is_secret_query(name), &marker, found)
             {
-                let target = format!("{}?{query}", request.uri.path());
-                match target.parse() {
-                    Ok(uri) => request.uri = uri,
-                    // Cannot happen ([redacted] is valid in a query); keep nothing rather
-                    // than the secret.
-                    Err(_) => request.uri = http::Uri::from_static("/"),
-                }
+                // Scheme and authority (an HTTP/2 request has them) stay as they were.
+                let mut parts = std::mem::take(&mut request.uri).into_parts();
+                let target = format!(
+                    "{}?{query}",
+                    parts.path_and_query.as_ref().map_or("/", |p| p.path())
+                );
+                parts.path_and_query = target.parse().ok();
+                // Cannot fail ([redacted] is valid in a query); if it did, the URI would
+                // be `/` rather than keep the secret.
+                request.uri =
+                    http::Uri::from_parts(parts).unwrap_or_else(|_| http::Uri::from_static("/"));
             }
         }
         if let Some(redacted) = self.body(&mut request.headers, &request.body, found) {
@@ -455,6 +459,14 @@ mod tests {
             assert!(!all.contains(secret), "{secret} in {all}");
         }
         assert_eq!(detail.request.uri, "/login?access_token=[redacted]&page=2");
+        let mut absolute = RecordedRequest {
+            method: Method::GET,
+            uri: "http://h:1/a?sig=s-JJJJ".parse().unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        r.request(&mut absolute);
+        assert_eq!(absolute.uri, "http://h:1/a?sig=[redacted]");
         let cookie = &detail.differences[0];
         assert!(cookie
             .primary

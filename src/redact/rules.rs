@@ -92,6 +92,9 @@ pub struct RedactRules {
     /// Normalized with [`normalize`].
     fields: Vec<String>,
     paths: Vec<PathPattern>,
+    /// The query and body entries as written, for `config check`.
+    shown_query: Vec<String>,
+    shown_body: Vec<String>,
     section: RedactSection,
 }
 
@@ -155,6 +158,7 @@ impl RedactRules {
             }
         }
         let mut query = Vec::new();
+        let mut shown_query = Vec::new();
         let given_query = section.query.iter().map(String::as_str);
         for entry in DEFAULT_QUERY
             .iter()
@@ -168,10 +172,12 @@ impl RedactRules {
             }
             if !query.contains(&name) {
                 query.push(name);
+                shown_query.push(entry.trim().to_string());
             }
         }
         let mut fields = Vec::new();
         let mut paths = Vec::new();
+        let mut shown_body = Vec::new();
         let given_body = section.body.iter().map(String::as_str);
         for entry in DEFAULT_BODY
             .iter()
@@ -182,6 +188,7 @@ impl RedactRules {
             let text = entry.trim();
             if text == "body" || text.starts_with("body/") {
                 paths.push(PathPattern::compile(text).map_err(|r| error("body", entry, &r))?);
+                shown_body.push(text.to_string());
             } else if text.is_empty() || text.contains(['/', '*']) {
                 return Err(error(
                     "body",
@@ -192,6 +199,7 @@ impl RedactRules {
                 let name = normalize(text);
                 if !fields.contains(&name) {
                     fields.push(name);
+                    shown_body.push(text.to_string());
                 }
             }
         }
@@ -200,6 +208,8 @@ impl RedactRules {
             query,
             fields,
             paths,
+            shown_query,
+            shown_body,
             section: section.clone(),
         })
     }
@@ -260,8 +270,6 @@ impl RedactRules {
             let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
             format!("[{}]", quoted.join(", "))
         };
-        let mut body: Vec<String> = self.fields.clone();
-        body.extend(self.paths.iter().map(|p| p.as_str().to_string()));
         vec![
             "[redact]".to_string(),
             format!("replace-defaults = {}", self.section.replace_defaults),
@@ -269,8 +277,8 @@ impl RedactRules {
                 "headers = {}",
                 list(self.headers.iter().map(|h| h.to_string()).collect())
             ),
-            format!("query = {}", list(self.query.clone())),
-            format!("body = {}", list(body)),
+            format!("query = {}", list(self.shown_query.clone())),
+            format!("body = {}", list(self.shown_body.clone())),
         ]
     }
 }
@@ -309,6 +317,25 @@ mod tests {
         assert!(rules.is_secret_path("headers.set-cookie"));
         assert!(!rules.is_secret_path("body/user/name"));
         assert!(!rules.is_secret_path("status"));
+    }
+
+    #[test]
+    fn effective_lists_read_as_written() {
+        let rules = RedactRules::compile(&RedactSection {
+            query: vec!["Session_ID".into()],
+            body: vec!["body/user/ssn".into()],
+            ..RedactSection::default()
+        })
+        .unwrap();
+        let text = rules.effective().join("\n");
+        assert!(text.contains("\"access_token\"") && text.contains("\"Session_ID\""));
+        assert!(text.contains("\"X-Amz-Signature\"") || text.contains("\"x-amz-signature\""));
+        assert!(text.contains("\"body/user/ssn\""), "{text}");
+        let reparsed: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(
+            reparsed["redact"]["replace-defaults"].as_bool(),
+            Some(false)
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub async fn handle(
             ShadowBody::Ready(Bytes::new()),
         )
     } else {
-        let (tee, rx) = RequestTee::new(body, proxy.config.max_body);
+        let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
         (reqwest::Body::wrap(tee), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
@@ -90,6 +90,7 @@ pub async fn handle(
         body: shadow_body,
     };
     let (primary_tx, primary_rx) = tokio::sync::oneshot::channel();
+    let memory = permit.memory.clone();
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
     let started = Instant::now();
@@ -112,6 +113,7 @@ pub async fn handle(
                 response_headers.clone(),
                 started,
                 proxy.config.max_body,
+                memory,
                 primary_tx,
             );
             Ok(build_response(

@@ -12,7 +12,7 @@
 //! close is sent again once on a fresh connection when that cannot repeat an effect: it
 //! was never written, or its method is safe. A written write is never sent twice.
 
-use super::{error_chain, read_capped, FetchOptions, Upstream};
+use super::{error_chain, read_capped, BodyCap, FetchOptions, Upstream};
 use crate::exchange::{is_write, Captured, ErrorKind, LegError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -50,7 +50,11 @@ impl Connection {
         };
         let leg = async {
             let response = self.send(upstream, &request, started).await?;
-            read_capped(response, options.max_body, started, |e| {
+            let cap = BodyCap {
+                max_body: options.max_body,
+                memory: None,
+            };
+            read_capped(response, cap, started, |e| {
                 hyper_error(&e, started.elapsed())
             })
             .await

@@ -9,6 +9,7 @@
 
 pub mod connection;
 
+use crate::budget::Reservation;
 use crate::exchange::{Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -152,6 +153,9 @@ fn under(base: &str, path_and_query: &str) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Fetch<'a> {
     pub client: &'a reqwest::Client,
+    /// The shadow's share of the memory budget the body is read into; `None` for replay,
+    /// which waits for room instead of dropping and so holds at most its workers' bodies.
+    pub memory: Option<&'a Reservation>,
     pub options: FetchOptions,
 }
 
@@ -202,7 +206,11 @@ impl Upstream {
                     full_body(body),
                 )
                 .await?;
-            read_capped(response.into(), options.max_body, started, |e| {
+            let cap = BodyCap {
+                max_body: options.max_body,
+                memory: how.memory,
+            };
+            read_capped(response.into(), cap, started, |e| {
                 leg_error(&e, started.elapsed())
             })
             .await
@@ -214,11 +222,20 @@ impl Upstream {
     }
 }
 
-/// Reads a whole response, refusing a body of more than `max_body` bytes; `body_error`
-/// classifies the transport's own errors. One body cap for every transport.
+/// What a whole-response read may keep: at most `max_body` bytes, each taken from
+/// `memory` (if any) before it is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyCap<'a> {
+    pub max_body: usize,
+    pub memory: Option<&'a Reservation>,
+}
+
+/// Reads a whole response, refusing a body of more than `max_body` bytes or one the memory
+/// budget has no room for (the reservation then says [`Reservation::refused`]);
+/// `body_error` classifies the transport's own errors. One body cap for every transport.
 pub async fn read_capped<B, F>(
     response: http::Response<B>,
-    max_body: usize,
+    cap: BodyCap<'_>,
     started: Instant,
     body_error: F,
 ) -> Result<Captured, LegError>
@@ -235,10 +252,23 @@ where
         let Ok(chunk) = frame.map_err(&body_error)?.into_data() else {
             continue; // trailers are not compared
         };
-        if first.len() + more.len() + chunk.len() > max_body {
+        if first.len() + more.len() + chunk.len() > cap.max_body {
             return Err(LegError {
                 kind: ErrorKind::TooLarge,
-                message: format!("response body larger than max-body ({max_body} bytes)"),
+                message: format!(
+                    "response body larger than max-body ({} bytes)",
+                    cap.max_body
+                ),
+                latency: started.elapsed(),
+            });
+        }
+        if cap
+            .memory
+            .is_some_and(|memory| !memory.try_grow(chunk.len()))
+        {
+            return Err(LegError {
+                kind: ErrorKind::TooLarge,
+                message: "response body does not fit in the shadow memory budget".into(),
                 latency: started.elapsed(),
             });
         }

@@ -68,7 +68,11 @@ fn secondary_failed(outcome: &LegOutcome) -> bool {
         Ok(_) => false,
         Err(error) => matches!(
             error.kind,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Protocol | ErrorKind::Incomplete
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Protocol
+                | ErrorKind::HeadTooLarge
+                | ErrorKind::Incomplete
         ),
     }
 }

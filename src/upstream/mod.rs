@@ -17,6 +17,12 @@ use http::Method;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// The largest response head (status line and header fields) read from an upstream, on
+/// the transports that can bound it (replay's direct connections; HTTP/2 on the pooled
+/// client). RFC 9110 section 5.4 leaves the limit to the recipient; 64 KiB is well above
+/// what real APIs send and keeps a hostile head from costing more CPU than a normal answer.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// Marks a request sent by shadowdiff to the secondary, so that a shadowdiff in front of the
 /// secondary does not shadow it again.
 pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-shadowdiff");
@@ -38,6 +44,9 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
+        // reqwest 0.12 has no such bound for HTTP/1.1 responses: there hyper's default read
+        // buffer (about 400 KB) is the limit, also reported as `head_too_large`.
+        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
 }
 
 /// One upstream: where requests go and how its Host header reads.
@@ -299,6 +308,8 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
         ErrorKind::Timeout
     } else if error.is_connect() {
         ErrorKind::Connect
+    } else if head_too_large(error) {
+        ErrorKind::HeadTooLarge
     } else {
         ErrorKind::Protocol
     };
@@ -307,6 +318,21 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
         message: error_chain(error),
         latency,
     }
+}
+
+/// Whether hyper, anywhere in the error's causes, refused a response head as too large.
+pub(crate) fn head_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Largest body shadowed and compared, e.g. 1MiB, 512KB. [default: 1MiB]
     #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_BODY")]
     pub max_body: Option<String>,
+    /// Memory all shadows together may buffer (request bodies, both responses, exchanges
+    /// waiting for comparison); beyond it requests are skipped as overload. [default: 256MiB]
+    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_SHADOW_MEMORY")]
+    pub max_shadow_memory: Option<String>,
     /// Time allowed for the secondary's whole response. [default: 5s]
     #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_SECONDARY_TIMEOUT")]
     pub secondary_timeout: Option<String>,

@@ -46,6 +46,7 @@ pub struct FileConfig {
     pub sample_by: Option<String>,
     pub shadow_writes: Option<bool>,
     pub max_body: Option<SizeSetting>,
+    pub max_shadow_memory: Option<SizeSetting>,
     pub secondary_timeout: Option<String>,
     pub primary_timeout: Option<String>,
     pub max_inflight: Option<usize>,
@@ -138,6 +139,9 @@ pub struct ServeConfig {
     pub sample_by: Option<SampleKey>,
     pub shadow_writes: bool,
     pub max_body: usize,
+    /// Bytes all shadows together may buffer (request bodies, both responses, exchanges
+    /// waiting for comparison); beyond it requests are skipped as `overload`.
+    pub max_shadow_memory: usize,
     pub secondary_timeout: Duration,
     pub primary_timeout: Duration,
     pub max_inflight: usize,
@@ -239,6 +243,18 @@ impl ServeConfig {
             size_setting(&source, "max-body", args.max_body, file.max_body)?.unwrap_or(1024 * 1024);
         let max_body = usize::try_from(max_body)
             .map_err(|_| source.flag("max-body", "too large for this machine".into()))?;
+        let max_shadow_memory = size_setting(
+            &source,
+            "max-shadow-memory",
+            args.max_shadow_memory,
+            file.max_shadow_memory,
+        )?
+        .map(|bytes| {
+            usize::try_from(bytes)
+                .map_err(|_| source.flag("max-shadow-memory", "too large for this machine".into()))
+        })
+        .transpose()?
+        .unwrap_or(crate::budget::DEFAULT_MAX_SHADOW_MEMORY);
         let secondary_timeout = duration_setting(
             &source,
             "secondary-timeout",
@@ -383,6 +399,7 @@ impl ServeConfig {
             sample_by,
             shadow_writes: args.shadow_writes || file.shadow_writes.unwrap_or(false),
             max_body,
+            max_shadow_memory,
             secondary_timeout,
             primary_timeout,
             max_inflight,
@@ -430,6 +447,7 @@ impl ServeConfig {
             db => "db",
             shadow_writes => "shadow-writes",
             max_body => "max-body",
+            max_shadow_memory => "max-shadow-memory",
             secondary_timeout => "secondary-timeout",
             primary_timeout => "primary-timeout",
             max_inflight => "max-inflight",
@@ -473,6 +491,7 @@ impl ServeConfig {
         lines.extend([
             format!("shadow-writes = {}", self.shadow_writes),
             format!("max-body = {}", self.max_body),
+            format!("max-shadow-memory = {}", self.max_shadow_memory),
             format!("secondary-timeout = {}", duration(self.secondary_timeout)),
             format!("primary-timeout = {}", duration(self.primary_timeout)),
             format!("max-inflight = {}", self.max_inflight),
@@ -704,6 +723,30 @@ mod tests {
         assert_eq!(config.max_body, 2048);
         assert_eq!(config.secondary_timeout, Duration::from_secs(5));
         assert_eq!(config.primary.as_str(), "http://a/");
+        assert_eq!(
+            config.max_shadow_memory,
+            crate::budget::DEFAULT_MAX_SHADOW_MEMORY
+        );
+    }
+
+    #[test]
+    fn max_shadow_memory_is_a_size_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let file =
+            "primary = \"http://a\"\nsecondary = \"http://b\"\nmax-shadow-memory = \"64MiB\"\n";
+        std::fs::write(&path, file).unwrap();
+        let args = |flag: Option<&str>| ServeArgs {
+            config: Some(path.clone()),
+            max_shadow_memory: flag.map(String::from),
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::from_args(args(None)).unwrap();
+        assert_eq!(config.max_shadow_memory, 64 * 1024 * 1024);
+        let config = ServeConfig::from_args(args(Some("1GiB"))).unwrap();
+        assert_eq!(config.max_shadow_memory, 1024 * 1024 * 1024);
+        let error = ServeConfig::from_args(args(Some("lots"))).unwrap_err();
+        assert!(error.to_string().contains("max-shadow-memory"), "{error}");
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub enum ErrorKind {
     TooLarge,
     /// The upstream answered something that is not valid HTTP, or reset the connection.
     Protocol,
+    /// The response head (status line and header fields) was larger than
+    /// [`crate::upstream::MAX_RESPONSE_HEAD`]: read no further, so a hostile upstream's
+    /// endless header costs no more than a normal answer.
+    HeadTooLarge,
     /// The response started but did not finish (client went away, stream error).
     Incomplete,
     /// The process was shutting down before the leg completed.
@@ -111,6 +115,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::HeadTooLarge => "head_too_large",
             ErrorKind::Incomplete => "incomplete",
             ErrorKind::Shutdown => "shutdown",
         }

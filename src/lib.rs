@@ -9,6 +9,7 @@
 //! # Layout
 //!
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
+//! - [`budget`]: the one byte budget for everything held for shadows (`--max-shadow-memory`).
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod budget;
 pub mod cli;
 pub mod compare;
 pub mod config;

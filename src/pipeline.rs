@@ -6,6 +6,7 @@
 //! room instead, so a replay never loses anything. Comparison runs on a plain OS thread,
 //! not on the async runtime, so a 1 MB JSON diff cannot delay proxying.
 
+use crate::budget::Reservation;
 use crate::compare::Comparator;
 use crate::exchange::{Exchange, Observation};
 use crate::metrics::Metrics;
@@ -20,23 +21,50 @@ use std::time::Duration;
 /// The producers' side: cheap to clone, shared by every connection task.
 #[derive(Clone)]
 pub struct PipelineHandle {
-    tx: flume::Sender<Observation>,
+    tx: flume::Sender<Queued>,
     dropped: Arc<AtomicU64>,
     /// Set by [`Pipeline::finish`]: from then on nothing is read, so offers count as drops.
     closing: Arc<AtomicBool>,
 }
 
+/// An observation waiting for the compare thread, with the share of the shadow memory
+/// budget its buffers hold: given back once it has been judged (or dropped).
+struct Queued {
+    observation: Observation,
+    _memory: Option<Reservation>,
+}
+
 impl PipelineHandle {
     /// Queues without waiting; a full queue counts the observation as dropped.
     pub fn offer(&self, observation: Observation) {
-        if self.closing.load(Ordering::Acquire) || self.tx.try_send(observation).is_err() {
+        self.enqueue(Queued {
+            observation,
+            _memory: None,
+        });
+    }
+
+    /// [`PipelineHandle::offer`] for an exchange whose buffers are counted in `memory`:
+    /// they stay counted while it waits for the compare thread.
+    pub fn offer_held(&self, observation: Observation, memory: Reservation) {
+        self.enqueue(Queued {
+            observation,
+            _memory: Some(memory),
+        });
+    }
+
+    fn enqueue(&self, queued: Queued) {
+        if self.closing.load(Ordering::Acquire) || self.tx.try_send(queued).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Queues, waiting for room: for replay, where completeness beats latency.
     pub async fn submit(&self, observation: Observation) {
-        if self.tx.send_async(observation).await.is_err() {
+        let queued = Queued {
+            observation,
+            _memory: None,
+        };
+        if self.tx.send_async(queued).await.is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -109,7 +137,7 @@ impl Pipeline {
         capacity: usize,
         metrics: Option<Arc<Metrics>>,
     ) -> Pipeline {
-        let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
+        let (tx, rx) = flume::bounded::<Queued>(capacity.max(1));
         let records = store.sender();
         let redactor = Redactor::new(redact, store.digest_key());
         let closing = Arc::new(AtomicBool::new(false));
@@ -169,14 +197,21 @@ impl Pipeline {
 fn compare_loop(
     rules: &ArcSwap<Comparator>,
     redactor: &Redactor,
-    rx: &flume::Receiver<Observation>,
+    rx: &flume::Receiver<Queued>,
     records: &flume::Sender<crate::store::Record>,
     stop: &AtomicBool,
     tally: &Tally,
     metrics: Option<&Metrics>,
 ) {
-    let judge_one = |observation: Observation| -> bool {
+    let judge_one = |queued: Queued| -> bool {
+        let Queued {
+            observation,
+            _memory: memory,
+        } = queued;
         let record = judge(&rules.load(), redactor, observation);
+        // Compared: the buffers the comparison needed are gone. (A mismatch's copy goes on
+        // to the store's queue, which is bounded by its own length, not by this budget.)
+        drop(memory);
         tally.count(&record.outcome);
         if let Some(mismatch) = &record.mismatch {
             tracing::debug!(

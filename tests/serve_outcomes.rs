@@ -10,18 +10,7 @@ use std::time::Duration;
 use support::*;
 
 fn report(db: &Path) -> Value {
-    let output = Command::cargo_bin("shadowdiff")
-        .unwrap()
-        .args(["report", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    report_json(db)
 }
 
 fn route<'a>(report: &'a Value, name: &str) -> &'a Value {

@@ -91,7 +91,7 @@ pub async fn handle(
             ShadowBody::Ready(Bytes::new()),
         )
     } else {
-        let (tee, rx) = RequestTee::new(body, proxy.config.max_body);
+        let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
         (reqwest::Body::wrap(tee), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
@@ -102,6 +102,7 @@ pub async fn handle(
         body: shadow_body,
     };
     let (primary_tx, primary_rx) = tokio::sync::oneshot::channel();
+    let memory = permit.memory.clone();
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
     let started = Instant::now();
@@ -124,6 +125,7 @@ pub async fn handle(
                 response_headers.clone(),
                 started,
                 proxy.config.max_body,
+                memory,
                 primary_tx,
             );
             Ok(build_response(

@@ -299,7 +299,8 @@ pub async fn serve_with_admin(
         config.max_body,
         config.max_inflight,
     )
-    .with_sampling(live.sampling());
+    .with_sampling(live.sampling())
+    .with_memory(crate::budget::MemoryBudget::new(config.max_shadow_memory));
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }

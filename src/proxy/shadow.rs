@@ -4,7 +4,10 @@
 use super::admission::Admitted;
 use super::capture::{PrimaryCapture, RequestBodyResult};
 use super::Proxy;
-use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
+use crate::budget::Reservation;
+use crate::exchange::{
+    ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest, SkipReason,
+};
 use crate::upstream::{Fetch, FetchOptions, SHADOW_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
@@ -40,7 +43,7 @@ pub async fn run_shadow(
     let (at, method, uri) = (request.at, request.method.clone(), request.uri.clone());
     let mut abandon = proxy.abandon.subscribe();
     let (observation, secondary) = tokio::select! {
-        shadowed = shadow_exchange(&proxy, request, primary) => shadowed,
+        shadowed = shadow_exchange(&proxy, request, primary, &admitted.memory) => shadowed,
         _ = abandon.wait_for(|abandoned| *abandoned) => {
             let observation = shutdown_exchange(at, method, uri);
             (observation, Sent::Yes { failed: false })
@@ -53,7 +56,8 @@ pub async fn run_shadow(
             Sent::No => breaker.release(admitted.ticket),
         }
     }
-    proxy.pipeline.offer(observation);
+    // The buffers stay counted against the budget until the exchange has been compared.
+    proxy.pipeline.offer_held(observation, admitted.memory);
     drop(admitted.permit);
 }
 
@@ -64,7 +68,11 @@ fn secondary_failed(outcome: &LegOutcome) -> bool {
         Ok(_) => false,
         Err(error) => matches!(
             error.kind,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Protocol | ErrorKind::Incomplete
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Protocol
+                | ErrorKind::HeadTooLarge
+                | ErrorKind::Incomplete
         ),
     }
 }
@@ -79,6 +87,7 @@ async fn shadow_exchange(
     proxy: &Proxy,
     request: ShadowRequest,
     primary: oneshot::Receiver<PrimaryCapture>,
+    memory: &Reservation,
 ) -> (Observation, Sent) {
     let ShadowRequest {
         at,
@@ -90,9 +99,7 @@ async fn shadow_exchange(
     let body = match body {
         ShadowBody::Ready(bytes) => Ok(bytes),
         // A dropped sender means the primary's request was abandoned before its end.
-        ShadowBody::Pending(rx) => rx
-            .await
-            .unwrap_or(Err(crate::exchange::SkipReason::RequestIncomplete)),
+        ShadowBody::Pending(rx) => rx.await.unwrap_or(Err(SkipReason::RequestIncomplete)),
     };
     let body = match body {
         Ok(body) => body,
@@ -115,10 +122,21 @@ async fn shadow_exchange(
     if let Some(recorder) = &proxy.recorder {
         recorder.record_at(at, &request);
     }
-    let secondary = send_secondary(proxy, &request).await;
+    let secondary = send_secondary(proxy, &request, memory).await;
     let sent = Sent::Yes {
         failed: secondary_failed(&secondary),
     };
+    if memory.refused() {
+        // The secondary's answer did not fit in the budget: nothing whole to compare. Going
+        // now also tells the primary's tee to stop copying.
+        let skipped = Observation::Skipped {
+            at,
+            method: request.method,
+            path: request.uri.path().to_string(),
+            reason: SkipReason::Overload,
+        };
+        return (skipped, Sent::Yes { failed: false });
+    }
     let primary = match primary.await {
         Ok(PrimaryCapture::Done(outcome)) => outcome,
         Ok(PrimaryCapture::Skipped(reason)) => {
@@ -146,7 +164,11 @@ async fn shadow_exchange(
 }
 
 /// The same request again, built by the same code as the primary's, marked as a shadow.
-async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome {
+async fn send_secondary(
+    proxy: &Proxy,
+    request: &RecordedRequest,
+    memory: &Reservation,
+) -> LegOutcome {
     let mut headers = request.headers.clone();
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("shadow"));
     let path_and_query = request
@@ -156,6 +178,7 @@ async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome 
         .unwrap_or("/");
     let how = Fetch {
         client: &proxy.secondary_client,
+        memory: Some(memory),
         options: FetchOptions {
             preserve_host: proxy.config.preserve_host,
             max_body: proxy.config.max_body,

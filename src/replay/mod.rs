@@ -534,7 +534,11 @@ impl Leg<'_> {
         let method = self.method.clone();
         match (&self.legs.client, self.upstream.plain_http_address()) {
             (Some(client), None) => {
-                let how = upstream::Fetch { client, options };
+                let how = upstream::Fetch {
+                    client,
+                    memory: None,
+                    options,
+                };
                 self.upstream
                     .fetch(how, method, self.path_and_query, self.headers, self.body)
                     .await

@@ -11,12 +11,19 @@
 pub mod connection;
 pub mod target;
 
+use crate::budget::Reservation;
 use crate::exchange::{Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// The largest response head (status line and header fields) read from an upstream, on
+/// the transports that can bound it (replay's direct connections; HTTP/2 on the pooled
+/// client). RFC 9110 section 5.4 leaves the limit to the recipient; 64 KiB is well above
+/// what real APIs send and keeps a hostile head from costing more CPU than a normal answer.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Marks a request sent by shadowdiff to the secondary, so that a shadowdiff in front of the
 /// secondary does not shadow it again.
@@ -39,6 +46,9 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
+        // reqwest 0.12 has no such bound for HTTP/1.1 responses: there hyper's default read
+        // buffer (about 400 KB) is the limit, also reported as `head_too_large`.
+        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
 }
 
 /// One upstream: where requests go and how its Host header reads.
@@ -166,6 +176,9 @@ fn under(base: &str, path_and_query: &str) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Fetch<'a> {
     pub client: &'a reqwest::Client,
+    /// The shadow's share of the memory budget the body is read into; `None` for replay,
+    /// which waits for room instead of dropping and so holds at most its workers' bodies.
+    pub memory: Option<&'a Reservation>,
     pub options: FetchOptions,
 }
 
@@ -216,7 +229,11 @@ impl Upstream {
                     full_body(body),
                 )
                 .await?;
-            read_capped(response.into(), options.max_body, started, |e| {
+            let cap = BodyCap {
+                max_body: options.max_body,
+                memory: how.memory,
+            };
+            read_capped(response.into(), cap, started, |e| {
                 leg_error(&e, started.elapsed())
             })
             .await
@@ -228,11 +245,20 @@ impl Upstream {
     }
 }
 
-/// Reads a whole response, refusing a body of more than `max_body` bytes; `body_error`
-/// classifies the transport's own errors. One body cap for every transport.
+/// What a whole-response read may keep: at most `max_body` bytes, each taken from
+/// `memory` (if any) before it is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyCap<'a> {
+    pub max_body: usize,
+    pub memory: Option<&'a Reservation>,
+}
+
+/// Reads a whole response, refusing a body of more than `max_body` bytes or one the memory
+/// budget has no room for (the reservation then says [`Reservation::refused`]);
+/// `body_error` classifies the transport's own errors. One body cap for every transport.
 pub async fn read_capped<B, F>(
     response: http::Response<B>,
-    max_body: usize,
+    cap: BodyCap<'_>,
     started: Instant,
     body_error: F,
 ) -> Result<Captured, LegError>
@@ -249,10 +275,23 @@ where
         let Ok(chunk) = frame.map_err(&body_error)?.into_data() else {
             continue; // trailers are not compared
         };
-        if first.len() + more.len() + chunk.len() > max_body {
+        if first.len() + more.len() + chunk.len() > cap.max_body {
             return Err(LegError {
                 kind: ErrorKind::TooLarge,
-                message: format!("response body larger than max-body ({max_body} bytes)"),
+                message: format!(
+                    "response body larger than max-body ({} bytes)",
+                    cap.max_body
+                ),
+                latency: started.elapsed(),
+            });
+        }
+        if cap
+            .memory
+            .is_some_and(|memory| !memory.try_grow(chunk.len()))
+        {
+            return Err(LegError {
+                kind: ErrorKind::TooLarge,
+                message: "response body does not fit in the shadow memory budget".into(),
                 latency: started.elapsed(),
             });
         }
@@ -283,6 +322,8 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
         ErrorKind::Timeout
     } else if error.is_connect() {
         ErrorKind::Connect
+    } else if head_too_large(error) {
+        ErrorKind::HeadTooLarge
     } else {
         ErrorKind::Protocol
     };
@@ -299,6 +340,21 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
         message,
         latency,
     }
+}
+
+/// Whether hyper, anywhere in the error's causes, refused a response head as too large.
+pub(crate) fn head_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what

@@ -347,3 +347,34 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
         ),
     }
 }
+/// Polls until `done` holds; the guard is generous and only stops a broken test.
+pub async fn wait_for<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < guard,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `shadowdiff report --format json` of a store, through the real binary.
+pub fn report_json(db: &std::path::Path) -> serde_json::Value {
+    let output = assert_cmd::Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["report", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}

@@ -19,7 +19,8 @@
 //! - [`upstream`]: the one HTTP client and request builder used for both legs, the
 //!   per-worker connections replay sends through, and the request-target check that keeps
 //!   every request inside the base path.
-//! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
+//! - [`proxy`]: the listener (connection cap, head deadline), the requests refused with 400,
+//!   the primary leg, the shadow leg and its admission rules.
 //! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
 //!   anything reaches the disk or the logs.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.

@@ -1,5 +1,7 @@
-//! The shadowing proxy: the listener, the primary leg ([`forward`]), the shadow leg
-//! ([`shadow`]) and what decides whether a request is shadowed ([`admission`]).
+//! The shadowing proxy: the listener ([`listener`]: connection cap, head deadline, TLS),
+//! the requests answered with 400 instead of forwarded ([`refusal`]), the primary leg
+//! ([`forward`]), the shadow leg ([`shadow`]) and what decides whether a request is
+//! shadowed ([`admission`]).
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! drive the real thing.

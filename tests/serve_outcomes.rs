@@ -283,3 +283,29 @@ async fn client_that_stops_reading_is_client_aborted_not_a_primary_error() {
         .assert()
         .success();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_head_of_a_mebibyte_is_head_too_large_not_protocol() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hostile = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let mut response = b"HTTP/1.1 200 OK\r\nx-filler: ".to_vec();
+                response.resize(response.len() + 1024 * 1024, b'a');
+                response.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\nok");
+                let _ = stream.write_all(&response).await;
+            });
+        }
+    });
+    let report = errors_recorded_with(format!("http://{hostile}"), Duration::from_secs(5)).await;
+    server.abort();
+    assert_eq!(
+        report["summary"]["errors_by_kind"]["secondary:head_too_large"], 3,
+        "{:#}",
+        report["summary"]
+    );
+}

@@ -127,8 +127,9 @@ async fn shadow_exchange(
         failed: secondary_failed(&secondary),
     };
     if memory.refused() {
-        // The secondary's answer did not fit in the budget: nothing whole to compare. Going
-        // now also tells the primary's tee to stop copying.
+        // Part of this shadow (the secondary's answer, or the primary's copy so far) did not
+        // fit in the budget: nothing whole to compare. Going now also tells the primary's
+        // tee to stop copying.
         let skipped = Observation::Skipped {
             at,
             method: request.method,

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Largest body shadowed and compared, e.g. 1MiB, 512KB. [default: 1MiB]
     #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_BODY")]
     pub max_body: Option<String>,
+    /// Memory all shadows together may buffer (request bodies, both responses, exchanges
+    /// waiting for comparison); beyond it requests are skipped as overload. [default: 256MiB]
+    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_SHADOW_MEMORY")]
+    pub max_shadow_memory: Option<String>,
     /// Time allowed for the secondary's whole response. [default: 5s]
     #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_SECONDARY_TIMEOUT")]
     pub secondary_timeout: Option<String>,
@@ -100,6 +104,15 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]
     #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<String>,
+    /// Time a client has to send a complete request head (HTTP/1.1) or its connection
+    /// preface and first request (HTTP/2), TLS handshake included; then the connection is
+    /// closed. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<String>,
+    /// Most client connections open at once; at the cap, accepting pauses until one closes.
+    /// [default: the open-file limit less a reserve, see docs/SECURITY.md]
+    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
     /// Mismatches kept with full request and bodies per (route, set of differing paths);
     /// later ones keep only their differences. [default: 20]
     #[arg(long, value_name = "N", env = "SHADOWDIFF_EXAMPLES_PER_SIGNATURE")]
@@ -114,7 +127,8 @@ pub struct ServeArgs {
     /// [default: 100MiB]
     #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_RECORD_MAX_SIZE")]
     pub record_max_size: Option<String>,
-    /// Keep Authorization, Cookie and the like in the traffic file instead of redacting them.
+    /// Keep secrets (Authorization, Cookie, secret query parameters and body fields, see
+    /// `[redact]`) in the traffic file instead of redacting them.
     #[arg(long, env = "SHADOWDIFF_RECORD_SECRETS")]
     pub record_secrets: bool,
     /// Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own

@@ -4,11 +4,14 @@
 
 use crate::cli::ServeArgs;
 use crate::compare::{CompareSection, RouteSection, RulesConfig};
+use crate::redact::url::shown;
+use crate::redact::{RedactRules, RedactSection};
 use http::HeaderName;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// More shadows in flight than this would not fit the permit counter, and no secondary
@@ -43,11 +46,14 @@ pub struct FileConfig {
     pub sample_by: Option<String>,
     pub shadow_writes: Option<bool>,
     pub max_body: Option<SizeSetting>,
+    pub max_shadow_memory: Option<SizeSetting>,
     pub secondary_timeout: Option<String>,
     pub primary_timeout: Option<String>,
     pub max_inflight: Option<usize>,
     pub preserve_host: Option<bool>,
     pub drain_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
     pub examples_per_signature: Option<u32>,
     pub max_db_size: Option<SizeSetting>,
     pub record: Option<PathBuf>,
@@ -65,6 +71,8 @@ pub struct FileConfig {
     pub compare: CompareSection,
     #[serde(default)]
     pub route: Vec<RouteSection>,
+    #[serde(default)]
+    pub redact: RedactSection,
 }
 
 /// A size written either as a number of bytes or as a human size ("1MiB").
@@ -131,11 +139,19 @@ pub struct ServeConfig {
     pub sample_by: Option<SampleKey>,
     pub shadow_writes: bool,
     pub max_body: usize,
+    /// Bytes all shadows together may buffer (request bodies, both responses, exchanges
+    /// waiting for comparison); beyond it requests are skipped as `overload`.
+    pub max_shadow_memory: usize,
     pub secondary_timeout: Duration,
     pub primary_timeout: Duration,
     pub max_inflight: usize,
     pub preserve_host: bool,
     pub drain_timeout: Duration,
+    /// Deadline for a client's request head (and TLS handshake, and HTTP/2 preface).
+    pub header_read_timeout: Duration,
+    /// Most client connections at once; `None` derives it from the open-file limit when
+    /// the listener starts (see [`crate::proxy::limits`]).
+    pub max_connections: Option<usize>,
     /// Mismatches stored in full per (route, set of differing paths).
     pub examples_per_signature: u32,
     /// Past this database size, examples stop being stored; counts go on.
@@ -157,6 +173,8 @@ pub struct ServeConfig {
     /// The secondary's certificate is not verified.
     pub insecure_secondary: bool,
     pub rules: RulesConfig,
+    /// What is secret: replaced before anything is stored or recorded (`[redact]`).
+    pub redact: Arc<RedactRules>,
     /// SHA-256 of the effective settings, stored with each run.
     pub digest: String,
 }
@@ -225,6 +243,18 @@ impl ServeConfig {
             size_setting(&source, "max-body", args.max_body, file.max_body)?.unwrap_or(1024 * 1024);
         let max_body = usize::try_from(max_body)
             .map_err(|_| source.flag("max-body", "too large for this machine".into()))?;
+        let max_shadow_memory = size_setting(
+            &source,
+            "max-shadow-memory",
+            args.max_shadow_memory,
+            file.max_shadow_memory,
+        )?
+        .map(|bytes| {
+            usize::try_from(bytes)
+                .map_err(|_| source.flag("max-shadow-memory", "too large for this machine".into()))
+        })
+        .transpose()?
+        .unwrap_or(crate::budget::DEFAULT_MAX_SHADOW_MEMORY);
         let secondary_timeout = duration_setting(
             &source,
             "secondary-timeout",
@@ -246,6 +276,26 @@ impl ServeConfig {
             file.drain_timeout,
             "10s",
         )?;
+        let header_read_timeout = duration_setting(
+            &source,
+            "header-read-timeout",
+            args.header_read_timeout,
+            file.header_read_timeout,
+            "30s",
+        )?;
+        if header_read_timeout.is_zero() {
+            return Err(source.flag("header-read-timeout", "must be more than 0".into()));
+        }
+        let max_connections = match (args.max_connections, file.max_connections) {
+            (Some(v), _) => Some(
+                v.parse::<usize>()
+                    .map_err(|e| source.flag("max-connections", format!("{v:?}: {e}")))?,
+            ),
+            (None, n) => n,
+        };
+        if max_connections == Some(0) {
+            return Err(source.flag("max-connections", "must be at least 1".into()));
+        }
         let max_inflight = match (args.max_inflight, file.max_inflight) {
             (Some(v), _) => v
                 .parse::<usize>()
@@ -338,6 +388,8 @@ impl ServeConfig {
                 return Err(source.invalid("tls-cert", "required with --tls-key".into()))
             }
         };
+        let redact = RedactRules::compile(&file.redact)
+            .map_err(|e| source.key(&format!("redact.{}", e.list), e.to_string()))?;
         let mut config = ServeConfig {
             listen,
             primary,
@@ -347,11 +399,14 @@ impl ServeConfig {
             sample_by,
             shadow_writes: args.shadow_writes || file.shadow_writes.unwrap_or(false),
             max_body,
+            max_shadow_memory,
             secondary_timeout,
             primary_timeout,
             max_inflight,
             preserve_host: args.preserve_host || file.preserve_host.unwrap_or(false),
             drain_timeout,
+            header_read_timeout,
+            max_connections,
             examples_per_signature,
             max_db_size,
             record,
@@ -367,6 +422,7 @@ impl ServeConfig {
                 routes: file.route,
                 source: args.config.clone(),
             },
+            redact: Arc::new(redact),
             digest: String::new(),
         };
         config.digest = digest_of(&config);
@@ -391,11 +447,14 @@ impl ServeConfig {
             db => "db",
             shadow_writes => "shadow-writes",
             max_body => "max-body",
+            max_shadow_memory => "max-shadow-memory",
             secondary_timeout => "secondary-timeout",
             primary_timeout => "primary-timeout",
             max_inflight => "max-inflight",
             preserve_host => "preserve-host",
             drain_timeout => "drain-timeout",
+            header_read_timeout => "header-read-timeout",
+            max_connections => "max-connections",
             admin => "admin",
             max_route_labels => "max-route-labels",
             breaker_threshold => "breaker-threshold",
@@ -403,6 +462,7 @@ impl ServeConfig {
             tls => "tls-cert/tls-key",
             secondary_ca => "secondary-ca",
             insecure_secondary => "insecure-secondary",
+            redact => "redact",
         );
         changed
     }
@@ -415,8 +475,8 @@ impl ServeConfig {
         let path = |p: &Path| quoted(&p.display());
         let mut lines = vec![
             format!("listen = {}", quoted(&self.listen)),
-            format!("primary = {}", quoted(&self.primary)),
-            format!("secondary = {}", quoted(&self.secondary)),
+            format!("primary = {}", quoted(&shown(&self.primary))),
+            format!("secondary = {}", quoted(&shown(&self.secondary))),
             format!("db = {}", path(&self.db)),
             format!("sample = {}", self.sample),
         ];
@@ -431,11 +491,16 @@ impl ServeConfig {
         lines.extend([
             format!("shadow-writes = {}", self.shadow_writes),
             format!("max-body = {}", self.max_body),
+            format!("max-shadow-memory = {}", self.max_shadow_memory),
             format!("secondary-timeout = {}", duration(self.secondary_timeout)),
             format!("primary-timeout = {}", duration(self.primary_timeout)),
             format!("max-inflight = {}", self.max_inflight),
             format!("preserve-host = {}", self.preserve_host),
             format!("drain-timeout = {}", duration(self.drain_timeout)),
+            format!(
+                "header-read-timeout = {}",
+                duration(self.header_read_timeout)
+            ),
             format!(
                 "admin = {}",
                 self.admin
@@ -446,6 +511,9 @@ impl ServeConfig {
             format!("breaker-cooldown = {}", duration(self.breaker_cooldown)),
             format!("examples-per-signature = {}", self.examples_per_signature),
         ]);
+        if let Some(n) = self.max_connections {
+            lines.push(format!("max-connections = {n}"));
+        }
         if let Some(size) = self.max_db_size {
             lines.push(format!("max-db-size = {size}"));
         }
@@ -468,6 +536,7 @@ impl ServeConfig {
             rule_ids.join(", ")
         ));
         lines.push(format!("# digest {}", self.digest));
+        lines.extend(self.redact.effective());
         let mut text = lines.join("\n");
         text.push('\n');
         text
@@ -608,8 +677,16 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value.trim()).map_err(|e| format!("{value:?}: {e}"))
 }
 
+/// Over the settings with upstream passwords masked: the digest is stored and printed,
+/// and must not let anyone test candidate passwords against it.
 fn digest_of(config: &ServeConfig) -> String {
-    let text = format!("{config:?}");
+    let mut masked = config.clone();
+    for url in [&mut masked.primary, &mut masked.secondary] {
+        if url.password().is_some() {
+            let _ = url.set_password(Some(crate::redact::url::MASK));
+        }
+    }
+    let text = format!("{masked:?}");
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
@@ -646,6 +723,30 @@ mod tests {
         assert_eq!(config.max_body, 2048);
         assert_eq!(config.secondary_timeout, Duration::from_secs(5));
         assert_eq!(config.primary.as_str(), "http://a/");
+        assert_eq!(
+            config.max_shadow_memory,
+            crate::budget::DEFAULT_MAX_SHADOW_MEMORY
+        );
+    }
+
+    #[test]
+    fn max_shadow_memory_is_a_size_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let file =
+            "primary = \"http://a\"\nsecondary = \"http://b\"\nmax-shadow-memory = \"64MiB\"\n";
+        std::fs::write(&path, file).unwrap();
+        let args = |flag: Option<&str>| ServeArgs {
+            config: Some(path.clone()),
+            max_shadow_memory: flag.map(String::from),
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::from_args(args(None)).unwrap();
+        assert_eq!(config.max_shadow_memory, 64 * 1024 * 1024);
+        let config = ServeConfig::from_args(args(Some("1GiB"))).unwrap();
+        assert_eq!(config.max_shadow_memory, 1024 * 1024 * 1024);
+        let error = ServeConfig::from_args(args(Some("lots"))).unwrap_err();
+        assert!(error.to_string().contains("max-shadow-memory"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! decision about them is taken later, off the client's path.
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +24,41 @@ impl RecordedRequest {
     pub fn path(&self) -> &str {
         self.uri.path()
     }
+}
+
+/// GET, HEAD and OPTIONS are safe (RFC 9110 section 9.2.1): sending them twice changes
+/// nothing. TRACE is safe too by the RFC, but no API is migrated through it, so it is left
+/// with the writes rather than widening what is sent twice.
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The headers frameworks (Rails, Laravel, Express's method-override, Google APIs) read to
+/// run a request as another method: a `POST` or even a `GET` carrying
+/// `X-HTTP-Method-Override: DELETE` deletes on such an upstream.
+pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+/// Whether sending this request a second time may repeat an effect: its method is not safe,
+/// or a method override header names anything but a safe method (an unreadable value
+/// counts as a write: the upstream may read it otherwise than we do). The one rule for
+/// "is this a write" in serve admission, replay and the direct connections' retry.
+pub fn is_write(method: &Method, headers: &HeaderMap) -> bool {
+    if !is_safe(method) {
+        return true;
+    }
+    METHOD_OVERRIDE_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(name))
+        .any(|value| {
+            let named = value.to_str().unwrap_or_default().trim();
+            !["GET", "HEAD", "OPTIONS"]
+                .iter()
+                .any(|safe| named.eq_ignore_ascii_case(safe))
+        })
 }
 
 /// A complete response of one leg, body capped at max-body.
@@ -63,6 +98,10 @@ pub enum ErrorKind {
     TooLarge,
     /// The upstream answered something that is not valid HTTP, or reset the connection.
     Protocol,
+    /// The response head (status line and header fields) was larger than
+    /// [`crate::upstream::MAX_RESPONSE_HEAD`]: read no further, so a hostile upstream's
+    /// endless header costs no more than a normal answer.
+    HeadTooLarge,
     /// The response started but did not finish (client went away, stream error).
     Incomplete,
     /// The process was shutting down before the leg completed.
@@ -76,6 +115,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::HeadTooLarge => "head_too_large",
             ErrorKind::Incomplete => "incomplete",
             ErrorKind::Shutdown => "shutdown",
         }
@@ -104,7 +144,8 @@ pub type LegOutcome = Result<Captured, LegError>;
 pub enum SkipReason {
     /// The sampling decision said no.
     SampledOut,
-    /// A write method while `--shadow-writes` is off.
+    /// A write (an unsafe method, or a method override header naming one, see [`is_write`])
+    /// while `--shadow-writes` is off.
     MethodNotShadowed,
     /// The request already carried `x-shadowdiff`: it came from a shadowdiff.
     Loop,
@@ -180,4 +221,51 @@ pub enum Observation {
         path: String,
         reason: SkipReason,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn a_method_override_naming_an_unsafe_method_is_a_write() {
+        assert!(!is_write(&Method::GET, &HeaderMap::new()));
+        assert!(is_write(&Method::POST, &HeaderMap::new()));
+        for name in [
+            "X-HTTP-Method-Override",
+            "X-HTTP-Method",
+            "X-Method-Override",
+        ] {
+            assert!(
+                is_write(&Method::GET, &headers(&[(name, "DELETE")])),
+                "{name}"
+            );
+            assert!(
+                is_write(&Method::GET, &headers(&[(name, "patch")])),
+                "{name}"
+            );
+            assert!(
+                !is_write(&Method::GET, &headers(&[(name, " head ")])),
+                "{name}"
+            );
+        }
+        // Any one unsafe value among several, and a value that names no method, count.
+        let both = headers(&[("x-http-method", "GET"), ("x-http-method", "PUT")]);
+        assert!(is_write(&Method::GET, &both));
+        assert!(is_write(
+            &Method::HEAD,
+            &headers(&[("x-method-override", "")])
+        ));
+    }
 }

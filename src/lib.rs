@@ -9,16 +9,20 @@
 //! # Layout
 //!
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
+//! - [`budget`]: the one byte budget for everything held for shadows (`--max-shadow-memory`).
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - [`metrics`]: the Prometheus registry and what is counted where.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
-//! - [`upstream`]: the one HTTP client and request builder used for both legs, and the
-//!   per-worker connections replay sends through.
-//! - [`proxy`]: the listener, the primary leg, the shadow leg and its admission rules.
-//! - [`redact`]: secret header values replaced before anything reaches the disk.
+//! - [`upstream`]: the one HTTP client and request builder used for both legs, the
+//!   per-worker connections replay sends through, and the request-target check that keeps
+//!   every request inside the base path.
+//! - [`proxy`]: the listener (connection cap, head deadline), the requests refused with 400,
+//!   the primary leg, the shadow leg and its admission rules.
+//! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
+//!   anything reaches the disk or the logs.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
@@ -29,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod budget;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -137,8 +137,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .and_then(|a| a.local_addr().ok())
                 .map_or_else(|| "off".to_string(), |a| a.to_string()),
             tls = config.tls.is_some(),
-            primary = %config.primary,
-            secondary = %config.secondary,
+            primary = %shadowdiff::redact::url::shown(&config.primary),
+            secondary = %shadowdiff::redact::url::shown(&config.secondary),
             "serving"
         );
         shadowdiff::proxy::serve_with_admin(listener, admin, config, prepared, shutdown_signal())

@@ -61,6 +61,7 @@ pub struct Metrics {
     breaker_open: IntGauge,
     reloads: IntCounterVec,
     max_route_labels: usize,
+    connections: ConnectionMetrics,
     /// Touched by the compare thread only (and scrapes never), so it is never contended.
     routes: Mutex<HashMap<String, RouteCounters>>,
     /// Serializes scrapes, which turn externally owned totals into counter increments.
@@ -170,11 +171,13 @@ impl Metrics {
         for result in ["applied", "rejected"] {
             reloads.with_label_values(&[result]);
         }
+        let connections = ConnectionMetrics::register(&registry);
         let store_lost = crate::store::LossReason::ALL
             .into_iter()
             .map(|reason| store_lost_vec.with_label_values(&[reason.as_str()]))
             .collect();
         Metrics {
+            connections,
             primary_duration: durations.with_label_values(&["primary"]),
             secondary_duration: durations.with_label_values(&["secondary"]),
             registry,
@@ -244,6 +247,11 @@ impl Metrics {
         }
     }
 
+    /// The listener's counters, which it updates itself.
+    pub fn connections(&self) -> &ConnectionMetrics {
+        &self.connections
+    }
+
     /// Counts a SIGHUP reload, applied or rejected.
     pub fn count_reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "rejected" };
@@ -278,6 +286,52 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut text)
             .expect("text encoding of gathered metrics does not fail");
         String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+/// The client listener's own counts. Unlike per-request outcomes these are counted where
+/// they happen (one atomic add per connection, never per request): a connection closed for
+/// a slow head never reaches the compare thread.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// Client connections open now.
+    pub open: IntGauge,
+    /// Times accepting paused because `--max-connections` were open.
+    pub limit_waits: IntCounter,
+    /// Connections closed because the request head (or TLS handshake, or HTTP/2 preface)
+    /// did not arrive within `--header-read-timeout`.
+    pub header_timeouts: IntCounter,
+}
+
+impl ConnectionMetrics {
+    fn register(registry: &Registry) -> ConnectionMetrics {
+        let metrics = ConnectionMetrics {
+            open: IntGauge::new(
+                "shadowdiff_client_connections",
+                "Client connections open now.",
+            )
+            .expect("valid metric"),
+            limit_waits: IntCounter::new(
+                "shadowdiff_client_connection_limit_waits_total",
+                "Times accepting paused because --max-connections client connections were open.",
+            )
+            .expect("valid metric"),
+            header_timeouts: IntCounter::new(
+                "shadowdiff_client_header_timeouts_total",
+                "Client connections closed because no complete request head arrived within --header-read-timeout.",
+            )
+            .expect("valid metric"),
+        };
+        for collector in [
+            Box::new(metrics.open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.limit_waits.clone()),
+            Box::new(metrics.header_timeouts.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
     }
 }
 

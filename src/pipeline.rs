@@ -6,10 +6,11 @@
 //! room instead, so a replay never loses anything. Comparison runs on a plain OS thread,
 //! not on the async runtime, so a 1 MB JSON diff cannot delay proxying.
 
+use crate::budget::Reservation;
 use crate::compare::Comparator;
 use crate::exchange::{Exchange, Observation};
 use crate::metrics::Metrics;
-use crate::redact::redact_headers;
+use crate::redact::{RedactRules, Redactor};
 use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,23 +21,50 @@ use std::time::Duration;
 /// The producers' side: cheap to clone, shared by every connection task.
 #[derive(Clone)]
 pub struct PipelineHandle {
-    tx: flume::Sender<Observation>,
+    tx: flume::Sender<Queued>,
     dropped: Arc<AtomicU64>,
     /// Set by [`Pipeline::finish`]: from then on nothing is read, so offers count as drops.
     closing: Arc<AtomicBool>,
 }
 
+/// An observation waiting for the compare thread, with the share of the shadow memory
+/// budget its buffers hold: given back once it has been judged (or dropped).
+struct Queued {
+    observation: Observation,
+    _memory: Option<Reservation>,
+}
+
 impl PipelineHandle {
     /// Queues without waiting; a full queue counts the observation as dropped.
     pub fn offer(&self, observation: Observation) {
-        if self.closing.load(Ordering::Acquire) || self.tx.try_send(observation).is_err() {
+        self.enqueue(Queued {
+            observation,
+            _memory: None,
+        });
+    }
+
+    /// [`PipelineHandle::offer`] for an exchange whose buffers are counted in `memory`:
+    /// they stay counted while it waits for the compare thread.
+    pub fn offer_held(&self, observation: Observation, memory: Reservation) {
+        self.enqueue(Queued {
+            observation,
+            _memory: Some(memory),
+        });
+    }
+
+    fn enqueue(&self, queued: Queued) {
+        if self.closing.load(Ordering::Acquire) || self.tx.try_send(queued).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Queues, waiting for room: for replay, where completeness beats latency.
     pub async fn submit(&self, observation: Observation) {
-        if self.tx.send_async(observation).await.is_err() {
+        let queued = Queued {
+            observation,
+            _memory: None,
+        };
+        if self.tx.send_async(queued).await.is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -86,14 +114,16 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the compare thread. `capacity` bounds the observations waiting for it.
+    /// Everything stored is redacted under `redact`, with digests keyed by the store's key.
     pub fn start(
         comparator: Arc<Comparator>,
+        redact: Arc<RedactRules>,
         store: StoreWriter,
         dropped: Arc<AtomicU64>,
         capacity: usize,
     ) -> Pipeline {
         let rules = Arc::new(ArcSwap::new(comparator));
-        Pipeline::start_live(rules, store, dropped, capacity, None)
+        Pipeline::start_live(rules, redact, store, dropped, capacity, None)
     }
 
     /// Like [`Pipeline::start`], for a running proxy: the rules can be swapped while it runs
@@ -101,13 +131,15 @@ impl Pipeline {
     /// and every judged record is counted in `metrics`.
     pub fn start_live(
         rules: Arc<ArcSwap<Comparator>>,
+        redact: Arc<RedactRules>,
         store: StoreWriter,
         dropped: Arc<AtomicU64>,
         capacity: usize,
         metrics: Option<Arc<Metrics>>,
     ) -> Pipeline {
-        let (tx, rx) = flume::bounded::<Observation>(capacity.max(1));
+        let (tx, rx) = flume::bounded::<Queued>(capacity.max(1));
         let records = store.sender();
+        let redactor = Redactor::new(redact, store.digest_key());
         let closing = Arc::new(AtomicBool::new(false));
         let stop = closing.clone();
         let late = dropped.clone();
@@ -116,7 +148,15 @@ impl Pipeline {
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
-                compare_loop(&rules, &rx, &records, &stop, &counts, metrics.as_deref());
+                compare_loop(
+                    &rules,
+                    &redactor,
+                    &rx,
+                    &records,
+                    &stop,
+                    &counts,
+                    metrics.as_deref(),
+                );
                 // An offer racing with the close may have slipped in after the last read.
                 let left = rx.drain().count() as u64;
                 late.fetch_add(left, Ordering::Relaxed);
@@ -156,14 +196,22 @@ impl Pipeline {
 /// end is the closing flag and an empty queue, not only a disconnected channel.
 fn compare_loop(
     rules: &ArcSwap<Comparator>,
-    rx: &flume::Receiver<Observation>,
+    redactor: &Redactor,
+    rx: &flume::Receiver<Queued>,
     records: &flume::Sender<crate::store::Record>,
     stop: &AtomicBool,
     tally: &Tally,
     metrics: Option<&Metrics>,
 ) {
-    let judge_one = |observation: Observation| -> bool {
-        let record = judge(&rules.load(), observation);
+    let judge_one = |queued: Queued| -> bool {
+        let Queued {
+            observation,
+            _memory: memory,
+        } = queued;
+        let record = judge(&rules.load(), redactor, observation);
+        // Compared: the buffers the comparison needed are gone. (A mismatch's copy goes on
+        // to the store's queue, which is bounded by its own length, not by this budget.)
+        drop(memory);
         tally.count(&record.outcome);
         if let Some(mismatch) = &record.mismatch {
             tracing::debug!(
@@ -217,8 +265,8 @@ const COMPARE_BATCH: usize = 256;
 /// the queue (at least 1,024 deep) fills in at any realistic request rate.
 const COMPARE_POLL: Duration = Duration::from_millis(1);
 
-/// Turns one observation into the record the store keeps.
-pub fn judge(comparator: &Comparator, observation: Observation) -> Record {
+/// Turns one observation into the record the store keeps, redacted by `redactor`.
+pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observation) -> Record {
     match observation {
         Observation::Skipped {
             at,
@@ -236,14 +284,14 @@ pub fn judge(comparator: &Comparator, observation: Observation) -> Record {
             hidden: Vec::new(),
             mismatch: None,
         },
-        Observation::Exchange(exchange) => judge_exchange(comparator, *exchange),
+        Observation::Exchange(exchange) => judge_exchange(comparator, redactor, *exchange),
     }
 }
 
-fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
+fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchange) -> Record {
     let Exchange {
         at,
-        mut request,
+        request,
         primary,
         secondary,
     } = exchange;
@@ -265,7 +313,7 @@ fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
         hidden: Vec::new(),
         mismatch: None,
     };
-    let (mut primary, mut secondary) = match (primary, secondary) {
+    let (primary, secondary) = match (primary, secondary) {
         // A shadow abandoned at shutdown never saw the primary finish either; the leg that
         // was cut short is the secondary.
         (_, Err(e)) if e.kind == crate::exchange::ErrorKind::Shutdown => {
@@ -295,16 +343,16 @@ fn judge_exchange(comparator: &Comparator, exchange: Exchange) -> Record {
     record.hidden = verdict.hidden;
     if !verdict.differences.is_empty() {
         record.outcome = Outcome::Mismatched;
-        redact_headers(&mut request.headers);
-        redact_headers(&mut primary.headers);
-        redact_headers(&mut secondary.headers);
-        record.mismatch = Some(Box::new(MismatchDetail {
+        // Only now, after the comparison saw the real values.
+        let mut detail = MismatchDetail {
             request,
             primary,
             secondary,
             differences: verdict.differences,
             body_diff: verdict.body_diff,
-        }));
+        };
+        redactor.mismatch(&mut detail);
+        record.mismatch = Some(Box::new(detail));
     }
     record
 }

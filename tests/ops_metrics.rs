@@ -4,10 +4,12 @@
 
 mod support;
 
+use support::wait_for;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -29,19 +31,6 @@ async fn status(admin: SocketAddr) -> serde_json::Value {
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// Polls until `done` holds; the guard is generous and only stops a broken test.
-async fn wait_for<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let guard = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < guard, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn judged(admin: SocketAddr) -> u64 {

@@ -6,6 +6,7 @@ mod support;
 use shadowdiff::config::TlsFiles;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A certificate for `localhost` and its key, as PEM files in `dir`.
@@ -159,4 +160,77 @@ async fn the_secondary_certificate_is_verified_unless_trusted_or_waived() {
         shadow_to_tls_secondary(|config, _| config.insecure_secondary = true).await,
         "matched"
     );
+}
+
+/// Reads until the proxy closes the connection; a minute without that fails the test (the
+/// deadline under test is one second).
+async fn closed_within_a_minute<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut seen))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_clients_that_stall_the_handshake_or_the_h2_preface_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls;
+    let primary = support::fixed(200, "same").await;
+    let secondary = support::fixed(200, "same").await;
+    let (mut config, dir) = support::config(&primary.url(), &secondary.url());
+    let (files, cert_pem) = self_signed(dir.path());
+    config.tls = Some(files);
+    config.header_read_timeout = Duration::from_secs(1);
+    let (proxy, admin) = support::start_with_admin(config, dir).await;
+
+    // Never sends a ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    assert!(closed_within_a_minute(&mut silent).await);
+
+    // Completes the handshake with h2 by ALPN, then sends only part of the preface.
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    stream.flush().await.unwrap();
+    assert!(closed_within_a_minute(&mut stream).await);
+
+    // A well-behaved client is still served.
+    let url = format!("https://localhost:{}/t", proxy.addr.port());
+    let response = trusting(&cert_pem, proxy.addr)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "same");
+
+    let metrics = support::client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let timeouts = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shadowdiff_client_header_timeouts_total "))
+        .unwrap();
+    assert_eq!(timeouts.trim(), "2", "{metrics}");
+    proxy.stop().await;
 }

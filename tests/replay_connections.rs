@@ -1,6 +1,7 @@
 //! Replay keeps one connection per worker and upstream: these pin what happens when an
 //! upstream closes kept-alive connections (a request limit, `Connection: close`), and that
-//! an upstream's base path prefixes every request.
+//! an upstream's base path prefixes every request, and that a response head over the cap
+//! is refused.
 
 mod replay_support;
 
@@ -104,10 +105,15 @@ fn traffic(dir: &Path, requests: usize) -> std::path::PathBuf {
 
 fn replay_between(primary: &str, secondary: &str, requests: usize) -> ReplaySummary {
     let dir = tempfile::tempdir().unwrap();
+    replay_in(dir.path(), primary, secondary, requests)
+}
+
+/// [`replay_between`] with the traffic file and the store in `dir`, kept for reading.
+fn replay_in(dir: &Path, primary: &str, secondary: &str, requests: usize) -> ReplaySummary {
     let mut config = ServeConfig::new(primary, secondary).unwrap();
-    config.db = dir.path().join("replay.db");
+    config.db = dir.join("replay.db");
     let options = ReplayOptions {
-        input: traffic(dir.path(), requests),
+        input: traffic(dir, requests),
         config,
         concurrency: 4,
         threads: 2,
@@ -198,4 +204,59 @@ fn an_https_upstream_goes_through_the_tls_client_never_a_plain_connection() {
         (3, 0, 3)
     );
     assert!(servers.primary_received().is_empty());
+}
+
+/// A raw upstream answering every request with a header field of `filler` bytes.
+fn big_head_server(runtime: &tokio::runtime::Runtime, filler: usize) -> SocketAddr {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                while read_head(&mut stream, &mut buffer).await.is_some() {
+                    let mut response = b"HTTP/1.1 200 OK\r\nx-filler: ".to_vec();
+                    response.resize(response.len() + filler, b'a');
+                    response.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\nok");
+                    if stream.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Replays 3 requests against an upstream whose heads carry `filler` bytes: the error
+/// counts by reason.
+fn errors_with_head_of(filler: usize) -> Vec<(String, i64)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let secondary = format!("http://{}", big_head_server(&runtime, filler));
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = replay_in(dir.path(), &servers.primary_url(), &secondary, 3);
+    assert_eq!(summary.requests, 3);
+    rusqlite::Connection::open(&summary.db)
+        .unwrap()
+        .prepare(
+            "SELECT reason, SUM(count) FROM outcome_counts WHERE outcome = 'error' GROUP BY reason",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_response_head_over_the_cap_is_a_head_too_large_error_of_its_leg() {
+    let refused = [("secondary:head_too_large".to_string(), 3)];
+    assert_eq!(errors_with_head_of(1024 * 1024), refused);
+    // Past the 64 KiB cap but within hyper's own 400 KB default: refused by the cap alone.
+    assert_eq!(errors_with_head_of(128 * 1024), refused);
+    // A large but reasonable head is read as usual.
+    assert_eq!(errors_with_head_of(16 * 1024), []);
 }

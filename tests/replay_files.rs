@@ -114,3 +114,26 @@ fn an_unreachable_secondary_is_an_error_per_request() {
         .unwrap();
     assert_eq!(counts(&summary), [4, 0, 0, 2, 2, 0]);
 }
+
+#[test]
+fn method_override_header_naming_a_write_is_not_replayed_without_shadow_writes() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("override.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"method":"GET","path":"/items/1","headers":{"x-http-method-override":"DELETE"}}"#,
+            "\n",
+            r#"{"method":"POST","path":"/items/1","headers":{"x-method-override":"GET"}}"#,
+            "\n",
+            r#"{"method":"GET","path":"/items/1","headers":{"x-http-method":"HEAD"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let summary = run(&servers, &input, false, 1);
+    assert_eq!(summary.skipped, 2, "{summary:?}");
+    assert_eq!(servers.primary_received().len(), 1);
+    assert_eq!(servers.secondary_received().len(), 1);
+}

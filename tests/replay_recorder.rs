@@ -51,6 +51,7 @@ fn record(path: &std::path::Path, keep_secrets: bool) {
         RecorderOptions {
             max_size: None,
             keep_secrets,
+            ..RecorderOptions::default()
         },
     )
     .unwrap();

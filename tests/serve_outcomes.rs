@@ -10,18 +10,7 @@ use std::time::Duration;
 use support::*;
 
 fn report(db: &Path) -> Value {
-    let output = Command::cargo_bin("shadowdiff")
-        .unwrap()
-        .args(["report", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    report_json(db)
 }
 
 fn route<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -229,4 +218,94 @@ async fn secrets_are_redacted_before_they_reach_the_database() {
             "a secret reached the disk"
         );
     }
+}
+
+/// A primary whose response never ends: only the client can cut it short.
+async fn endless_primary() -> Backend {
+    backend(|_| async {
+        let chunks = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(
+                vec![b'x'; 64 * 1024],
+            )))
+        });
+        let body = http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(chunks));
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .unwrap()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_stops_reading_is_client_aborted_not_a_primary_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let primary = endless_primary().await;
+    let secondary = fixed(200, "ok").await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+    // Reads the response head, then closes with the body still coming.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed before the response head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    drop(stream);
+    let db = proxy.stop().await;
+
+    let summary = &report(&db)["summary"];
+    assert_eq!(summary["errors"], 0, "{summary:#}");
+    assert_eq!(
+        summary["skipped_by_reason"]["client_aborted"], 1,
+        "{summary:#}"
+    );
+    // Not an error, so no error rate for the gate to fail on.
+    Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args([
+            "gate",
+            "--max-mismatch-rate",
+            "0",
+            "--max-error-rate",
+            "0",
+            "--db",
+        ])
+        .arg(&*db)
+        .assert()
+        .success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_head_of_a_mebibyte_is_head_too_large_not_protocol() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hostile = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let mut response = b"HTTP/1.1 200 OK\r\nx-filler: ".to_vec();
+                response.resize(response.len() + 1024 * 1024, b'a');
+                response.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\nok");
+                let _ = stream.write_all(&response).await;
+            });
+        }
+    });
+    let report = errors_recorded_with(format!("http://{hostile}"), Duration::from_secs(5)).await;
+    server.abort();
+    assert_eq!(
+        report["summary"]["errors_by_kind"]["secondary:head_too_large"], 3,
+        "{:#}",
+        report["summary"]
+    );
 }

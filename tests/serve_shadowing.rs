@@ -175,3 +175,45 @@ async fn secondary_down_slow_resetting_or_garbage_changes_nothing_for_the_client
     let (garbage, _g) = garbage().await;
     client_sees_primary_despite(format!("http://{garbage}"), Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_override_header_naming_a_write_is_not_shadowed_without_shadow_writes() {
+    let primary = fixed(200, "ok").await;
+    let secondary = fixed(200, "ok").await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+    for name in [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ] {
+        let response = client()
+            .get(proxy.url("/orders/7"))
+            .header(name, "DELETE")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    client()
+        .get(proxy.url("/orders/7"))
+        .header("x-http-method-override", "GET")
+        .send()
+        .await
+        .unwrap();
+    let db = proxy.stop().await;
+
+    // Every request reaches the primary; only the one overridden to a safe method is shadowed.
+    assert_eq!(primary.received().len(), 4);
+    assert_eq!(secondary.received().len(), 1);
+    let skipped: i64 = rusqlite::Connection::open(&*db)
+        .unwrap()
+        .query_row(
+            "SELECT COALESCE(SUM(count), 0) FROM outcome_counts \
+             WHERE outcome = 'skipped' AND reason = 'method_not_shadowed'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(skipped, 3);
+}

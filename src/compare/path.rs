@@ -73,6 +73,8 @@ impl PathPattern {
             };
             compiled.push(match seg.as_str() {
                 "*" => Segment::One,
+                // `**/**` means what `**` means; one of them is enough.
+                "**" if compiled.last() == Some(&Segment::Any) => continue,
                 "**" => Segment::Any,
                 s if s.contains('*') => {
                     return Err(format!(
@@ -104,24 +106,63 @@ impl PathPattern {
     }
 }
 
-fn match_from(pattern: &[Segment], path: &[&str], prefix_ok: bool) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty() || prefix_ok,
-        Some((Segment::Any, rest)) => {
-            (0..=path.len()).any(|skip| match_from(rest, &path[skip..], prefix_ok))
+/// Matches a pattern of single-segment steps and `**` runs against a path, in time linear
+/// in `pattern.len() * path.len()` whatever the number of `**` (issue 12, bug 11: the
+/// recursive matcher this replaces tried every split of the path at every `**`, so ten of
+/// them on a 40-deep path never finished).
+///
+/// The classic wildcard match with one backtrack point: on a mismatch only the latest `**`
+/// is widened by one segment. Earlier `**`s never need revisiting, because whatever an
+/// earlier one could absorb the latest one can absorb as well. `is_any` says which steps
+/// are `**`; `step_matches` decides every other step against one path segment. With
+/// `open_end` the pattern behaves as if a `**` followed it, so it also matches every path
+/// below one it matches.
+///
+/// This is the one segment matcher of the crate: ignore rules and `[[route]]` patterns
+/// both call it.
+pub fn glob_segments<P, S>(
+    pattern: &[P],
+    path: &[S],
+    open_end: bool,
+    is_any: impl Fn(&P) -> bool,
+    step_matches: impl Fn(&P, &S) -> bool,
+) -> bool {
+    let len = pattern.len() + usize::from(open_end);
+    let any_at = |i: usize| pattern.get(i).map_or(open_end, &is_any);
+    let (mut p, mut s) = (0, 0);
+    // After the latest `**`: the pattern index following it, and the path index it has
+    // absorbed up to.
+    let mut backtrack: Option<(usize, usize)> = None;
+    while s < path.len() {
+        if p < len && any_at(p) {
+            p += 1;
+            backtrack = Some((p, s));
+        } else if p < pattern.len() && step_matches(&pattern[p], &path[s]) {
+            p += 1;
+            s += 1;
+        } else if let Some((after, absorbed)) = backtrack {
+            p = after;
+            s = absorbed + 1;
+            backtrack = Some((after, s));
+        } else {
+            return false;
         }
-        Some((seg, rest)) => match path.split_first() {
-            None => false,
-            Some((first, tail)) => {
-                let here = match seg {
-                    Segment::One => true,
-                    Segment::Literal(lit) => lit == first,
-                    Segment::Any => unreachable!("handled above"),
-                };
-                here && match_from(rest, tail, prefix_ok)
-            }
-        },
     }
+    (p..len).all(any_at)
+}
+
+fn match_from(pattern: &[Segment], path: &[&str], prefix_ok: bool) -> bool {
+    glob_segments(
+        pattern,
+        path,
+        prefix_ok,
+        |seg| *seg == Segment::Any,
+        |seg, first| match seg {
+            Segment::One => true,
+            Segment::Literal(lit) => lit == first,
+            Segment::Any => false,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -242,6 +242,8 @@ impl RoutePattern {
         let mut segments = Vec::new();
         for seg in path.split('/').skip(1) {
             segments.push(match seg {
+                // `**/**` means what `**` means; one of them is enough.
+                "**" if matches!(segments.last(), Some(RouteSegment::Any)) => continue,
                 "**" => RouteSegment::Any,
                 "*" => RouteSegment::One,
                 s if s.starts_with('{') && s.ends_with('}') && s.len() > 2 => RouteSegment::One,
@@ -279,23 +281,17 @@ impl RoutePattern {
 }
 
 fn route_match(pattern: &[RouteSegment], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((RouteSegment::Any, rest)) => {
-            (0..=path.len()).any(|skip| route_match(rest, &path[skip..]))
-        }
-        Some((seg, rest)) => match path.split_first() {
-            None => false,
-            Some((first, tail)) => {
-                let here = match seg {
-                    RouteSegment::One => !first.is_empty(),
-                    RouteSegment::Literal(lit) => lit == first,
-                    RouteSegment::Any => unreachable!("handled above"),
-                };
-                here && route_match(rest, tail)
-            }
+    crate::compare::path::glob_segments(
+        pattern,
+        path,
+        false,
+        |seg| matches!(seg, RouteSegment::Any),
+        |seg, segment| match seg {
+            RouteSegment::One => !segment.is_empty(),
+            RouteSegment::Literal(lit) => lit == segment,
+            RouteSegment::Any => false,
         },
-    }
+    )
 }
 
 /// Everything compiled from a [`RulesConfig`].
@@ -531,4 +527,55 @@ fn preset(name: &str) -> Option<(&'static str, &'static str)> {
         "hex-id" => (r"\b[0-9a-fA-F]{16,}\b", "<hex-id>"),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The exponential matcher `route_match` replaced, as the obviously correct reference.
+    fn reference(pattern: &[RouteSegment], path: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => path.is_empty(),
+            Some((RouteSegment::Any, rest)) => {
+                (0..=path.len()).any(|skip| reference(rest, &path[skip..]))
+            }
+            Some((seg, rest)) => match path.split_first() {
+                None => false,
+                Some((first, tail)) => {
+                    let here = match seg {
+                        RouteSegment::One => !first.is_empty(),
+                        RouteSegment::Literal(lit) => lit == first,
+                        RouteSegment::Any => false,
+                    };
+                    here && reference(rest, tail)
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn route_pattern_with_many_double_stars_on_a_deep_path_finishes() {
+        let pattern = RoutePattern::compile(&format!("GET {}/zzz", "/**/*".repeat(12))).unwrap();
+        let path = "/a".repeat(60);
+        assert!(!pattern.matches(&Method::GET, &path));
+        assert!(pattern.matches(&Method::GET, &format!("{path}/zzz")));
+    }
+
+    proptest! {
+        #[test]
+        fn route_matcher_agrees_with_the_reference(
+            pattern in prop::collection::vec(prop::sample::select(vec!["a", "", "*", "{id}", "**"]), 0..6),
+            path in prop::collection::vec(prop::sample::select(vec!["a", "b", ""]), 0..8),
+        ) {
+            let text = format!("/{}", pattern.join("/"));
+            let compiled = RoutePattern::compile(&text).unwrap();
+            let path: Vec<&str> = path;
+            prop_assert_eq!(
+                route_match(&compiled.segments, &path),
+                reference(&compiled.segments, &path)
+            );
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! Which requests get a shadow, and why the others do not.
 //!
 //! Every refusal carries a [`SkipReason`], so that nothing is left out of a report silently.
-//! The checks are cheap and never wait: the in-flight limit is a non-blocking permit.
+//! The checks are cheap and never wait: the in-flight limit is a non-blocking permit, and
+//! the memory budget is checked and reserved from without waiting ([`crate::budget`]).
 
 use super::breaker::{Breaker, Ticket};
+use crate::budget::{MemoryBudget, Reservation};
 use crate::config::SampleKey;
-use crate::exchange::SkipReason;
+use crate::exchange::{is_write, SkipReason};
 use crate::upstream::SHADOW_HEADER;
 use arc_swap::ArcSwap;
+use http::header;
 use http::request::Parts;
-use http::{header, Method};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,11 +22,14 @@ pub struct Sampling {
     pub by: Option<SampleKey>,
 }
 
-/// A shadow allowed out: the in-flight permit, and what its result means to the breaker.
+/// A shadow allowed out: the in-flight permit, what its result means to the breaker, and
+/// its share of the memory budget: the declared request body so far; the tees and the
+/// secondary's read take more through it as they buffer.
 #[derive(Debug)]
 pub struct Admitted {
     pub permit: OwnedSemaphorePermit,
     pub ticket: Ticket,
+    pub memory: Reservation,
 }
 
 /// The admission rules of one running proxy.
@@ -35,6 +40,7 @@ pub struct Admission {
     max_body: usize,
     inflight: Arc<Semaphore>,
     inflight_capacity: usize,
+    memory: Arc<MemoryBudget>,
 }
 
 impl Admission {
@@ -55,7 +61,19 @@ impl Admission {
             max_body,
             inflight: Arc::new(Semaphore::new(max_inflight)),
             inflight_capacity: max_inflight,
+            memory: MemoryBudget::unlimited(),
         }
+    }
+
+    /// Holds every shadow's buffers to `budget` (`--max-shadow-memory`).
+    pub fn with_memory(mut self, budget: Arc<MemoryBudget>) -> Admission {
+        self.memory = budget;
+        self
+    }
+
+    /// The budget shadows buffer from.
+    pub fn memory(&self) -> &Arc<MemoryBudget> {
+        &self.memory
     }
 
     /// Refuses shadows while `breaker` is open.
@@ -76,14 +94,23 @@ impl Admission {
         if parts.headers.contains_key(SHADOW_HEADER) {
             return Err(SkipReason::Loop);
         }
-        if !self.shadow_writes && !is_safe(&parts.method) {
+        if !self.shadow_writes && is_write(&parts.method, &parts.headers) {
             return Err(SkipReason::MethodNotShadowed);
         }
         if !self.sampled(parts) {
             return Err(SkipReason::SampledOut);
         }
-        if declared_length(parts).is_some_and(|len| len > self.max_body as u64) {
+        let declared = declared_length(parts);
+        if declared.is_some_and(|len| len > self.max_body as u64) {
             return Err(SkipReason::BodyTooLarge);
+        }
+        // The declared body is reserved now, before any of it is read: requests arriving
+        // together cannot all start buffering into the same free bytes. A body of unknown
+        // length starts only while something is free, and takes as it comes.
+        let memory = Reservation::new(&self.memory);
+        let reserved = declared.and_then(|len| usize::try_from(len).ok());
+        if self.memory.available() == 0 || !memory.try_grow(reserved.unwrap_or(0)) {
+            return Err(SkipReason::Overload);
         }
         // The permit first: a probe admitted by the breaker must really go out.
         let permit = self
@@ -95,7 +122,11 @@ impl Admission {
             None => Ticket::Closed,
             Some(breaker) => breaker.admit().ok_or(SkipReason::BreakerOpen)?,
         };
-        Ok(Admitted { permit, ticket })
+        Ok(Admitted {
+            permit,
+            ticket,
+            memory,
+        })
     }
 
     fn sampled(&self, parts: &Parts) -> bool {
@@ -125,12 +156,6 @@ impl Admission {
             .await
             .is_ok()
     }
-}
-
-/// GET, HEAD and OPTIONS are safe (RFC 9110 section 9.2.1): sending them twice changes
-/// nothing. Everything else needs `--shadow-writes`.
-pub fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 fn declared_length(parts: &Parts) -> Option<u64> {
@@ -176,6 +201,7 @@ fn unit_hash(bytes: &[u8]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut b = http::Request::builder().method(method).uri(uri);
@@ -192,6 +218,11 @@ mod tests {
         assert_eq!(a.admit(&loop_guard).unwrap_err(), SkipReason::Loop);
         let post = parts(Method::POST, "/", &[]);
         assert_eq!(a.admit(&post).unwrap_err(), SkipReason::MethodNotShadowed);
+        let overridden = parts(Method::GET, "/", &[("x-http-method-override", "DELETE")]);
+        assert_eq!(
+            a.admit(&overridden).unwrap_err(),
+            SkipReason::MethodNotShadowed
+        );
         let big = parts(Method::GET, "/", &[("content-length", "11")]);
         assert_eq!(a.admit(&big).unwrap_err(), SkipReason::BodyTooLarge);
         let held = a.admit(&parts(Method::GET, "/", &[])).unwrap();
@@ -202,6 +233,22 @@ mod tests {
         assert_eq!(a.inflight(), 1);
         drop(held);
         assert!(a.admit(&parts(Method::GET, "/", &[])).is_ok());
+    }
+
+    #[test]
+    fn a_full_memory_budget_refuses_as_overload() {
+        let budget = MemoryBudget::new(100);
+        let a = Admission::new(1.0, None, true, 1000, 10).with_memory(budget.clone());
+        let declared = |len: &str| parts(Method::POST, "/", &[("content-length", len)]);
+        let held = a.admit(&declared("60")).unwrap();
+        assert_eq!(held.memory.bytes(), 60);
+        assert_eq!(a.admit(&declared("41")).unwrap_err(), SkipReason::Overload);
+        let more = a.admit(&declared("40")).unwrap();
+        assert_eq!(budget.available(), 0);
+        assert_eq!(a.admit(&declared("0")).unwrap_err(), SkipReason::Overload);
+        drop((held, more));
+        assert_eq!(budget.used(), 0);
+        assert!(a.admit(&declared("100")).is_ok());
     }
 
     #[test]

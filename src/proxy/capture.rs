@@ -3,8 +3,11 @@
 //! The client's request streams to the primary and the primary's response streams to the
 //! client; neither waits for the copy. Copies are kept as the frames' own `Bytes` (reference
 //! counted, not copied) and joined only once, when the body is complete. A body larger than
-//! max-body stops being copied, so memory per request stays bounded.
+//! max-body stops being copied, so memory per request stays bounded; every copied byte is
+//! first taken from the shadow memory budget ([`crate::budget`]), and a copy that does not
+//! fit stops too, so memory over all requests stays bounded.
 
+use crate::budget::Reservation;
 use crate::exchange::{Captured, ErrorKind, LegError, LegOutcome, SkipReason};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
@@ -14,36 +17,68 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-/// Frames copied so far, up to a limit.
+/// Frames copied so far, up to a limit, paid for from the shadow's reservation.
 #[derive(Debug)]
 struct Copy {
     chunks: Vec<Bytes>,
     len: usize,
     max: usize,
-    overflowed: bool,
+    memory: Reservation,
+    /// Bytes of `memory` taken for this copy so far (may run ahead of `len`).
+    covered: usize,
+    /// Why copying stopped, if it did.
+    stopped: Option<Stop>,
+}
+
+/// Why a copy was let go before the body's end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// The body is larger than max-body.
+    MaxBody,
+    /// The shadow memory budget had no room for the next frame.
+    Budget,
+    /// Nobody waits for the copy any more (the shadow ended early).
+    Unwanted,
 }
 
 impl Copy {
-    fn new(max: usize) -> Copy {
+    fn new(max: usize, memory: Reservation, covered: usize) -> Copy {
         Copy {
             chunks: Vec::new(),
             len: 0,
             max,
-            overflowed: false,
+            memory,
+            covered,
+            stopped: None,
         }
     }
 
     fn push(&mut self, data: &Bytes) {
-        if self.overflowed {
+        if self.stopped.is_some() {
             return;
         }
         if self.len + data.len() > self.max {
-            self.overflowed = true;
-            self.chunks = Vec::new();
-            return;
+            return self.stop(Stop::MaxBody);
+        }
+        let wanted = self.len + data.len();
+        if wanted > self.covered {
+            if !self.memory.try_grow(wanted - self.covered) {
+                return self.stop(Stop::Budget);
+            }
+            self.covered = wanted;
         }
         self.len += data.len();
         self.chunks.push(data.clone());
+    }
+
+    /// Lets the copy go and gives its bytes back to the budget.
+    fn stop(&mut self, why: Stop) {
+        if self.stopped.is_none() {
+            self.stopped = Some(why);
+            self.chunks = Vec::new();
+            self.len = 0;
+            self.memory.shrink(std::mem::take(&mut self.covered));
+        }
     }
 
     fn take(&mut self) -> Bytes {
@@ -111,11 +146,18 @@ impl<B> RequestTee<B>
 where
     B: Body<Data = Bytes> + Unpin,
 {
-    pub fn new(inner: B, max: usize) -> (RequestTee<B>, oneshot::Receiver<RequestBodyResult>) {
+    /// `memory` is the shadow's fresh reservation: what it holds now is admission's
+    /// reservation of this body's declared length, which the copy uses up first.
+    pub fn new(
+        inner: B,
+        max: usize,
+        memory: Reservation,
+    ) -> (RequestTee<B>, oneshot::Receiver<RequestBodyResult>) {
         let (tx, rx) = oneshot::channel();
+        let covered = memory.bytes();
         let tee = RequestTee {
             inner,
-            copy: Copy::new(max),
+            copy: Copy::new(max, memory, covered),
             done: Some(tx),
         };
         (tee, rx)
@@ -128,10 +170,10 @@ where
     }
 
     fn settle_complete(&mut self) {
-        let result = if self.copy.overflowed {
-            Err(SkipReason::BodyTooLarge)
-        } else {
-            Ok(self.copy.take())
+        let result = match self.copy.stopped {
+            None => Ok(self.copy.take()),
+            Some(Stop::MaxBody) => Err(SkipReason::BodyTooLarge),
+            Some(Stop::Budget | Stop::Unwanted) => Err(SkipReason::Overload),
         };
         self.settle(result);
     }
@@ -177,6 +219,17 @@ impl<B> Drop for RequestTee<B> {
     }
 }
 
+/// What the shadow learns about the primary's response.
+#[derive(Debug)]
+pub enum PrimaryCapture {
+    /// The primary's whole answer, or how its leg failed.
+    Done(LegOutcome),
+    /// No whole answer to compare, and not the primary's fault: the client stopped reading
+    /// it before its end (`client_aborted`), or it did not fit in the shadow memory budget
+    /// (`overload`).
+    Skipped(SkipReason),
+}
+
 /// The primary's response body on its way to the client, captured for the comparison.
 pub struct ResponseTee<B> {
     inner: B,
@@ -186,7 +239,7 @@ pub struct ResponseTee<B> {
     started: Instant,
     /// hyper never polls a body that is empty from the start (HEAD, 204, 304); it drops it.
     empty: bool,
-    done: Option<oneshot::Sender<LegOutcome>>,
+    done: Option<oneshot::Sender<PrimaryCapture>>,
 }
 
 impl<B> ResponseTee<B>
@@ -201,12 +254,13 @@ where
         headers: HeaderMap,
         started: Instant,
         max: usize,
-        done: oneshot::Sender<LegOutcome>,
+        memory: Reservation,
+        done: oneshot::Sender<PrimaryCapture>,
     ) -> ResponseTee<B> {
         let empty = inner.is_end_stream();
         ResponseTee {
             inner,
-            copy: Copy::new(max),
+            copy: Copy::new(max, memory, 0),
             status,
             headers,
             started,
@@ -215,32 +269,32 @@ where
         }
     }
 
-    fn settle(&mut self, outcome: LegOutcome) {
+    fn settle(&mut self, capture: PrimaryCapture) {
         if let Some(tx) = self.done.take() {
-            let _ = tx.send(outcome);
+            let _ = tx.send(capture);
         }
     }
 
     fn settle_complete(&mut self) {
         let latency = self.started.elapsed();
-        let outcome = if self.copy.overflowed {
-            Err(LegError {
+        let capture = match self.copy.stopped {
+            None => PrimaryCapture::Done(Ok(Captured {
+                status: self.status,
+                headers: std::mem::take(&mut self.headers),
+                body: self.copy.take(),
+                latency,
+            })),
+            Some(Stop::MaxBody) => PrimaryCapture::Done(Err(LegError {
                 kind: ErrorKind::TooLarge,
                 message: format!(
                     "response body larger than max-body ({} bytes)",
                     self.copy.max
                 ),
                 latency,
-            })
-        } else {
-            Ok(Captured {
-                status: self.status,
-                headers: std::mem::take(&mut self.headers),
-                body: self.copy.take(),
-                latency,
-            })
+            })),
+            Some(Stop::Budget | Stop::Unwanted) => PrimaryCapture::Skipped(SkipReason::Overload),
         };
-        self.settle(outcome);
+        self.settle(capture);
     }
 }
 
@@ -258,6 +312,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if this.done.as_ref().is_some_and(|tx| tx.is_closed()) {
+            // The shadow ended early (skipped, or the budget refused its secondary's answer).
+            this.copy.stop(Stop::Unwanted);
+        }
         match this.copy.observe(&polled, this.inner.is_end_stream()) {
             Step::More => {}
             Step::Complete => this.settle_complete(),
@@ -267,7 +325,7 @@ where
                     message: format!("primary response body failed: {error}"),
                     latency: this.started.elapsed(),
                 });
-                this.settle(outcome);
+                this.settle(PrimaryCapture::Done(outcome));
             }
         }
         Poll::Ready(polled)
@@ -283,23 +341,20 @@ where
 }
 
 impl<B> Drop for ResponseTee<B> {
+    /// hyper drops the body unfinished when the client goes away (closes its connection or
+    /// resets its stream): the primary answered, the client did not take all of it.
     fn drop(&mut self) {
         let Some(tx) = self.done.take() else { return };
-        let latency = self.started.elapsed();
-        let outcome = if self.empty {
-            Ok(Captured {
+        let capture = if self.empty {
+            PrimaryCapture::Done(Ok(Captured {
                 status: self.status,
                 headers: std::mem::take(&mut self.headers),
                 body: Bytes::new(),
-                latency,
-            })
+                latency: self.started.elapsed(),
+            }))
         } else {
-            Err(LegError {
-                kind: ErrorKind::Incomplete,
-                message: "the client went away before the primary's response was complete".into(),
-                latency,
-            })
+            PrimaryCapture::Skipped(SkipReason::ClientAborted)
         };
-        let _ = tx.send(outcome);
+        let _ = tx.send(capture);
     }
 }

@@ -2,10 +2,11 @@
 //! comes back to the client, streamed both ways. When the request is shadowed, the bodies
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
-use super::capture::{RequestTee, ResponseTee};
+use super::capture::{PrimaryCapture, RequestTee, ResponseTee};
+use super::refusal::{refusal, Refusal, WatchedBody};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
 use super::{Proxy, ProxyBody};
-use crate::exchange::{ErrorKind, LegError, Observation};
+use crate::exchange::{ErrorKind, LegError, Observation, SkipReason};
 use crate::upstream::{forwarded_headers, strip_hop_by_hop};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -24,22 +25,32 @@ pub async fn handle(
     client: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let at = SystemTime::now();
+    // No request leaves the base path (issue 12, bug 2), and none whose framing two hops
+    // could read differently goes anywhere. Decided here, before the upgrade branch so
+    // tunnels are covered too; the normalized target replaces the client's, so every leg,
+    // the route key and the stored request see the same path.
+    let mut request = request;
+    if let Some(refusal) = refusal(&mut request) {
+        proxy.pipeline.offer(Observation::Skipped {
+            at,
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            reason: SkipReason::Refused,
+        });
+        return Ok(refusal.response());
+    }
     if request.method() == Method::CONNECT || is_upgrade(&request) {
         return Ok(super::tunnel::handle(proxy, request, client, at).await);
     }
     let (parts, body) = request.into_parts();
+    let (body, body_failed) = WatchedBody::new(body);
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let proto = if proxy.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let headers = forwarded_headers(&parts.headers, client.ip(), proto, host.as_ref());
+    let headers = forwarded_headers(&parts.headers, client.ip(), proxy.proto(), host.as_ref());
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -67,6 +78,7 @@ pub async fn handle(
             );
             return Ok(match proxy.primary_deadline(upstream).await {
                 Ok(response) => passthrough(response),
+                Err(_) if body_failed.get() => Refusal::MalformedBody.response(),
                 Err(error) => error_response(&error),
             });
         }
@@ -79,7 +91,7 @@ pub async fn handle(
             ShadowBody::Ready(Bytes::new()),
         )
     } else {
-        let (tee, rx) = RequestTee::new(body, proxy.config.max_body);
+        let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
         (reqwest::Body::wrap(tee), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
@@ -90,6 +102,7 @@ pub async fn handle(
         body: shadow_body,
     };
     let (primary_tx, primary_rx) = tokio::sync::oneshot::channel();
+    let memory = permit.memory.clone();
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
     let started = Instant::now();
@@ -112,6 +125,7 @@ pub async fn handle(
                 response_headers.clone(),
                 started,
                 proxy.config.max_body,
+                memory,
                 primary_tx,
             );
             Ok(build_response(
@@ -120,9 +134,12 @@ pub async fn handle(
                 tee.map_err(box_error).boxed_unsync(),
             ))
         }
+        // The shadow sees the same failed body through the tee and counts the request as
+        // `request_incomplete`, so the primary is not blamed there either.
+        Err(_) if body_failed.get() => Ok(Refusal::MalformedBody.response()),
         Err(error) => {
             let response = error_response(&error);
-            let _ = primary_tx.send(Err(error));
+            let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
             Ok(response)
         }
     }
@@ -158,11 +175,9 @@ pub fn error_response(error: &LegError) -> Response<ProxyBody> {
         _ => StatusCode::BAD_GATEWAY,
     };
     tracing::debug!(%error, "primary failed");
-    let text = format!(
-        "shadowdiff: primary {}: {}\n",
-        error.kind.as_str(),
-        error.message.replace('\n', " ")
-    );
+    // The error's message can name the upstream's address or URL; the client's page names
+    // only the kind, so a 502 tells an outsider nothing about the topology behind it.
+    let text = format!("shadowdiff: primary {}\n", error.kind.as_str());
     plain_text(status, text)
 }
 

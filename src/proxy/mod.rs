@@ -1,5 +1,7 @@
-//! The shadowing proxy: the listener, the primary leg ([`forward`]), the shadow leg
-//! ([`shadow`]) and what decides whether a request is shadowed ([`admission`]).
+//! The shadowing proxy: the listener ([`listener`]: connection cap, head deadline, TLS),
+//! the requests answered with 400 instead of forwarded ([`refusal`]), the primary leg
+//! ([`forward`]), the shadow leg ([`shadow`]) and what decides whether a request is
+//! shadowed ([`admission`]).
 //!
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! drive the real thing.
@@ -8,7 +10,9 @@ pub mod admission;
 pub mod breaker;
 pub mod capture;
 pub mod forward;
+pub mod listener;
 pub mod live;
+pub mod refusal;
 pub mod shadow;
 pub mod tls;
 pub mod tunnel;
@@ -24,9 +28,6 @@ use crate::upstream::{build_client, client_builder, Upstream};
 use admission::Admission;
 use breaker::Breaker;
 use bytes::Bytes;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 pub use live::{Live, ReloadError};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
@@ -104,8 +105,8 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let write_errors = Arc::new(AtomicU64::new(0));
     let run = RunInfo {
         mode: "serve".into(),
-        primary: config.primary.to_string(),
-        secondary: config.secondary.to_string(),
+        primary: crate::redact::url::shown(&config.primary),
+        secondary: crate::redact::url::shown(&config.secondary),
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
     };
@@ -120,6 +121,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
                 RecorderOptions {
                     max_size: Some(record.max_size),
                     keep_secrets: record.keep_secrets,
+                    redact: config.redact.clone(),
                 },
             )
             .map_err(ServeError::Record)?,
@@ -185,6 +187,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// X-Forwarded-Proto for requests that reached this listener.
+    pub(crate) fn proto(&self) -> &'static str {
+        if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The primary's response headers within the primary timeout, or a timeout error.
     pub(crate) async fn primary_deadline(
         &self,
@@ -269,6 +280,7 @@ pub async fn serve_with_admin(
     let store_link = store.sender().downgrade();
     let pipeline = Pipeline::start_live(
         live.rules(),
+        config.redact.clone(),
         store,
         dropped.clone(),
         config.max_inflight.max(1024),
@@ -289,7 +301,8 @@ pub async fn serve_with_admin(
         config.max_body,
         config.max_inflight,
     )
-    .with_sampling(live.sampling());
+    .with_sampling(live.sampling())
+    .with_memory(crate::budget::MemoryBudget::new(config.max_shadow_memory));
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }
@@ -321,60 +334,16 @@ pub async fn serve_with_admin(
     });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: keep serving the
-                        // connections we have, try again shortly.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let service = service_fn(move |request| forward::handle(proxy.clone(), request, client));
-                if let Some(acceptor) = &tls {
-                    // The handshake runs in the connection's task, so a slow client cannot
-                    // hold up the accept loop.
-                    let acceptor = acceptor.clone();
-                    let builder = builder.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let stream = match tls::handshake(&acceptor, stream).await {
-                            Ok(stream) => stream,
-                            Err(error) => {
-                                tracing::debug!(%error, %client, "TLS handshake failed");
-                                return;
-                            }
-                        };
-                        let connection = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        if let Err(error) = watcher.watch(connection).await {
-                            tracing::debug!(%error, %client, "connection ended with an error");
-                        }
-                    });
-                    continue;
-                }
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, %client, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
+    let max_connections = proxy.config.max_connections.unwrap_or_else(|| {
+        listener::default_max_connections(listener::open_file_limit(), proxy.config.max_inflight)
+    });
+    let settings = listener::ListenerSettings {
+        tls,
+        header_read_timeout: proxy.config.header_read_timeout,
+        max_connections,
+        metrics: live.metrics().connections().clone(),
+    };
+    listener::accept_loop(&listener, proxy.clone(), settings, &graceful, shutdown).await;
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
     let deadline = Instant::now() + drain_timeout;

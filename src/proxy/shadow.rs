@@ -2,9 +2,12 @@
 //! (slow, down, resetting, answering garbage) can reach the client's response.
 
 use super::admission::Admitted;
-use super::capture::RequestBodyResult;
+use super::capture::{PrimaryCapture, RequestBodyResult};
 use super::Proxy;
-use crate::exchange::{ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest};
+use crate::budget::Reservation;
+use crate::exchange::{
+    ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest, SkipReason,
+};
 use crate::upstream::{Fetch, FetchOptions, SHADOW_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
@@ -34,25 +37,27 @@ pub struct ShadowRequest {
 pub async fn run_shadow(
     proxy: Arc<Proxy>,
     request: ShadowRequest,
-    primary: oneshot::Receiver<LegOutcome>,
+    primary: oneshot::Receiver<PrimaryCapture>,
     admitted: Admitted,
 ) {
     let (at, method, uri) = (request.at, request.method.clone(), request.uri.clone());
     let mut abandon = proxy.abandon.subscribe();
-    let observation = tokio::select! {
-        observation = shadow_exchange(&proxy, request, primary) => observation,
-        _ = abandon.wait_for(|abandoned| *abandoned) => shutdown_exchange(at, method, uri),
+    let (observation, secondary) = tokio::select! {
+        shadowed = shadow_exchange(&proxy, request, primary, &admitted.memory) => shadowed,
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            let observation = shutdown_exchange(at, method, uri);
+            (observation, Sent::Yes { failed: false })
+        }
     };
     if let Some(breaker) = &proxy.breaker {
-        match &observation {
-            Observation::Exchange(exchange) => {
-                breaker.record(admitted.ticket, secondary_failed(&exchange.secondary));
-            }
+        match secondary {
+            Sent::Yes { failed } => breaker.record(admitted.ticket, failed),
             // Never sent (the client's body did not complete): says nothing about the secondary.
-            Observation::Skipped { .. } => breaker.release(admitted.ticket),
+            Sent::No => breaker.release(admitted.ticket),
         }
     }
-    proxy.pipeline.offer(observation);
+    // The buffers stay counted against the budget until the exchange has been compared.
+    proxy.pipeline.offer_held(observation, admitted.memory);
     drop(admitted.permit);
 }
 
@@ -63,16 +68,27 @@ fn secondary_failed(outcome: &LegOutcome) -> bool {
         Ok(_) => false,
         Err(error) => matches!(
             error.kind,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Protocol | ErrorKind::Incomplete
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Protocol
+                | ErrorKind::HeadTooLarge
+                | ErrorKind::Incomplete
         ),
     }
+}
+
+/// Whether the secondary got the shadow, and how it did: what the breaker learns.
+enum Sent {
+    No,
+    Yes { failed: bool },
 }
 
 async fn shadow_exchange(
     proxy: &Proxy,
     request: ShadowRequest,
-    primary: oneshot::Receiver<LegOutcome>,
-) -> Observation {
+    primary: oneshot::Receiver<PrimaryCapture>,
+    memory: &Reservation,
+) -> (Observation, Sent) {
     let ShadowRequest {
         at,
         method,
@@ -83,19 +99,18 @@ async fn shadow_exchange(
     let body = match body {
         ShadowBody::Ready(bytes) => Ok(bytes),
         // A dropped sender means the primary's request was abandoned before its end.
-        ShadowBody::Pending(rx) => rx
-            .await
-            .unwrap_or(Err(crate::exchange::SkipReason::RequestIncomplete)),
+        ShadowBody::Pending(rx) => rx.await.unwrap_or(Err(SkipReason::RequestIncomplete)),
     };
     let body = match body {
         Ok(body) => body,
         Err(reason) => {
-            return Observation::Skipped {
+            let skipped = Observation::Skipped {
                 at,
                 method,
                 path: uri.path().to_string(),
                 reason,
-            }
+            };
+            return (skipped, Sent::No);
         }
     };
     let request = RecordedRequest {
@@ -107,24 +122,54 @@ async fn shadow_exchange(
     if let Some(recorder) = &proxy.recorder {
         recorder.record_at(at, &request);
     }
-    let secondary = send_secondary(proxy, &request).await;
-    let primary = primary.await.unwrap_or_else(|_| {
-        Err(LegError {
+    let secondary = send_secondary(proxy, &request, memory).await;
+    let sent = Sent::Yes {
+        failed: secondary_failed(&secondary),
+    };
+    if memory.refused() {
+        // Part of this shadow (the secondary's answer, or the primary's copy so far) did not
+        // fit in the budget: nothing whole to compare. Going now also tells the primary's
+        // tee to stop copying.
+        let skipped = Observation::Skipped {
+            at,
+            method: request.method,
+            path: request.uri.path().to_string(),
+            reason: SkipReason::Overload,
+        };
+        return (skipped, Sent::Yes { failed: false });
+    }
+    let primary = match primary.await {
+        Ok(PrimaryCapture::Done(outcome)) => outcome,
+        Ok(PrimaryCapture::Skipped(reason)) => {
+            let skipped = Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason,
+            };
+            return (skipped, sent);
+        }
+        Err(_) => Err(LegError {
             kind: ErrorKind::Incomplete,
             message: "the primary's response was never completed".into(),
             latency: Duration::ZERO,
-        })
-    });
-    Observation::Exchange(Box::new(Exchange {
+        }),
+    };
+    let exchange = Exchange {
         at,
         request,
         primary,
         secondary,
-    }))
+    };
+    (Observation::Exchange(Box::new(exchange)), sent)
 }
 
 /// The same request again, built by the same code as the primary's, marked as a shadow.
-async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome {
+async fn send_secondary(
+    proxy: &Proxy,
+    request: &RecordedRequest,
+    memory: &Reservation,
+) -> LegOutcome {
     let mut headers = request.headers.clone();
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("shadow"));
     let path_and_query = request
@@ -134,6 +179,7 @@ async fn send_secondary(proxy: &Proxy, request: &RecordedRequest) -> LegOutcome 
         .unwrap_or("/");
     let how = Fetch {
         client: &proxy.secondary_client,
+        memory: Some(memory),
         options: FetchOptions {
             preserve_host: proxy.config.preserve_host,
             max_body: proxy.config.max_body,

@@ -4,15 +4,11 @@
 use crate::config::TlsFiles;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
-
-/// A client gets this long to finish its handshake; past it the connection is closed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A certificate or key that cannot be used; names the file.
 #[derive(Debug, thiserror::Error)]
@@ -55,16 +51,12 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The server side of one handshake, bounded in time.
+/// The server side of one handshake. The listener bounds it with the connection's
+/// header read deadline, so a client that never finishes it holds its slot no longer than
+/// one that never finishes its request head.
 pub async fn handshake(
     acceptor: &TlsAcceptor,
     stream: TcpStream,
 ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no TLS handshake within 10s",
-        )),
-    }
+    acceptor.accept(stream).await
 }

@@ -3,6 +3,7 @@
 //! They are counted as skipped with reason `upgrade`.
 
 use super::forward::{box_error, build_response, error_response, passthrough, plain_text};
+use super::refusal::{upgrade_with_body, Refusal};
 use super::{Proxy, ProxyBody};
 use crate::exchange::{Observation, SkipReason};
 use crate::upstream::forwarded_headers;
@@ -21,12 +22,20 @@ pub async fn handle(
     client: SocketAddr,
     at: SystemTime,
 ) -> Response<ProxyBody> {
+    let refused = upgrade_with_body(&request);
     proxy.pipeline.offer(Observation::Skipped {
         at,
         method: request.method().clone(),
         path: request.uri().path().to_string(),
-        reason: SkipReason::Upgrade,
+        reason: if refused {
+            SkipReason::Refused
+        } else {
+            SkipReason::Upgrade
+        },
     });
+    if refused {
+        return Refusal::UpgradeWithBody.response();
+    }
     if request.method() == Method::CONNECT {
         // A reverse proxy has no business opening arbitrary tunnels (RFC 9110 section 9.3.6
         // is for forward proxies); nginx answers the same way.
@@ -39,7 +48,9 @@ pub async fn handle(
     let (parts, _body) = request.into_parts();
     let protocol = parts.headers.get(header::UPGRADE).cloned();
     let host = parts.headers.get(header::HOST).cloned();
-    let mut headers = forwarded_headers(&parts.headers, client.ip(), "http", host.as_ref());
+    let mut headers = forwarded_headers(&parts.headers, client.ip(), proxy.proto(), host.as_ref());
+    // No body is sent (one that was declared is refused above): no framing header either.
+    headers.remove(header::CONTENT_LENGTH);
     // The hop-by-hop pair that asks for the upgrade is what this hop is for.
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     if let Some(protocol) = protocol {

@@ -18,7 +18,7 @@ pub mod progress;
 use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
-use crate::exchange::{Exchange, LegOutcome, Observation, SkipReason};
+use crate::exchange::{is_write, Exchange, LegOutcome, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
@@ -190,23 +190,30 @@ pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
 /// Replays the file into the store; returns when everything is compared and committed.
 pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // Open the input first: a typo in the file name should not create a database.
-    drop(traffic::open(&options.input)?);
     let config = &options.config;
+    let bound = traffic::EntryBound::for_max_body(config.max_body);
+    drop(traffic::open(&options.input, bound)?);
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
         &config.db,
         RunInfo {
             mode: "replay".into(),
-            primary: config.primary.to_string(),
-            secondary: config.secondary.to_string(),
+            primary: crate::redact::url::shown(&config.primary),
+            secondary: crate::redact::url::shown(&config.secondary),
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
         },
         config.store_options(dropped.clone()),
     )?;
     let run_id = store.run_id();
-    let pipeline = Pipeline::start(comparator, store, dropped, PIPELINE_CAPACITY);
+    let pipeline = Pipeline::start(
+        comparator,
+        config.redact.clone(),
+        store,
+        dropped,
+        PIPELINE_CAPACITY,
+    );
     let tally = pipeline.tally();
     let legs = Arc::new(Legs {
         client: None,
@@ -227,12 +234,13 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             (options.input.clone(), options.repeat, options.skip_invalid);
         let (requests, invalid) = (requests.clone(), invalid.clone());
         tokio::task::spawn_blocking(move || {
-            read_traffic(input, repeat, skip_invalid, &requests, &invalid, tx)
+            read_traffic(input, bound, repeat, skip_invalid, &requests, &invalid, tx)
         })
     };
     let progress = Progress::start(
         options.progress,
         &options.input,
+        bound,
         options.repeat,
         tally.clone(),
     );
@@ -370,6 +378,7 @@ async fn worker(
 /// request unless skipping, and when the workers are gone.
 fn read_traffic(
     input: PathBuf,
+    bound: traffic::EntryBound,
     repeat: u32,
     skip_invalid: bool,
     requests: &AtomicU64,
@@ -378,7 +387,7 @@ fn read_traffic(
 ) -> Result<(), TrafficError> {
     let mut batch = Vec::with_capacity(READ_BATCH);
     for round in 0..repeat {
-        for item in traffic::open(&input)? {
+        for item in traffic::open(&input, bound)? {
             match item {
                 Ok(entry) => {
                     requests.fetch_add(1, Ordering::Relaxed);
@@ -430,12 +439,6 @@ struct Links {
     secondary: Connection,
 }
 
-/// Serve's safe-method rule: only methods without side effects (RFC 9110 section 9.2.1)
-/// are sent unless writes are explicitly shadowed.
-fn is_shadowed(method: &Method, shadow_writes: bool) -> bool {
-    shadow_writes || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
 async fn replay_one(
     legs: &Legs,
     links: &mut Links,
@@ -444,7 +447,8 @@ async fn replay_one(
 ) {
     let request = entry.request;
     let at = SystemTime::now();
-    if !is_shadowed(&request.method, legs.shadow_writes) {
+    // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
+    if !legs.shadow_writes && is_write(&request.method, &request.headers) {
         pipeline
             .submit(Observation::Skipped {
                 at,
@@ -530,7 +534,11 @@ impl Leg<'_> {
         let method = self.method.clone();
         match (&self.legs.client, self.upstream.plain_http_address()) {
             (Some(client), None) => {
-                let how = upstream::Fetch { client, options };
+                let how = upstream::Fetch {
+                    client,
+                    memory: None,
+                    options,
+                };
                 self.upstream
                     .fetch(how, method, self.path_and_query, self.headers, self.body)
                     .await

@@ -4,10 +4,10 @@
 
 use super::ReplaySummary;
 use crate::pipeline::Tally;
-use crate::traffic::{self, Format};
+use crate::traffic::{self, EntryBound};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,13 @@ pub struct Progress {
 impl Progress {
     /// Starts showing progress. With a bar, the file is counted in the background so the
     /// bar gains a length and an ETA once the count is known.
-    pub fn start(mode: ProgressMode, input: &Path, repeat: u32, tally: Arc<Tally>) -> Progress {
+    pub fn start(
+        mode: ProgressMode,
+        input: &Path,
+        bound: EntryBound,
+        repeat: u32,
+        tally: Arc<Tally>,
+    ) -> Progress {
         if mode == ProgressMode::Quiet {
             return Progress {
                 mode,
@@ -69,7 +75,7 @@ impl Progress {
         let counting = {
             let (bar, input) = (bar.clone(), input.to_path_buf());
             tokio::task::spawn_blocking(move || {
-                if let Some(total) = count_requests(&input) {
+                if let Some(total) = traffic::count_requests(&input, bound) {
                     bar.set_length(total * u64::from(repeat));
                     bar.set_style(
                         ProgressStyle::with_template(
@@ -136,26 +142,4 @@ fn line(tally: &Tally, elapsed: Duration) -> String {
     let done = tally.judged();
     let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
     format!("{done} requests, {rate:.0}/s, {}", counts(tally))
-}
-
-/// Requests in a traffic file, counted without keeping them: non-blank lines of a JSONL
-/// file, entries of a HAR log. `None` when the file cannot be read.
-fn count_requests(input: &PathBuf) -> Option<u64> {
-    match Format::of_path(input) {
-        Format::Har => Some(traffic::open(input).ok()?.count() as u64),
-        Format::JsonLines => {
-            let file = std::fs::File::open(input).ok()?;
-            let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
-            let mut buffer = Vec::new();
-            let mut count = 0;
-            loop {
-                buffer.clear();
-                match reader.read_until(b'\n', &mut buffer) {
-                    Ok(0) | Err(_) => return Some(count),
-                    Ok(_) if buffer.iter().all(u8::is_ascii_whitespace) => {}
-                    Ok(_) => count += 1,
-                }
-            }
-        }
-    }
 }

@@ -2,6 +2,10 @@
 //! every failure naming the route and the threshold it broke.
 //!
 //! A rate exactly at its threshold passes: `--max-mismatch-rate 0.01` reads as "at most 1%".
+//!
+//! The error rate counts errors of a leg only. A request that was skipped, with whatever
+//! reason, is not in it: a client that stopped reading (`client_aborted`) or a shadow left
+//! out for the memory budget (`overload`) says nothing about either upstream.
 
 use super::model::Report;
 use crate::cli::ThresholdArgs;

@@ -126,6 +126,10 @@ fn load(selection: &StoreSelection, examples_per_route: usize) -> Result<Report,
             Ok::<_, ReportError>(crate::store::millis_since_epoch(start))
         })
         .transpose()?;
+    // `glob::Pattern` stays (unlike the path and route matchers, which are our own): its
+    // matcher abandons the whole pattern once a `*` has scanned to the end of the text, so
+    // it is polynomial in pattern and route length, never exponential (issue 12, bug 11;
+    // pinned by tests/pattern_complexity.rs). `--route-max` uses the same type.
     let route = selection
         .route
         .as_deref()

@@ -4,17 +4,31 @@
 //! A HAR file is one JSON document, so it is read by a streaming deserializer on its own
 //! thread that hands entries over one at a time through a small bounded channel: only one
 //! entry is in memory at once, whatever the size of the log.
+//!
+//! What is not replayed (an entry's `response`, `timings`, `cache`; `pages`, `creator`) is
+//! skipped without being kept. What is kept of one entry (`request`, `startedDateTime`,
+//! the keys read to find them) is at most the [`EntryBound`], counted as it is read by a
+//! [`Meter`] under the deserializer, which also caps nesting depth everywhere, skipped
+//! parts included: serde_json keeps one byte per open bracket of a value it skips.
 
-use super::{jsonl::check_timestamp, origin_form, Position, TrafficEntry, TrafficError};
+use super::{
+    jsonl::check_timestamp, origin_form, EntryBound, Position, TrafficEntry, TrafficError,
+};
 use crate::exchange::RecordedRequest;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::cell::Cell;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::mpsc;
+
+/// Deepest nesting of arrays and objects accepted anywhere in a HAR file. Real exports
+/// nest about 6 deep; serde_json refuses values it keeps at 128.
+pub const MAX_DEPTH: u32 = 256;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,12 +74,12 @@ pub struct HarReader {
 
 impl HarReader {
     /// Starts parsing `reader` on its own thread; entries arrive as they are read.
-    pub fn spawn(path: &Path, reader: impl Read + Send + 'static) -> HarReader {
+    pub fn spawn(path: &Path, reader: impl Read + Send + 'static, bound: EntryBound) -> HarReader {
         let (tx, rx) = mpsc::sync_channel(256);
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("shadowdiff-har".into())
-            .spawn(move || parse(path, reader, tx))
+            .spawn(move || parse(path, reader, bound, tx))
             .expect("spawning the HAR reader thread");
         HarReader { rx }
     }
@@ -81,11 +95,22 @@ impl Iterator for HarReader {
 
 type Sink = mpsc::SyncSender<Result<TrafficEntry, TrafficError>>;
 
-fn parse(path: PathBuf, reader: impl Read, tx: Sink) {
-    let mut de = serde_json::Deserializer::from_reader(reader);
+fn parse(path: PathBuf, reader: impl Read, bound: EntryBound, tx: Sink) {
+    let meter = Rc::new(MeterState {
+        bound,
+        counting: Cell::new(true),
+        used: Cell::new(0),
+        lexer: Cell::new(Lexer::default()),
+        tripped: Cell::new(None),
+    });
+    let mut de = serde_json::Deserializer::from_reader(Meter {
+        inner: reader,
+        state: meter.clone(),
+    });
     let mut state = State {
         path: &path,
         tx: &tx,
+        meter: &meter,
         count: 0,
         saw_entries: false,
         stopped: false,
@@ -96,10 +121,19 @@ fn parse(path: PathBuf, reader: impl Read, tx: Sink) {
     if state.stopped {
         return;
     }
-    let problem = match result {
-        Err(e) => Some(format!("not a HAR file: {e}")),
-        Ok(()) if !state.saw_entries => Some("not a HAR file: no \"log.entries\" array".into()),
-        Ok(()) => None,
+    let problem = match (result, meter.tripped.get()) {
+        (Err(_), Some(Trip::TooLong)) => Some(bound.refusal(&match state.count {
+            0 if !state.saw_entries => "what precedes \"log.entries\"".to_string(),
+            n => format!("entry {}", n + 1),
+        })),
+        (Err(_), Some(Trip::TooDeep)) => Some(format!(
+            "not a HAR file: nested deeper than {MAX_DEPTH} levels"
+        )),
+        (Err(e), None) => Some(format!("not a HAR file: {e}")),
+        (Ok(()), _) if !state.saw_entries => {
+            Some("not a HAR file: no \"log.entries\" array".into())
+        }
+        (Ok(()), _) => None,
     };
     if let Some(problem) = problem {
         let _ = tx.send(Err(TrafficError::Unreadable {
@@ -109,9 +143,103 @@ fn parse(path: PathBuf, reader: impl Read, tx: Sink) {
     }
 }
 
+/// Why the [`Meter`] stopped the parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trip {
+    TooLong,
+    TooDeep,
+}
+
+/// Shared by the [`Meter`] and the visitors, on the parsing thread only.
+struct MeterState {
+    bound: EntryBound,
+    /// Off while a value that is not kept is skipped.
+    counting: Cell<bool>,
+    /// Bytes counted since the current entry began.
+    used: Cell<u64>,
+    lexer: Cell<Lexer>,
+    tripped: Cell<Option<Trip>>,
+}
+
+impl MeterState {
+    /// Runs `skip` (which reads a value it does not keep) with counting off.
+    fn uncounted<T>(&self, skip: impl FnOnce() -> T) -> T {
+        self.counting.set(false);
+        let out = skip();
+        self.counting.set(true);
+        out
+    }
+}
+
+/// Just enough JSON lexing to know the nesting depth: brackets inside strings do not count.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lexer {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Lexer {
+    /// Takes one byte; false when it opens a level deeper than [`MAX_DEPTH`].
+    fn step(&mut self, byte: u8) -> bool {
+        if self.in_string {
+            match (self.escaped, byte) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return true;
+        }
+        match byte {
+            b'"' => self.in_string = true,
+            b'[' | b'{' => {
+                self.depth += 1;
+                return self.depth <= MAX_DEPTH;
+            }
+            b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        true
+    }
+}
+
+/// The reader under the deserializer: counts the bytes of kept values against the bound
+/// and the nesting depth of everything, and fails the read that goes past either.
+struct Meter<R> {
+    inner: R,
+    state: Rc<MeterState>,
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let state = &self.state;
+        let mut lexer = state.lexer.get();
+        let deep = !buf[..n].iter().all(|&b| lexer.step(b));
+        state.lexer.set(lexer);
+        if state.counting.get() {
+            state.used.set(state.used.get() + n as u64);
+        }
+        let trip = if deep {
+            Some(Trip::TooDeep)
+        } else if state.used.get() > state.bound.bytes {
+            Some(Trip::TooLong)
+        } else {
+            None
+        };
+        if let Some(trip) = trip {
+            state.tripped.set(Some(trip));
+            return Err(std::io::Error::other("HAR entry over its bound"));
+        }
+        Ok(n)
+    }
+}
+
 struct State<'a> {
     path: &'a Path,
     tx: &'a Sink,
+    meter: &'a MeterState,
     count: u64,
     saw_entries: bool,
     /// The consumer went away: stop reading without reporting an error.
@@ -209,7 +337,7 @@ impl<'de> Visitor<'de> for Root<'_, '_> {
             if key == "log" {
                 map.next_value_seed(Log(&mut *self.0))?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                self.0.meter.uncounted(|| map.next_value::<IgnoredAny>())?;
             }
         }
         Ok(())
@@ -234,7 +362,7 @@ impl<'de> Visitor<'de> for Log<'_, '_> {
                 self.0.saw_entries = true;
                 map.next_value_seed(Entries(&mut *self.0))?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                self.0.meter.uncounted(|| map.next_value::<IgnoredAny>())?;
             }
         }
         Ok(())
@@ -254,12 +382,71 @@ impl<'de> Visitor<'de> for Entries<'_, '_> {
         f.write_str("an array of HAR entries")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(value) = seq.next_element::<serde_json::Value>()? {
+        loop {
+            self.0.meter.used.set(0);
+            let Some(value) = seq.next_element_seed(Kept(self.0.meter))? else {
+                return Ok(());
+            };
             if !self.0.deliver(value) {
                 return Err(serde::de::Error::custom(STOPPED));
             }
         }
-        Ok(())
+    }
+}
+
+/// One entry, keeping only what is replayed: `request` and `startedDateTime` of an object
+/// (the rest is skipped uncounted); any other JSON value is kept as it is, for
+/// [`entry_of`] to refuse with serde's message.
+struct Kept<'m>(&'m MeterState);
+
+impl<'de> DeserializeSeed<'de> for Kept<'_> {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Kept<'_> {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a HAR entry")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "request" || key == "startedDateTime" {
+                let value = map.next_value::<serde_json::Value>()?;
+                kept.insert(key, value);
+            } else {
+                self.0.uncounted(|| map.next_value::<IgnoredAny>())?;
+            }
+        }
+        Ok(serde_json::Value::Object(kept))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.0.uncounted(|| {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok::<(), A::Error>(())
+        })?;
+        Ok(serde_json::Value::Array(Vec::new()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
     }
 }
 
@@ -276,9 +463,78 @@ mod tests {
         {"request":{"url":"http://x/nomethod"}}
       ]}}"#;
 
+    fn bound() -> EntryBound {
+        EntryBound::for_max_body(1024 * 1024)
+    }
+
+    fn read(text: String, bytes: u64) -> Vec<Result<TrafficEntry, TrafficError>> {
+        let bound = EntryBound { bytes, max_body: 1 };
+        HarReader::spawn(Path::new("t.har"), std::io::Cursor::new(text), bound).collect()
+    }
+
+    fn har_of(entries: &[String]) -> String {
+        format!("{{\"log\":{{\"entries\":[{}]}}}}", entries.join(","))
+    }
+
+    fn entry(path: &str, response: &str) -> String {
+        format!(
+            "{{\"request\":{{\"method\":\"GET\",\"url\":\"http://x{path}\"}},\"response\":{response}}}"
+        )
+    }
+
+    #[test]
+    fn an_entry_over_the_bound_is_refused_naming_it_and_skipped_parts_are_not_counted() {
+        let big_response = format!("{{\"content\":{{\"text\":\"{}\"}}}}", "r".repeat(10_000));
+        let long_path = format!("/{}", "p".repeat(300));
+        let out = read(
+            har_of(&[
+                entry("/a", &big_response),
+                entry("/b", "{}"),
+                entry(&long_path, "{}"),
+                entry("/never", "{}"),
+            ]),
+            200,
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[0].as_ref().unwrap().request.uri, "/a");
+        assert_eq!(out[1].as_ref().unwrap().request.uri, "/b");
+        let err = out[2].as_ref().unwrap_err();
+        assert!(!err.is_skippable());
+        assert_eq!(
+            err.to_string(),
+            "t.har: entry 3 is longer than 200 bytes, the bound for max-body 1 (6 × max-body + 2 MiB)"
+        );
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_even_where_skipped() {
+        let depth = MAX_DEPTH as usize + 1;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let out = read(har_of(&[entry("/a", &deep)]), 1 << 20);
+        let err = out.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 256 levels"), "{err}");
+        // Brackets inside strings are text, not nesting.
+        let text = format!("\"{}\"", "[".repeat(depth));
+        let out = read(har_of(&[entry("/a", &text)]), 1 << 20);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].is_ok(), "{out:?}");
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_object_is_one_invalid_entry() {
+        let out = read(
+            har_of(&["5".into(), "[1,[2]]".into(), entry("/a", "{}")]),
+            1 << 20,
+        );
+        assert_eq!(out.len(), 3);
+        assert!(out[0].as_ref().unwrap_err().is_skippable());
+        assert!(out[1].as_ref().unwrap_err().is_skippable());
+        assert_eq!(out[2].as_ref().unwrap().request.uri, "/a");
+    }
+
     #[test]
     fn reads_every_entry_in_order() {
-        let out: Vec<_> = HarReader::spawn(Path::new("t.har"), HAR.as_bytes()).collect();
+        let out: Vec<_> = HarReader::spawn(Path::new("t.har"), HAR.as_bytes(), bound()).collect();
         assert_eq!(out.len(), 4);
         let a = out[0].as_ref().unwrap();
         assert_eq!(a.request.uri, "/a?b=1");
@@ -294,10 +550,11 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_har_is_unreadable() {
-        let out: Vec<_> = HarReader::spawn(Path::new("t.har"), &b"[1,2]"[..]).collect();
+        let out: Vec<_> = HarReader::spawn(Path::new("t.har"), &b"[1,2]"[..], bound()).collect();
         assert_eq!(out.len(), 1);
         assert!(!out[0].as_ref().unwrap_err().is_skippable());
-        let out: Vec<_> = HarReader::spawn(Path::new("t.har"), &b"{\"log\":{}}"[..]).collect();
+        let out: Vec<_> =
+            HarReader::spawn(Path::new("t.har"), &b"{\"log\":{}}"[..], bound()).collect();
         assert!(out[0]
             .as_ref()
             .unwrap_err()

@@ -10,7 +10,7 @@
 //! `body_base64` (any bytes). Unknown keys are ignored, so files written by later versions
 //! still replay.
 
-use super::{origin_form, Position, TrafficEntry, TrafficError};
+use super::{origin_form, EntryBound, Position, TrafficEntry, TrafficError};
 use crate::exchange::RecordedRequest;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -173,24 +173,78 @@ pub(crate) fn check_timestamp(ts: &str) -> Result<(), String> {
         .map_err(|e| format!("\"ts\" {ts:?} is not an RFC 3339 timestamp: {e}"))
 }
 
-/// Reads a JSONL file line by line, reusing one buffer: memory stays at the longest line.
+/// Reads a JSONL file line by line, reusing one buffer: memory stays at the longest line,
+/// and a line longer than the [`EntryBound`] is refused while it streams: its bytes past
+/// the bound are skipped in the read buffer, never appended, so a 100 MB line costs no more
+/// memory than a short one.
 pub struct JsonLinesReader<R> {
     path: PathBuf,
     reader: R,
+    bound: EntryBound,
     buffer: Vec<u8>,
     line: u64,
     failed: bool,
 }
 
+/// What one call to [`JsonLinesReader::read_line`] found.
+enum Line {
+    /// The file ended before another byte.
+    End,
+    /// A whole line (or the last, unterminated one) is in the buffer.
+    Read,
+    /// A line longer than the bound was read past and dropped.
+    TooLong,
+}
+
 impl<R: BufRead> JsonLinesReader<R> {
-    pub fn new(path: &Path, reader: R) -> JsonLinesReader<R> {
+    pub fn new(path: &Path, reader: R, bound: EntryBound) -> JsonLinesReader<R> {
         JsonLinesReader {
             path: path.to_path_buf(),
             reader,
+            bound,
             buffer: Vec::with_capacity(4096),
             line: 0,
             failed: false,
         }
+    }
+
+    /// The next line into `buffer` (without its `\n`), at most `bound` bytes of it.
+    fn read_line(&mut self) -> std::io::Result<Line> {
+        self.buffer.clear();
+        let bound = usize::try_from(self.bound.bytes).unwrap_or(usize::MAX);
+        let (mut started, mut too_long) = (false, false);
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            started = true;
+            let (take, done) = match memchr::memchr(b'\n', available) {
+                Some(end) => (end, true),
+                None => (available.len(), false),
+            };
+            if !too_long {
+                if self.buffer.len() + take > bound {
+                    too_long = true;
+                    self.buffer = Vec::with_capacity(4096);
+                } else {
+                    self.buffer.extend_from_slice(&available[..take]);
+                }
+            }
+            self.reader.consume(take + usize::from(done));
+            if done {
+                break;
+            }
+        }
+        Ok(match (started, too_long) {
+            (false, _) => Line::End,
+            (true, false) => Line::Read,
+            (true, true) => Line::TooLong,
+        })
     }
 }
 
@@ -202,10 +256,8 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
             return None;
         }
         loop {
-            self.buffer.clear();
-            match self.reader.read_until(b'\n', &mut self.buffer) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let line = match self.read_line() {
+                Ok(line) => line,
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(TrafficError::Unreadable {
@@ -213,12 +265,21 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
                         problem: format!("after line {}: {e}", self.line),
                     }));
                 }
-            }
+            };
             self.line += 1;
-            if self.buffer.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
             let position = Position::Line(self.line);
+            match line {
+                Line::End => return None,
+                Line::TooLong => {
+                    return Some(Err(TrafficError::Invalid {
+                        path: self.path.clone(),
+                        position,
+                        problem: self.bound.refusal("the line"),
+                    }))
+                }
+                Line::Read if self.buffer.iter().all(u8::is_ascii_whitespace) => continue,
+                Line::Read => {}
+            }
             return Some(match parse_line(&self.buffer) {
                 Ok((ts, request)) => Ok(TrafficEntry {
                     position,
@@ -240,7 +301,36 @@ mod tests {
     use super::*;
 
     fn entries(text: &str) -> Vec<Result<TrafficEntry, TrafficError>> {
-        JsonLinesReader::new(Path::new("t.jsonl"), text.as_bytes()).collect()
+        let bound = EntryBound::for_max_body(1024 * 1024);
+        JsonLinesReader::new(Path::new("t.jsonl"), text.as_bytes(), bound).collect()
+    }
+
+    #[test]
+    fn a_line_over_the_bound_is_refused_and_the_next_line_still_read() {
+        let bound = EntryBound {
+            bytes: 64,
+            max_body: 1,
+        };
+        let long = format!("{{\"method\":\"GET\",\"path\":\"/{}\"}}", "a".repeat(200));
+        let exact = format!("{{\"method\":\"GET\",\"path\":\"/{}\"}}", "b".repeat(37));
+        assert_eq!(exact.len(), 64);
+        let text = format!("{long}\n{exact}\n{long}");
+        // A tiny read buffer, so the long line spans many fills.
+        let reader = std::io::BufReader::with_capacity(7, text.as_bytes());
+        let out: Vec<_> = JsonLinesReader::new(Path::new("t.jsonl"), reader, bound).collect();
+        assert_eq!(out.len(), 3);
+        let first = out[0].as_ref().unwrap_err();
+        assert!(first.is_skippable());
+        assert_eq!(
+            first.to_string(),
+            "t.jsonl:1: the line is longer than 64 bytes, the bound for max-body 1 (6 × max-body + 2 MiB)"
+        );
+        assert_eq!(out[1].as_ref().unwrap().position, Position::Line(2));
+        assert!(out[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("t.jsonl:3: the line"));
     }
 
     #[test]

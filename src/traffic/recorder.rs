@@ -14,7 +14,7 @@
 
 use super::jsonl::to_line;
 use crate::exchange::RecordedRequest;
-use crate::redact::redact_headers;
+use crate::redact::{RedactRules, Redactor};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,8 +28,12 @@ use std::time::SystemTime;
 pub struct RecorderOptions {
     /// Rotate before a line would take the file past this many bytes; `None`: never.
     pub max_size: Option<u64>,
-    /// Keep Authorization, Cookie and the other secret header values as they were sent.
+    /// Keep Authorization, Cookie and the other secrets (query, body fields) as they were
+    /// sent.
     pub keep_secrets: bool,
+    /// What is secret; record files carry `[redacted]` without a digest (nothing compares
+    /// their values, so no key is kept for them).
+    pub redact: Arc<RedactRules>,
 }
 
 /// The record file could not be opened, written or rotated.
@@ -82,7 +86,7 @@ impl Recorder {
             .map_err(|source| io_error(path, source))?
             .len();
         let (tx, rx) = flume::bounded::<Message>(8192);
-        let keep_secrets = options.keep_secrets;
+        let redactor = (!options.keep_secrets).then(|| Redactor::without_digests(options.redact));
         let mut writer = RecordFile {
             path: path.to_path_buf(),
             file,
@@ -98,8 +102,8 @@ impl Recorder {
             .name("shadowdiff-recorder".into())
             .spawn(move || {
                 while let Ok(Message::Request(at, mut request)) = rx.recv() {
-                    if !keep_secrets {
-                        redact_headers(&mut request.headers);
+                    if let Some(redactor) = &redactor {
+                        redactor.request(&mut request);
                     }
                     let ts = chrono::DateTime::<chrono::Utc>::from(at)
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -121,8 +125,8 @@ impl Recorder {
         })
     }
 
-    /// Queues one request, stamped with the current time; never waits. Secret header
-    /// values are redacted first unless the recorder keeps secrets.
+    /// Queues one request, stamped with the current time; never waits. Secret values are
+    /// redacted (on the writer thread) unless the recorder keeps secrets.
     pub fn record(&self, request: &RecordedRequest) {
         self.record_at(SystemTime::now(), request)
     }
@@ -311,6 +315,7 @@ mod tests {
             RecorderOptions {
                 max_size: Some(400),
                 keep_secrets: false,
+                ..RecorderOptions::default()
             },
         )
         .unwrap();

@@ -12,8 +12,8 @@
 //! close is sent again once on a fresh connection when that cannot repeat an effect: it
 //! was never written, or its method is safe. A written write is never sent twice.
 
-use super::{error_chain, read_capped, FetchOptions, Upstream};
-use crate::exchange::{Captured, ErrorKind, LegError};
+use super::{error_chain, read_capped, BodyCap, FetchOptions, Upstream, MAX_RESPONSE_HEAD};
+use crate::exchange::{is_write, Captured, ErrorKind, LegError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::Full;
@@ -50,7 +50,11 @@ impl Connection {
         };
         let leg = async {
             let response = self.send(upstream, &request, started).await?;
-            read_capped(response, options.max_body, started, |e| {
+            let cap = BodyCap {
+                max_body: options.max_body,
+                memory: None,
+            };
+            read_capped(response, cap, started, |e| {
                 hyper_error(&e, started.elapsed())
             })
             .await
@@ -69,7 +73,8 @@ impl Connection {
     /// Sends on the open connection, or on a new one. When a kept-alive connection turns
     /// out to be closed, the request goes once more on a new connection if that cannot
     /// repeat an effect: it was never written, or its method is safe (RFC 9110 section
-    /// 9.2.2 allows retrying idempotent requests; writes are held to "never written").
+    /// 9.2.2 allows retrying idempotent requests; writes, method overrides included, are held
+    /// to "never written").
     async fn send(
         &mut self,
         upstream: &Upstream,
@@ -99,7 +104,8 @@ impl Connection {
                 Err(e) => {
                     self.sender = None;
                     let unsent = e.message().is_some();
-                    let repeatable = request.method.is_safe() && closed_by_upstream(e.error());
+                    let repeatable = !is_write(&request.method, &request.headers)
+                        && closed_by_upstream(e.error());
                     if may_retry && (unsent || repeatable) {
                         retried = true;
                         continue;
@@ -171,7 +177,12 @@ async fn connect(
     // Requests are written whole; waiting for an ACK before the next small write only adds
     // latency (RFC 896's algorithm is for interactive byte streams).
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    // The head cap: hyper stops reading (and re-parsing) a head past it, instead of
+    // growing its buffer to its 400 KB default.
+    let (sender, connection) = http1::Builder::new()
+        .max_buf_size(MAX_RESPONSE_HEAD)
+        .max_header_size(MAX_RESPONSE_HEAD)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| connect_error(error_chain(&e)))?;
     tokio::spawn(async move {
@@ -182,10 +193,15 @@ async fn connect(
     Ok(sender)
 }
 
-/// An error of the connection after it was opened: the upstream broke the exchange.
+/// An error of the connection after it was opened: the upstream broke the exchange, or
+/// sent a head over the cap.
 fn hyper_error(error: &hyper::Error, latency: Duration) -> LegError {
     LegError {
-        kind: ErrorKind::Protocol,
+        kind: if error.is_parse_too_large() {
+            ErrorKind::HeadTooLarge
+        } else {
+            ErrorKind::Protocol
+        },
         message: error_chain(error),
         latency,
     }

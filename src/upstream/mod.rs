@@ -6,15 +6,24 @@
 //!
 //! - [`connection`]: a replay worker's own HTTP/1.1 connection to a plain-HTTP upstream,
 //!   the lean transport behind the same request preparation and the same body cap.
+//! - [`target`]: the request-target check, so that no request leaves the base path.
 
 pub mod connection;
+pub mod target;
 
+use crate::budget::Reservation;
 use crate::exchange::{Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// The largest response head (status line and header fields) read from an upstream, on
+/// the transports that can bound it (replay's direct connections; HTTP/2 on the pooled
+/// client). RFC 9110 section 5.4 leaves the limit to the recipient; 64 KiB is well above
+/// what real APIs send and keeps a hostile head from costing more CPU than a normal answer.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Marks a request sent by shadowdiff to the secondary, so that a shadowdiff in front of the
 /// secondary does not shadow it again.
@@ -37,6 +46,9 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(256)
+        // reqwest 0.12 has no such bound for HTTP/1.1 responses: there hyper's default read
+        // buffer (about 400 KB) is the limit, also reported as `head_too_large`.
+        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
 }
 
 /// One upstream: where requests go and how its Host header reads.
@@ -87,7 +99,7 @@ impl Upstream {
 
     /// The origin-form target sent on a direct connection: the base path is a prefix.
     pub fn origin_form(&self, path_and_query: &str) -> Result<http::Uri, LegError> {
-        let target = under(&self.base_path, path_and_query);
+        let target = under(&self.base_path, &checked(path_and_query)?);
         http::Uri::try_from(target.as_str()).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
             message: format!("cannot build upstream target {target:?}: {e}"),
@@ -105,10 +117,11 @@ impl Upstream {
 
     /// The upstream URL for a request's path and query: the base path is a prefix.
     pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, LegError> {
-        let url = under(&self.prefix, path_and_query);
+        let url = under(&self.prefix, &checked(path_and_query)?);
         reqwest::Url::parse(&url).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
-            message: format!("cannot build upstream URL {url:?}: {e}"),
+            // Not the URL itself: the base may carry a password.
+            message: format!("cannot build the upstream URL for {path_and_query:?}: {e}"),
             latency: Duration::ZERO,
         })
     }
@@ -137,6 +150,17 @@ impl Upstream {
     }
 }
 
+/// The request's path and query as [`target::normalize`] leaves it. Serve and the traffic
+/// readers have already refused or normalized it; this is the last line, so that no caller
+/// can send a request outside the base path (the URL parser would resolve its `..`).
+fn checked(path_and_query: &str) -> Result<std::borrow::Cow<'_, str>, LegError> {
+    target::normalize(path_and_query).map_err(|e| LegError {
+        kind: ErrorKind::Protocol,
+        message: format!("request target refused: {e}"),
+        latency: Duration::ZERO,
+    })
+}
+
 /// A request's path and query under an upstream's base (URL or path, no trailing slash).
 fn under(base: &str, path_and_query: &str) -> String {
     let mut joined = String::with_capacity(base.len() + path_and_query.len() + 1);
@@ -152,6 +176,9 @@ fn under(base: &str, path_and_query: &str) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Fetch<'a> {
     pub client: &'a reqwest::Client,
+    /// The shadow's share of the memory budget the body is read into; `None` for replay,
+    /// which waits for room instead of dropping and so holds at most its workers' bodies.
+    pub memory: Option<&'a Reservation>,
     pub options: FetchOptions,
 }
 
@@ -202,7 +229,11 @@ impl Upstream {
                     full_body(body),
                 )
                 .await?;
-            read_capped(response.into(), options.max_body, started, |e| {
+            let cap = BodyCap {
+                max_body: options.max_body,
+                memory: how.memory,
+            };
+            read_capped(response.into(), cap, started, |e| {
                 leg_error(&e, started.elapsed())
             })
             .await
@@ -214,11 +245,20 @@ impl Upstream {
     }
 }
 
-/// Reads a whole response, refusing a body of more than `max_body` bytes; `body_error`
-/// classifies the transport's own errors. One body cap for every transport.
+/// What a whole-response read may keep: at most `max_body` bytes, each taken from
+/// `memory` (if any) before it is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyCap<'a> {
+    pub max_body: usize,
+    pub memory: Option<&'a Reservation>,
+}
+
+/// Reads a whole response, refusing a body of more than `max_body` bytes or one the memory
+/// budget has no room for (the reservation then says [`Reservation::refused`]);
+/// `body_error` classifies the transport's own errors. One body cap for every transport.
 pub async fn read_capped<B, F>(
     response: http::Response<B>,
-    max_body: usize,
+    cap: BodyCap<'_>,
     started: Instant,
     body_error: F,
 ) -> Result<Captured, LegError>
@@ -235,10 +275,23 @@ where
         let Ok(chunk) = frame.map_err(&body_error)?.into_data() else {
             continue; // trailers are not compared
         };
-        if first.len() + more.len() + chunk.len() > max_body {
+        if first.len() + more.len() + chunk.len() > cap.max_body {
             return Err(LegError {
                 kind: ErrorKind::TooLarge,
-                message: format!("response body larger than max-body ({max_body} bytes)"),
+                message: format!(
+                    "response body larger than max-body ({} bytes)",
+                    cap.max_body
+                ),
+                latency: started.elapsed(),
+            });
+        }
+        if cap
+            .memory
+            .is_some_and(|memory| !memory.try_grow(chunk.len()))
+        {
+            return Err(LegError {
+                kind: ErrorKind::TooLarge,
+                message: "response body does not fit in the shadow memory budget".into(),
                 latency: started.elapsed(),
             });
         }
@@ -269,14 +322,39 @@ pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
         ErrorKind::Timeout
     } else if error.is_connect() {
         ErrorKind::Connect
+    } else if head_too_large(error) {
+        ErrorKind::HeadTooLarge
     } else {
         ErrorKind::Protocol
     };
+    // The client names the URL it failed on. reqwest moves URL credentials into an
+    // Authorization header before sending, so today that URL has none; the scrub keeps a
+    // password out of logs and error pages should that ever change.
+    let message = error_chain(error);
+    let message = match error.url() {
+        Some(url) => crate::redact::url::scrub(&message, url),
+        None => message,
+    };
     LegError {
         kind,
-        message: error_chain(error),
+        message,
         latency,
     }
+}
+
+/// Whether hyper, anywhere in the error's causes, refused a response head as too large.
+pub(crate) fn head_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says what
@@ -385,6 +463,20 @@ mod tests {
         assert_eq!(up.plain_http_address(), Some(("old", 80)));
         let up = Upstream::new(&reqwest::Url::parse("https://new").unwrap());
         assert_eq!(up.plain_http_address(), None);
+    }
+
+    #[test]
+    fn targets_outside_the_base_path_are_never_built() {
+        let up = Upstream::new(&reqwest::Url::parse("https://new/api/v2").unwrap());
+        for bad in ["/../admin", "/%2e%2e/admin", "/a%2fb", "/..;/x"] {
+            assert!(up.url_for(bad).is_err(), "{bad}");
+            assert!(up.origin_form(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            up.url_for("/a/./b/../c?q=..").unwrap().as_str(),
+            "https://new/api/v2/a/c?q=.."
+        );
+        assert_eq!(up.origin_form("/a/b/..").unwrap(), "/api/v2/a/");
     }
 
     #[test]

@@ -251,6 +251,8 @@ pub struct Running {
     pub child: std::process::Child,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The "serving" log line itself.
+    pub serving: String,
     /// Every log line after the "serving" one, as it arrives.
     pub logs: Arc<Mutex<Vec<String>>>,
 }
@@ -320,7 +322,59 @@ pub fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Running {
     Running {
         listen: field("listen"),
         admin: field("admin"),
+        serving: line.clone(),
         child,
         logs,
     }
+}
+
+/// Writes `request` as raw bytes (clients normalize what this must send verbatim) and reads
+/// until the proxy closes the connection; the test's own request asks it to.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut response),
+    );
+    match read.await {
+        Ok(_) => String::from_utf8_lossy(&response).into_owned(),
+        Err(_) => panic!(
+            "no end of response within 60s; got {:?}",
+            String::from_utf8_lossy(&response)
+        ),
+    }
+}
+/// Polls until `done` holds; the guard is generous and only stops a broken test.
+pub async fn wait_for<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < guard,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `shadowdiff report --format json` of a store, through the real binary.
+pub fn report_json(db: &std::path::Path) -> serde_json::Value {
+    let output = assert_cmd::Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["report", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }

@@ -1,0 +1,150 @@
+//! Requests shadowdiff answers itself with a 400, because forwarding them would let one
+//! client's bytes be read as part of another's request (desync) or reach an upstream in a
+//! form it may read differently than we did. They are counted as skipped `refused`.
+
+use super::forward::{box_error, build_response};
+use super::ProxyBody;
+use crate::upstream::target::{normalize_uri, TargetError};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Why a request was answered with 400 instead of being forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A target that would leave the upstream's base path or that two hops could decode
+    /// differently (see [`crate::upstream::target`]).
+    Target(TargetError),
+    /// RFC 9112 §3.2: a server MUST respond with 400 to a request with more than one Host
+    /// header field line. Two Hosts are the classic way to make two hops disagree about
+    /// which site a request is for.
+    DuplicateHost,
+    /// An upgrade request (RFC 9110 §7.8) that declares a body. The tunnel sends none, and
+    /// forwarding its Content-Length without the bytes would let the next request on the
+    /// pooled connection be read as this one's body (RFC 9112 §6, §9.6).
+    UpgradeWithBody,
+    /// The client's body did not parse (a malformed chunked encoding, RFC 9112 §7.1): the
+    /// client's fault, not the primary's, so 400 rather than 502.
+    MalformedBody,
+}
+
+impl Refusal {
+    fn reason(&self) -> String {
+        let reason = match self {
+            Refusal::Target(error) => return format!("request target refused: {error}"),
+            Refusal::DuplicateHost => "more than one Host header",
+            Refusal::UpgradeWithBody => "an upgrade request must not have a body",
+            Refusal::MalformedBody => "malformed request body",
+        };
+        reason.to_string()
+    }
+
+    /// The 400 the client gets. When the request's framing is in doubt the connection is
+    /// closed after it (RFC 9112 §9.6), so no unread byte is taken for the next request.
+    pub fn response(&self) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if matches!(self, Refusal::UpgradeWithBody | Refusal::MalformedBody) {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let text = format!("shadowdiff: bad request: {}\n", self.reason());
+        let body = Full::new(Bytes::from(text))
+            .map_err(box_error)
+            .boxed_unsync();
+        build_response(StatusCode::BAD_REQUEST, headers, body)
+    }
+}
+
+type Response = http::Response<ProxyBody>;
+
+/// The checks made on a request's head before anything is forwarded; a target with
+/// removable dot segments is normalized in place (RFC 3986 §5.2.4).
+pub fn refusal<B: Body>(request: &mut Request<B>) -> Option<Refusal> {
+    if request.headers().get_all(header::HOST).iter().count() > 1 {
+        return Some(Refusal::DuplicateHost);
+    }
+    match normalize_uri(request.uri()) {
+        Ok(None) => None,
+        Ok(Some(normalized)) => {
+            *request.uri_mut() = normalized;
+            None
+        }
+        Err(error) => Some(Refusal::Target(error)),
+    }
+}
+
+/// An upgrade request with a declared body (Content-Length other than 0, or any
+/// Transfer-Encoding): see [`Refusal::UpgradeWithBody`].
+pub fn upgrade_with_body<B: Body>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let declared = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.as_bytes() != b"0");
+    declared || headers.contains_key(header::TRANSFER_ENCODING) || !request.body().is_end_stream()
+}
+
+/// The client's request body, remembering whether it failed, so that a forwarding error
+/// caused by the client's own bytes is answered as the client's error.
+pub struct WatchedBody<B> {
+    inner: B,
+    failed: Arc<AtomicBool>,
+}
+
+impl<B> WatchedBody<B> {
+    pub fn new(inner: B) -> (WatchedBody<B>, BodyFailed) {
+        let failed = Arc::new(AtomicBool::new(false));
+        (
+            WatchedBody {
+                inner,
+                failed: failed.clone(),
+            },
+            BodyFailed(failed),
+        )
+    }
+}
+
+/// Tells, after the fact, whether the client's body failed.
+#[derive(Clone, Debug)]
+pub struct BodyFailed(Arc<AtomicBool>);
+
+impl BodyFailed {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<B> Body for WatchedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,217 @@
+//! Hostile clients against the real proxy: framing the proxy must refuse rather than
+//! forward, slow or idle connections, and error pages that must not leak the topology.
+//! Requests are written as raw bytes on 127.0.0.1, because HTTP clients normalize exactly
+//! what these tests need to send.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_request_with_body_never_desyncs_the_primary_connection() {
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    let (config, dir) = config(&primary.url(), &secondary.url());
+    let proxy = start(config, dir).await;
+
+    // The 40 bytes would have been read by the primary as the start of the next request.
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n";
+    assert_eq!(smuggled.len(), 40);
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Content-Length: 40\r\n\r\n{smuggled}"
+    );
+    let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(status_line(&response).contains(" 400 "), "{response}");
+
+    // The same with chunked framing.
+    let request = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(status_line(&response).contains(" 400 "), "{response}");
+
+    let next = client().get(proxy.url("/next")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(next.text().await.unwrap(), "primary");
+    let seen: Vec<String> = primary
+        .received()
+        .iter()
+        .map(|r| r.uri.path().to_string())
+        .collect();
+    assert_eq!(
+        seen,
+        ["/next"],
+        "the primary saw only the next, intact request"
+    );
+    assert!(primary.received()[0].body.is_empty());
+
+    let db = proxy.stop().await;
+    let refused: i64 = rusqlite::Connection::open(&*db)
+        .unwrap()
+        .query_row(
+            "SELECT COALESCE(SUM(count), 0) FROM outcome_counts WHERE outcome = 'skipped' AND reason = 'refused'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(refused, 2, "both refusals are counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_are_refused_even_with_preserve_host() {
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.preserve_host = true;
+    let proxy = start(config, dir).await;
+    let request =
+        "GET /a HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\nConnection: close\r\n\r\n";
+    let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(status_line(&response).contains(" 400 "), "{response}");
+    assert!(response.contains("more than one Host"), "{response}");
+    proxy.stop().await;
+    assert!(primary.received().is_empty());
+    assert!(secondary.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_chunked_request_body_gets_400_not_502() {
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    for shadow_writes in [false, true] {
+        let (mut config, dir) = config(&primary.url(), &secondary.url());
+        config.shadow_writes = shadow_writes;
+        let proxy = start(config, dir).await;
+        let request = "POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+                       Connection: close\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n0\r\n\r\n";
+        let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+        assert!(
+            status_line(&response).contains(" 400 "),
+            "shadow_writes={shadow_writes}: {response}"
+        );
+        proxy.stop().await;
+    }
+    assert!(secondary.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_forwards_the_chunked_body_only() {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and an intermediary drops
+    // the Content-Length before forwarding; otherwise the primary would read 3 bytes and
+    // take the rest for another request.
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.shadow_writes = true;
+    let proxy = start(config, dir).await;
+    let request = "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    let response = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert!(status_line(&response).contains(" 200 "), "{response}");
+    proxy.stop().await;
+    for upstream in [&primary, &secondary] {
+        let seen = upstream.received();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].body, "hello");
+        assert_ne!(
+            seen[0].headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"3"[..])
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gateway_pages_name_no_upstream_address() {
+    let down = closed_port().await;
+    let secondary = fixed(200, "secondary").await;
+    let (config, dir) = config(&format!("http://{down}/internal/base"), &secondary.url());
+    let proxy = start(config, dir).await;
+    let response = client().get(proxy.url("/a")).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("127.0.0.1"), "{body}");
+    assert!(!body.contains(&down.port().to_string()), "{body}");
+    assert!(!body.contains("internal"), "{body}");
+    assert!(body.contains("primary connect"), "{body}");
+    proxy.stop().await;
+}
+
+/// Reads until the peer closes; `None` if it does not within a minute (a test failure, not
+/// a timing assertion: the deadline under test is one second).
+async fn closed_by_peer(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let read = stream.read_to_end(&mut seen);
+    match tokio::time::timeout(Duration::from_secs(60), read).await {
+        Ok(_) => Some(seen),
+        Err(_) => None,
+    }
+}
+
+async fn metric(admin: std::net::SocketAddr, name: &str) -> u64 {
+    let text = client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_cannot_lock_new_clients_out() {
+    let primary = fixed(200, "primary").await;
+    let secondary = fixed(200, "secondary").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.header_read_timeout = Duration::from_secs(1);
+    config.max_connections = Some(3);
+    let (proxy, admin) = start_with_admin(config, dir).await;
+
+    // Slowloris: three connections that never finish their head, one that never speaks,
+    // and one HTTP/2 connection that sends its preface but never a request.
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // At the cap: this client waits in the backlog until a slot frees, then is served.
+    let late = tokio::spawn({
+        let url = proxy.url("/late");
+        async move { client().get(url).send().await.unwrap().status() }
+    });
+    for stream in &mut slow {
+        let answer = closed_by_peer(stream)
+            .await
+            .expect("the slow client is closed");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(!answer.contains(" 200 "), "{answer}");
+    }
+    assert_eq!(late.await.unwrap(), 200);
+
+    let mut silent = TcpStream::connect(proxy.addr).await.unwrap();
+    assert!(closed_by_peer(&mut silent).await.is_some());
+    let mut h2 = TcpStream::connect(proxy.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_by_peer(&mut h2).await.is_some());
+
+    assert!(metric(admin, "shadowdiff_client_connection_limit_waits_total").await >= 1);
+    assert!(metric(admin, "shadowdiff_client_header_timeouts_total").await >= 5);
+    proxy.stop().await;
+}

@@ -42,6 +42,7 @@ impl AdminState {
     fn snapshot(&self, proxy: Option<&Proxy>) -> Snapshot {
         Snapshot {
             inflight_shadows: proxy.map_or(0, |p| p.admission.inflight() as u64),
+            shadow_memory_bytes: proxy.map_or(0, |p| p.admission.memory().used() as u64),
             store_queue_depth: self.store.upgrade().map_or(0, |s| s.len() as u64),
             store_dropped: self.dropped.load(Ordering::Relaxed),
             store_write_errors: self.write_errors.load(Ordering::Relaxed),
@@ -77,6 +78,7 @@ impl AdminState {
                 "store_write_errors": now.store_write_errors,
                 "store_lost": now.store_lost.iter().sum::<u64>(),
                 "inflight_shadows": now.inflight_shadows,
+                "shadow_memory_bytes": now.shadow_memory_bytes,
                 "store_queue_depth": now.store_queue_depth,
                 "config_reloads_applied": reloads_applied,
                 "config_reloads_rejected": reloads_rejected,

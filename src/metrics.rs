@@ -31,6 +31,8 @@ const LATENCY_BUCKETS: [f64; 14] = [
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Snapshot {
     pub inflight_shadows: u64,
+    /// Bytes held for shadows under `--max-shadow-memory`.
+    pub shadow_memory_bytes: u64,
     pub store_queue_depth: u64,
     pub store_dropped: u64,
     pub store_write_errors: u64,
@@ -54,6 +56,7 @@ pub struct Metrics {
     secondary_duration: Histogram,
     skipped: Vec<(SkipReason, IntCounter)>,
     inflight_shadows: IntGauge,
+    shadow_memory_bytes: IntGauge,
     store_queue_depth: IntGauge,
     store_dropped: IntCounter,
     store_write_errors: IntCounter,
@@ -104,6 +107,11 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let shadow_memory_bytes = IntGauge::new(
+            "shadowdiff_shadow_memory_bytes",
+            "Bytes held for shadows (bodies, captured responses, queued exchanges) under --max-shadow-memory.",
+        )
+        .expect("valid metric");
         let inflight_shadows = IntGauge::new(
             "shadowdiff_inflight_shadows",
             "Shadow requests in flight to the secondary.",
@@ -151,6 +159,7 @@ impl Metrics {
             Box::new(durations.clone()),
             Box::new(skipped_vec.clone()),
             Box::new(inflight_shadows.clone()),
+            Box::new(shadow_memory_bytes.clone()),
             Box::new(store_queue_depth.clone()),
             Box::new(store_dropped.clone()),
             Box::new(store_write_errors.clone()),
@@ -185,6 +194,7 @@ impl Metrics {
             differences,
             skipped,
             inflight_shadows,
+            shadow_memory_bytes,
             store_queue_depth,
             store_dropped,
             store_write_errors,
@@ -272,6 +282,8 @@ impl Metrics {
             let _one_scrape_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
             self.inflight_shadows
                 .set(i64::try_from(now.inflight_shadows).unwrap_or(i64::MAX));
+            self.shadow_memory_bytes
+                .set(i64::try_from(now.shadow_memory_bytes).unwrap_or(i64::MAX));
             self.store_queue_depth
                 .set(i64::try_from(now.store_queue_depth).unwrap_or(i64::MAX));
             self.breaker_open.set(i64::from(now.breaker_open));

@@ -95,6 +95,10 @@ async fn metrics_count_known_traffic_exactly() {
             5.0,
         ),
         ("shadowdiff_inflight_shadows", 0.0),
+        // Every exchange was judged: the budget holds nothing any more.
+        ("shadowdiff_shadow_memory_bytes", 0.0),
+        ("shadowdiff_client_connection_limit_waits_total", 0.0),
+        ("shadowdiff_client_header_timeouts_total", 0.0),
         ("shadowdiff_store_dropped_total", 0.0),
         ("shadowdiff_store_write_errors_total", 0.0),
         ("shadowdiff_breaker_open", 0.0),

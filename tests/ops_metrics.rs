@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::wait_for;
+use support::{get, metrics, status, value, wait_for};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,26 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-async fn get(url: String) -> (u16, String) {
-    let response = support::client().get(url).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-async fn metrics(admin: SocketAddr) -> String {
-    get(format!("http://{admin}/metrics")).await.1
-}
-
-async fn status(admin: SocketAddr) -> serde_json::Value {
-    serde_json::from_str(&get(format!("http://{admin}/status")).await.1).unwrap()
-}
-
-/// The value of one series, by its exact name and labels as the text format writes them.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 async fn judged(admin: SocketAddr) -> u64 {
     let counters = &status(admin).await["counters"];

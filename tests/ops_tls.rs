@@ -219,18 +219,8 @@ async fn tls_clients_that_stall_the_handshake_or_the_h2_preface_are_closed() {
         .unwrap();
     assert_eq!(response.text().await.unwrap(), "same");
 
-    let metrics = support::client()
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let timeouts = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("shadowdiff_client_header_timeouts_total "))
-        .unwrap();
-    assert_eq!(timeouts.trim(), "2", "{metrics}");
+    let metrics = support::metrics(admin).await;
+    let timeouts = support::value(&metrics, "shadowdiff_client_header_timeouts_total");
+    assert_eq!(timeouts, Some(2.0), "{metrics}");
     proxy.stop().await;
 }

@@ -155,18 +155,8 @@ async fn closed_by_peer(stream: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 async fn metric(admin: std::net::SocketAddr, name: &str) -> u64 {
-    let text = client()
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+    let text = metrics(admin).await;
+    value(&text, name).unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}")) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -378,3 +378,26 @@ pub fn report_json(db: &std::path::Path) -> serde_json::Value {
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// A GET through a plain client: (status, body).
+pub async fn get(url: String) -> (u16, String) {
+    let response = client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The admin listener's `/metrics` text.
+pub async fn metrics(admin: SocketAddr) -> String {
+    get(format!("http://{admin}/metrics")).await.1
+}
+
+/// The admin listener's `/status` JSON.
+pub async fn status(admin: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&get(format!("http://{admin}/status")).await.1).unwrap()
+}
+
+/// The value of one series, by its exact name and labels as the text format writes them.
+pub fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

@@ -34,6 +34,11 @@ pub const REDACTED: &str = "[redacted]";
 /// secret place are always replaced, whatever their length.
 pub const MIN_SCRUB_LEN: usize = 4;
 
+/// At most this many secret values of one exchange are searched for in derived text, the
+/// first found (headers and query before bodies): the search costs values times texts, and
+/// a body with a token per record would otherwise make it quadratic on the compare thread.
+pub const MAX_SCRUBBED: usize = 64;
+
 /// Bytes of the HMAC shown: 48 bits tell two values apart without identifying either.
 const DIGEST_BYTES: usize = 6;
 
@@ -333,9 +338,10 @@ struct Scrub {
 
 impl Scrub {
     fn new(redactor: &Redactor, mut found: Vec<String>) -> Scrub {
-        found.retain(|s| s.len() >= MIN_SCRUB_LEN && s != REDACTED);
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|s| s.len() >= MIN_SCRUB_LEN && s != REDACTED && seen.insert(s.clone()));
+        found.truncate(MAX_SCRUBBED);
         found.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        found.dedup();
         let secrets = found
             .into_iter()
             .map(|s| {

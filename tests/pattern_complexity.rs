@@ -141,3 +141,28 @@ proptest! {
         prop_assert_eq!(compiled.covers(&path), covered);
     }
 }
+
+/// The input the `path_pattern` fuzz target timed out on before the linear matcher
+/// (fuzz/findings/, docs/SECURITY.md), through the target's own steps. It runs on a thread
+/// so that a regression fails after a minute instead of hanging the suite.
+#[test]
+fn fuzz_finding_path_pattern_exponential_double_star_completes() {
+    let input = include_str!("../fuzz/findings/path_pattern-exponential-double-star");
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = input.split('\n');
+        let pattern = PathPattern::compile(lines.next().unwrap()).expect("the finding compiles");
+        let mut paths = 0;
+        for path in lines {
+            let segs = segments(path);
+            let matches = pattern.matches(&segs);
+            assert!(!matches || pattern.covers(&segs));
+            paths += 1;
+        }
+        let _ = done.send(paths);
+    });
+    let paths = finished
+        .recv_timeout(TIMEOUT)
+        .expect("matching the fuzz finding completes");
+    assert!(paths >= 1);
+}

@@ -401,3 +401,16 @@ pub fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// Reads until the peer closes the connection: what it sent, or `None` if it has not closed
+/// within a minute (a test failure, not a timing assertion: the deadlines under test are
+/// a second or two).
+pub async fn closed_by_peer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = stream.read_to_end(&mut seen);
+    match tokio::time::timeout(std::time::Duration::from_secs(60), read).await {
+        Ok(_) => Some(seen),
+        Err(_) => None,
+    }
+}

@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     let captured = |body: &[u8]| Captured {
+        trailers: Default::default(),
         status: StatusCode::OK,
         headers: headers.clone(),
         body: Bytes::copy_from_slice(body),

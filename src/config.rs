@@ -132,8 +132,8 @@ pub struct TlsFiles {
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub primary: reqwest::Url,
-    pub secondary: reqwest::Url,
+    pub primary: url::Url,
+    pub secondary: url::Url,
     pub db: PathBuf,
     pub sample: f64,
     pub sample_by: Option<SampleKey>,
@@ -177,6 +177,17 @@ pub struct ServeConfig {
     pub redact: Arc<RedactRules>,
     /// SHA-256 of the effective settings, stored with each run.
     pub digest: String,
+}
+
+impl ServeConfig {
+    /// The certificates an `https` secondary is trusted with (the primary's are the
+    /// system's alone).
+    pub fn secondary_trust(&self) -> crate::upstream::Trust {
+        crate::upstream::Trust {
+            extra_ca: self.secondary_ca.clone(),
+            insecure: self.insecure_secondary,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -607,18 +618,22 @@ fn duration_setting(
     }
 }
 
-/// `http` or `https` URL without query or fragment; its path becomes a prefix.
-pub fn parse_upstream(value: &str) -> Result<reqwest::Url, String> {
+/// `http`, `https` or `h2c` URL without query or fragment; its path becomes a prefix.
+/// `h2c://host:port/base` names a cleartext HTTP/2 upstream (prior knowledge, RFC 9113
+/// section 3.3), as gRPC services speak it.
+pub fn parse_upstream(value: &str) -> Result<url::Url, String> {
     // `localhost:8080` parses as scheme "localhost"; say what the user actually missed.
     if !value.contains("://") {
         return Err(format!(
-            "relative URL without a scheme ({value:?}); write http://{value} or https://{value}"
+            "relative URL without a scheme ({value:?}); write http://{value}, https://{value} or h2c://{value}"
         ));
     }
-    let url = reqwest::Url::parse(value).map_err(|e| format!("{e} ({value:?})"))?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(format!("scheme {other:?} is not http or https ({value:?})")),
+    let url = url::Url::parse(value).map_err(|e| format!("{e} ({value:?})"))?;
+    if crate::upstream::Protocol::from_scheme(url.scheme()).is_none() {
+        return Err(format!(
+            "scheme {:?} is not http, https or h2c ({value:?})",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none() {
         return Err(format!("no host in {value:?}"));
@@ -700,7 +715,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--primary: relative URL without a scheme (\"localhost:8080\"); \
-             write http://localhost:8080 or https://localhost:8080"
+             write http://localhost:8080, https://localhost:8080 or h2c://localhost:8080"
         );
     }
 

@@ -66,6 +66,8 @@ pub fn is_write(method: &Method, headers: &HeaderMap) -> bool {
 pub struct Captured {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// Trailer fields after the body (gRPC's `grpc-status`); empty when there were none.
+    pub trailers: HeaderMap,
     pub body: Bytes,
     /// From the moment the request was sent until the last body byte was read.
     pub latency: Duration,

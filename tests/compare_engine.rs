@@ -37,6 +37,7 @@ fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Ca
         );
     }
     Captured {
+        trailers: Default::default(),
         status: StatusCode::from_u16(status).unwrap(),
         headers: map,
         body: body.into(),

@@ -48,6 +48,7 @@ fn captured(body: String) -> Captured {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     Captured {
+        trailers: Default::default(),
         status: StatusCode::OK,
         headers,
         body: Bytes::from(body),

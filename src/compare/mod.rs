@@ -161,10 +161,11 @@ impl Comparator {
 
     /// Compares two complete responses under the rules of `route`.
     pub fn compare(&self, route: &str, primary: &Captured, secondary: &Captured) -> Verdict {
-        self.compare_parts(
+        self.compare_with_trailers(
             route,
             (primary.status, &primary.headers, &primary.body),
             (secondary.status, &secondary.headers, &secondary.body),
+            (&primary.trailers, &secondary.trailers),
         )
     }
 
@@ -175,6 +176,17 @@ impl Comparator {
         route: &str,
         primary: (StatusCode, &HeaderMap, &[u8]),
         secondary: (StatusCode, &HeaderMap, &[u8]),
+    ) -> Verdict {
+        let none = HeaderMap::new();
+        self.compare_with_trailers(route, primary, secondary, (&none, &none))
+    }
+
+    fn compare_with_trailers(
+        &self,
+        route: &str,
+        primary: (StatusCode, &HeaderMap, &[u8]),
+        secondary: (StatusCode, &HeaderMap, &[u8]),
+        trailers: (&HeaderMap, &HeaderMap),
     ) -> Verdict {
         let rules = self.rules.for_route(route);
         let mut sink = Sink::new(rules);
@@ -187,6 +199,7 @@ impl Comparator {
             );
         }
         compare_headers(&mut sink, primary.1, secondary.1);
+        compare_trailers(&mut sink, trailers.0, trailers.1);
         let body_diff = compare_bodies(
             &mut sink,
             (primary.1, primary.2),
@@ -222,20 +235,55 @@ fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
         sink.emit("headers.content-type", kind, || type_a, || type_b);
     }
     let rules = sink.rules;
-    for name in &rules.headers {
-        if media_differs && name == "content-type" {
-            continue;
-        }
+    let names = rules
+        .headers
+        .iter()
+        .filter(|name| !(media_differs && *name == "content-type"));
+    compare_fields(sink, "headers", names, a, b);
+}
+
+/// Trailer fields that carry a gRPC call's outcome (gRPC over HTTP/2: `grpc-status`,
+/// `grpc-message`): compared by default, since a changed status is a changed answer.
+const COMPARED_TRAILERS: [&str; 2] = ["grpc-status", "grpc-message"];
+
+/// The gRPC outcome always; other trailers only when `[compare] headers` names them, as
+/// for headers. A difference is at `trailers.<name>`.
+fn compare_trailers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
+    if a.is_empty() && b.is_empty() {
+        return;
+    }
+    let rules = sink.rules;
+    let names = COMPARED_TRAILERS.iter().copied().chain(
+        rules
+            .headers
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !COMPARED_TRAILERS.contains(name)),
+    );
+    compare_fields(sink, "trailers", names, a, b);
+}
+
+/// Compares the named fields of two maps, all values of a name joined with `, `
+/// (RFC 9110 section 5.3), each difference at `<section>.<name>`.
+fn compare_fields<'n>(
+    sink: &mut Sink<'_>,
+    section: &str,
+    names: impl Iterator<Item = &'n (impl AsRef<str> + ?Sized + 'n)>,
+    a: &HeaderMap,
+    b: &HeaderMap,
+) {
+    for name in names {
+        let name = name.as_ref();
         let joined = |h: &HeaderMap| -> Option<String> {
             let values: Vec<String> = h
-                .get_all(name.as_str())
+                .get_all(name)
                 .iter()
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .collect();
             (!values.is_empty()).then(|| values.join(", "))
         };
         let (va, vb) = (joined(a), joined(b));
-        let path = format!("headers.{name}");
+        let path = format!("{section}.{name}");
         match (va, vb) {
             (Some(x), Some(y)) if x != y => match sink.masked_equal(&x, &y) {
                 Some(rule) if sink.ignored_by(&path).is_none() => sink.hide(rule),

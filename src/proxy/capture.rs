@@ -28,6 +28,8 @@ struct Copy {
     covered: usize,
     /// Why copying stopped, if it did.
     stopped: Option<Stop>,
+    /// Trailer fields seen after the data (a gRPC status), kept for the comparison.
+    trailers: HeaderMap,
 }
 
 /// Why a copy was let go before the body's end.
@@ -50,6 +52,7 @@ impl Copy {
             memory,
             covered,
             stopped: None,
+            trailers: HeaderMap::new(),
         }
     }
 
@@ -97,6 +100,8 @@ impl Copy {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     self.push(data);
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    self.trailers.extend(trailers.clone());
                 }
                 if ended {
                     Step::Complete
@@ -219,8 +224,10 @@ impl<B> Drop for RequestTee<B> {
     }
 }
 
-/// What the shadow learns about the primary's response.
+/// What the shadow learns about the primary's response. Sent once, through a oneshot
+/// whose slot holds it either way: boxing the large variant would only add an allocation.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum PrimaryCapture {
     /// The primary's whole answer, or how its leg failed.
     Done(LegOutcome),
@@ -281,6 +288,7 @@ where
             None => PrimaryCapture::Done(Ok(Captured {
                 status: self.status,
                 headers: std::mem::take(&mut self.headers),
+                trailers: std::mem::take(&mut self.copy.trailers),
                 body: self.copy.take(),
                 latency,
             })),
@@ -349,6 +357,7 @@ impl<B> Drop for ResponseTee<B> {
             PrimaryCapture::Done(Ok(Captured {
                 status: self.status,
                 headers: std::mem::take(&mut self.headers),
+                trailers: HeaderMap::new(),
                 body: Bytes::new(),
                 latency: self.started.elapsed(),
             }))

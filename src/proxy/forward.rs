@@ -2,16 +2,16 @@
 //! comes back to the client, streamed both ways. When the request is shadowed, the bodies
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
+use super::body::{PrimaryBody, ProxyBody};
 use super::capture::{PrimaryCapture, RequestTee, ResponseTee};
 use super::refusal::{refusal, Refusal, WatchedBody};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
-use super::{Proxy, ProxyBody};
+use super::Proxy;
 use crate::exchange::{ErrorKind, LegError, Observation, SkipReason};
 use crate::upstream::{forwarded_headers, strip_hop_by_hop};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -42,23 +42,19 @@ pub async fn handle(
     if request.method() == Method::CONNECT || is_upgrade(&request) {
         return Ok(super::tunnel::handle(proxy, request, client, at).await);
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let (body, body_failed) = WatchedBody::new(body);
+    let admitted = proxy.admission.admit(&parts);
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let headers = forwarded_headers(&parts.headers, client.ip(), proxy.proto(), host.as_ref());
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .to_string();
+    let client_headers = std::mem::take(&mut parts.headers);
+    let headers = forwarded_headers(client_headers, client.ip(), proxy.proto(), host.as_ref());
+    let preserve_host = proxy.config.preserve_host;
 
-    let admitted = proxy.admission.admit(&parts);
     let permit = match admitted {
         Ok(permit) => permit,
         Err(reason) => {
@@ -68,15 +64,18 @@ pub async fn handle(
                 path: parts.uri.path().to_string(),
                 reason,
             });
-            let upstream = proxy.primary.send(
-                &proxy.client,
-                parts.method,
-                &path_and_query,
-                headers,
-                proxy.config.preserve_host,
-                reqwest::Body::wrap(body),
-            );
-            return Ok(match proxy.primary_deadline(upstream).await {
+            let started = Instant::now();
+            let sent = async {
+                let request = proxy.primary.request(
+                    parts.method,
+                    &parts.uri,
+                    headers,
+                    preserve_host,
+                    PrimaryBody::Client(body),
+                )?;
+                proxy.primary.send(request, started).await
+            };
+            return Ok(match proxy.primary_deadline(started, sent).await {
                 Ok(response) => passthrough(response),
                 Err(_) if body_failed.get() => Refusal::MalformedBody.response(),
                 Err(error) => error_response(&error),
@@ -87,12 +86,12 @@ pub async fn handle(
     // Shadowed: tee the request body unless there is none.
     let (primary_body, shadow_body) = if body.is_end_stream() {
         (
-            reqwest::Body::from(Bytes::new()),
+            PrimaryBody::from(Bytes::new()),
             ShadowBody::Ready(Bytes::new()),
         )
     } else {
         let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
-        (reqwest::Body::wrap(tee), ShadowBody::Pending(rx))
+        (PrimaryBody::Teed(tee), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
         at,
@@ -106,32 +105,33 @@ pub async fn handle(
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
     let started = Instant::now();
-    let upstream = proxy.primary.send(
-        &proxy.client,
-        parts.method,
-        &path_and_query,
-        headers,
-        proxy.config.preserve_host,
-        primary_body,
-    );
-    match proxy.primary_deadline(upstream).await {
+    let sent = async {
+        let request = proxy.primary.request(
+            parts.method,
+            &parts.uri,
+            headers,
+            preserve_host,
+            primary_body,
+        )?;
+        proxy.primary.send(request, started).await
+    };
+    match proxy.primary_deadline(started, sent).await {
         Ok(response) => {
-            let status = response.status();
-            let mut response_headers = response.headers().clone();
-            strip_hop_by_hop(&mut response_headers);
+            let (mut head, body) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers);
             let tee = ResponseTee::new(
-                reqwest::Body::from(response),
-                status,
-                response_headers.clone(),
+                body,
+                head.status,
+                head.headers.clone(),
                 started,
                 proxy.config.max_body,
                 memory,
                 primary_tx,
             );
             Ok(build_response(
-                status,
-                response_headers,
-                tee.map_err(box_error).boxed_unsync(),
+                head.status,
+                head.headers,
+                ProxyBody::Teed(tee),
             ))
         }
         // The shadow sees the same failed body through the tee and counts the request as
@@ -146,14 +146,10 @@ pub async fn handle(
 }
 
 /// The primary's response as the client gets it: hop-by-hop headers removed, body streamed.
-pub(super) fn passthrough(response: reqwest::Response) -> Response<ProxyBody> {
-    let status = response.status();
-    let mut headers = response.headers().clone();
-    strip_hop_by_hop(&mut headers);
-    let body = reqwest::Body::from(response)
-        .map_err(box_error)
-        .boxed_unsync();
-    build_response(status, headers, body)
+pub(super) fn passthrough(response: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers);
+    Response::from_parts(head, ProxyBody::Primary(body))
 }
 
 pub(super) fn build_response(
@@ -188,8 +184,7 @@ pub(super) fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    let body = Full::new(text.into()).map_err(box_error).boxed_unsync();
-    build_response(status, headers, body)
+    build_response(status, headers, ProxyBody::text(text))
 }
 
 /// An HTTP/1.1 upgrade request (RFC 9110 section 7.8), e.g. WebSocket.
@@ -210,8 +205,4 @@ fn origin_form(uri: &http::Uri) -> http::Uri {
         Some(pq) if uri.scheme().is_some() => pq.as_str().parse().unwrap_or_else(|_| uri.clone()),
         _ => uri.clone(),
     }
-}
-
-pub fn box_error<E: Into<super::BoxError>>(error: E) -> super::BoxError {
-    error.into()
 }

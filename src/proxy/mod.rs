@@ -7,6 +7,7 @@
 //! drive the real thing.
 
 pub mod admission;
+pub mod body;
 pub mod breaker;
 pub mod capture;
 pub mod forward;
@@ -24,10 +25,9 @@ use crate::exchange::LegError;
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::recorder::{Recorder, RecorderError, RecorderOptions};
-use crate::upstream::{build_client, client_builder, Upstream};
+use crate::upstream::{ClientError, Trust, Upstream};
 use admission::Admission;
 use breaker::Breaker;
-use bytes::Bytes;
 pub use live::{Live, ReloadError};
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
@@ -37,8 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every response body the proxy returns: streamed from the primary, or a short error text.
-pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub use body::{PrimaryBody, ProxyBody};
 
 /// Why the proxy could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +47,9 @@ pub enum ServeError {
     /// The store's error names its path itself.
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("building the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The client's error names the setting (`--secondary-ca`) itself.
+    #[error(transparent)]
+    Client(#[from] ClientError),
     /// The recorder's error names the file; `--record:` says which setting it is.
     #[error("--record: {0}")]
     Record(RecorderError),
@@ -57,11 +57,6 @@ pub enum ServeError {
     /// must say so, after the store is committed.
     #[error("--record: {0}")]
     RecordIncomplete(RecorderError),
-    #[error("--secondary-ca {}: {reason}", path.display())]
-    SecondaryCa {
-        path: std::path::PathBuf,
-        reason: String,
-    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("--admin {addr}: cannot listen: {source}")]
@@ -78,9 +73,9 @@ pub struct Prepared {
     dropped: Arc<AtomicU64>,
     write_errors: Arc<AtomicU64>,
     lost: Arc<crate::store::LossCounters>,
-    client: reqwest::Client,
+    primary: Upstream<PrimaryBody>,
+    secondary: Upstream,
     recorder: Option<Arc<Recorder>>,
-    secondary_client: reqwest::Client,
     tls: Option<tokio_rustls::TlsAcceptor>,
     live: Live,
 }
@@ -91,15 +86,12 @@ impl Prepared {
     }
 }
 
-/// Compiles the rules, opens the store and the record file, and builds the client.
+/// Compiles the rules, opens the store and the record file, and builds the upstreams'
+/// clients.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
-    let client = build_client()?;
-    let secondary_client = if config.secondary_ca.is_none() && !config.insecure_secondary {
-        client.clone()
-    } else {
-        secondary_client(config)?
-    };
+    let primary = Upstream::new(&config.primary, &Trust::default())?;
+    let secondary = Upstream::new(&config.secondary, &config.secondary_trust())?;
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let dropped = Arc::new(AtomicU64::new(0));
     let write_errors = Arc::new(AtomicU64::new(0));
@@ -135,47 +127,19 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         recorder,
         write_errors,
         lost,
-        client,
-        secondary_client,
+        primary,
+        secondary,
         tls,
         live,
     })
 }
 
-/// A client for the secondary alone, when it needs its own trust settings (test
-/// environments): the primary's settings from the same builder, plus the extra CA or no
-/// verification at all.
-fn secondary_client(config: &ServeConfig) -> Result<reqwest::Client, ServeError> {
-    let mut builder = client_builder();
-    if let Some(path) = &config.secondary_ca {
-        let ca_error = |reason: String| ServeError::SecondaryCa {
-            path: path.clone(),
-            reason,
-        };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ca_error(format!("not a PEM certificate: {e}")))?;
-        if certificates.is_empty() {
-            return Err(ca_error("no PEM certificate in the file".into()));
-        }
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    if config.insecure_secondary {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    Ok(builder.build()?)
-}
-
 /// The state every connection shares.
 pub struct Proxy {
     pub(crate) config: ServeConfig,
-    pub(crate) client: reqwest::Client,
-    /// The same as `client` unless the secondary has its own TLS trust settings.
-    pub(crate) secondary_client: reqwest::Client,
     pub(crate) breaker: Option<Arc<Breaker>>,
-    pub(crate) primary: Upstream,
+    /// The primary gets the client's body as it streams; the secondary a complete one.
+    pub(crate) primary: Upstream<PrimaryBody>,
     pub(crate) secondary: Upstream,
     pub(crate) admission: Admission,
     pub(crate) pipeline: PipelineHandle,
@@ -196,23 +160,13 @@ impl Proxy {
         }
     }
 
-    /// The primary's response headers within the primary timeout, or a timeout error.
-    pub(crate) async fn primary_deadline(
+    /// The primary's response head within the primary timeout, or a timeout error.
+    pub(crate) async fn primary_deadline<T>(
         &self,
-        sent: impl Future<Output = Result<reqwest::Response, LegError>>,
-    ) -> Result<reqwest::Response, LegError> {
-        let started = Instant::now();
-        match tokio::time::timeout(self.config.primary_timeout, sent).await {
-            Ok(result) => result,
-            Err(_) => Err(LegError {
-                kind: crate::exchange::ErrorKind::Timeout,
-                message: format!(
-                    "no response within {}",
-                    humantime::format_duration(self.config.primary_timeout)
-                ),
-                latency: started.elapsed(),
-            }),
-        }
+        started: Instant,
+        sent: impl Future<Output = Result<T, LegError>>,
+    ) -> Result<T, LegError> {
+        crate::upstream::within(self.config.primary_timeout, started, "response", sent).await
     }
 }
 
@@ -271,9 +225,9 @@ pub async fn serve_with_admin(
         dropped,
         write_errors,
         lost,
-        client,
+        primary,
+        secondary,
         recorder,
-        secondary_client,
         tls,
         live,
     } = prepared;
@@ -309,10 +263,8 @@ pub async fn serve_with_admin(
     let proxy = Arc::new(Proxy {
         admission,
         breaker,
-        primary: Upstream::new(&config.primary),
-        secondary: Upstream::new(&config.secondary),
-        client,
-        secondary_client,
+        primary,
+        secondary,
         pipeline: pipeline.handle(),
         recorder: recorder.clone(),
         abandon,

@@ -2,13 +2,12 @@
 //! client's bytes be read as part of another's request (desync) or reach an upstream in a
 //! form it may read differently than we did. They are counted as skipped `refused`.
 
-use super::forward::{box_error, build_response};
-use super::ProxyBody;
+use super::body::ProxyBody;
+use super::forward::build_response;
 use crate::upstream::target::{normalize_uri, TargetError};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,10 +55,7 @@ impl Refusal {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let text = format!("shadowdiff: bad request: {}\n", self.reason());
-        let body = Full::new(Bytes::from(text))
-            .map_err(box_error)
-            .boxed_unsync();
-        build_response(StatusCode::BAD_REQUEST, headers, body)
+        build_response(StatusCode::BAD_REQUEST, headers, ProxyBody::text(text))
     }
 }
 

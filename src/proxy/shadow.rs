@@ -8,9 +8,9 @@ use crate::budget::Reservation;
 use crate::exchange::{
     ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest, SkipReason,
 };
-use crate::upstream::{Fetch, FetchOptions, SHADOW_HEADER};
+use crate::upstream::{Fetch, FetchOptions};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, Method, Uri};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
@@ -170,30 +170,23 @@ async fn send_secondary(
     request: &RecordedRequest,
     memory: &Reservation,
 ) -> LegOutcome {
-    let mut headers = request.headers.clone();
-    headers.insert(SHADOW_HEADER, HeaderValue::from_static("shadow"));
-    let path_and_query = request
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
     let how = Fetch {
-        client: &proxy.secondary_client,
         memory: Some(memory),
         options: FetchOptions {
             preserve_host: proxy.config.preserve_host,
             max_body: proxy.config.max_body,
             timeout: proxy.config.secondary_timeout,
+            mark: Some("shadow"),
         },
     };
     proxy
         .secondary
         .fetch(
             how,
-            request.method.clone(),
-            path_and_query,
-            headers,
-            request.body.clone(),
+            &request.method,
+            &request.uri,
+            &request.headers,
+            &request.body,
         )
         .await
 }

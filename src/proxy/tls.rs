@@ -1,4 +1,4 @@
-//! TLS on the proxy's listener (rustls with the ring provider, as reqwest already uses).
+//! TLS on the proxy's listener (rustls with the ring provider, as the upstream client uses).
 //! Both HTTP/2 and HTTP/1.1 are offered by ALPN, as on the cleartext listener.
 
 use crate::config::TlsFiles;

@@ -2,14 +2,14 @@
 //! shadowed, because a byte stream in both directions has no single response to compare.
 //! They are counted as skipped with reason `upgrade`.
 
-use super::forward::{box_error, build_response, error_response, passthrough, plain_text};
+use super::body::{PrimaryBody, ProxyBody};
+use super::forward::{build_response, error_response, passthrough, plain_text};
 use super::refusal::{upgrade_with_body, Refusal};
-use super::{Proxy, ProxyBody};
+use super::Proxy;
 use crate::exchange::{Observation, SkipReason};
 use crate::upstream::forwarded_headers;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -48,7 +48,7 @@ pub async fn handle(
     let (parts, _body) = request.into_parts();
     let protocol = parts.headers.get(header::UPGRADE).cloned();
     let host = parts.headers.get(header::HOST).cloned();
-    let mut headers = forwarded_headers(&parts.headers, client.ip(), proxy.proto(), host.as_ref());
+    let mut headers = forwarded_headers(parts.headers, client.ip(), proxy.proto(), host.as_ref());
     // No body is sent (one that was declared is refused above): no framing header either.
     headers.remove(header::CONTENT_LENGTH);
     // The hop-by-hop pair that asks for the upgrade is what this hop is for.
@@ -56,20 +56,18 @@ pub async fn handle(
     if let Some(protocol) = protocol {
         headers.insert(header::UPGRADE, protocol);
     }
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let sent = proxy.primary.send(
-        &proxy.client,
-        parts.method,
-        path_and_query,
-        headers,
-        proxy.config.preserve_host,
-        reqwest::Body::from(Bytes::new()),
-    );
-    let response = match proxy.primary_deadline(sent).await {
+    let started = std::time::Instant::now();
+    let sent = async {
+        let request = proxy.primary.request(
+            parts.method,
+            &parts.uri,
+            headers,
+            proxy.config.preserve_host,
+            PrimaryBody::from(Bytes::new()),
+        )?;
+        proxy.primary.send(request, started).await
+    };
+    let mut response = match proxy.primary_deadline(started, sent).await {
         Ok(response) => response,
         Err(error) => return error_response(&error),
     };
@@ -78,9 +76,10 @@ pub async fn handle(
         return passthrough(response);
     }
     // The 101's Connection and Upgrade headers are what the client's hop needs.
-    let response_headers = response.headers().clone();
+    let response_headers = std::mem::take(response.headers_mut());
+    let upstream_upgrade = hyper::upgrade::on(response);
     tokio::spawn(async move {
-        let upstream = match response.upgrade().await {
+        let upstream = match upstream_upgrade.await {
             Ok(upstream) => upstream,
             Err(error) => {
                 tracing::debug!(%error, "primary upgrade failed");
@@ -95,9 +94,8 @@ pub async fn handle(
             }
         };
         let mut client = TokioIo::new(client);
-        let mut upstream = upstream;
+        let mut upstream = TokioIo::new(upstream);
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     });
-    let empty = Full::new(Bytes::new()).map_err(box_error).boxed_unsync();
-    build_response(status, response_headers, empty)
+    build_response(status, response_headers, ProxyBody::empty())
 }

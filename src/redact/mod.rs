@@ -378,6 +378,7 @@ mod tests {
         headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
         headers.insert("set-cookie", cookie.parse().unwrap());
         Captured {
+            trailers: Default::default(),
             status: StatusCode::OK,
             headers,
             body: Bytes::from(body.to_string()),

@@ -9,7 +9,7 @@ pub const MASK: &str = "***";
 
 /// `url` with its password, if any, replaced by [`MASK`]; the user name stays, so an
 /// operator can still tell which credentials were used.
-pub fn shown(url: &reqwest::Url) -> String {
+pub fn shown(url: &url::Url) -> String {
     if url.password().is_none() {
         return url.to_string();
     }
@@ -21,7 +21,7 @@ pub fn shown(url: &reqwest::Url) -> String {
 
 /// `message` with every occurrence of `url` (as serialized) shown masked: for error texts
 /// of the HTTP client, which name the URL they failed on.
-pub fn scrub(message: &str, url: &reqwest::Url) -> String {
+pub fn scrub(message: &str, url: &url::Url) -> String {
     if url.password().is_none() {
         return message.to_string();
     }
@@ -34,9 +34,9 @@ mod tests {
 
     #[test]
     fn only_the_password_is_masked() {
-        let url = reqwest::Url::parse("http://user:s3cret@host:8080/v2").unwrap();
+        let url = url::Url::parse("http://user:s3cret@host:8080/v2").unwrap();
         assert_eq!(shown(&url), "http://user:***@host:8080/v2");
-        let plain = reqwest::Url::parse("http://user@host/").unwrap();
+        let plain = url::Url::parse("http://user@host/").unwrap();
         assert_eq!(shown(&plain), "http://user@host/");
         let message = format!("error sending request for url ({url}): refused");
         assert_eq!(

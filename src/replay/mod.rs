@@ -7,9 +7,9 @@
 //! [`PipelineHandle::submit`], which waits for room instead of dropping: a replay has no
 //! client to protect, so it never loses a comparison.
 //!
-//! Each worker keeps its own connection to each plain-HTTP upstream
-//! ([`upstream::connection`]): a worker has one request in flight per leg, so a pool only
-//! adds work. `https` upstreams go through serve's pooled client and its TLS settings.
+//! Both legs go through serve's upstream client ([`crate::upstream`]): the same request
+//! builder, retry rule, timeout and body cap. Each replay thread has its own pools, so a
+//! worker's connections stay on the thread that drives it.
 //!
 //! - [`progress`]: the progress bar on a terminal, periodic lines elsewhere.
 
@@ -18,15 +18,13 @@ pub mod progress;
 use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
-use crate::exchange::{is_write, Exchange, LegOutcome, Observation, SkipReason};
+use crate::exchange::{is_write, Exchange, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
-use crate::upstream::connection::Connection;
-use crate::upstream::{self, FetchOptions, Upstream, SHADOW_HEADER};
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method};
+use crate::upstream::{self, ClientError, Fetch, FetchOptions, Trust, Upstream, SHADOW_HEADER};
+use http::{header, HeaderMap, HeaderValue};
 use progress::Progress;
 pub use progress::ProgressMode;
 use std::path::PathBuf;
@@ -88,8 +86,8 @@ pub enum ReplayError {
     Traffic(#[from] TrafficError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("a replay thread panicked; the store holds what was judged before it")]
@@ -215,10 +213,13 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         PIPELINE_CAPACITY,
     );
     let tally = pipeline.tally();
+    // Both upstreams are checked before anything is sent; each thread builds its own.
+    Upstream::<upstream::FullBody>::new(&config.primary, &Trust::default())?;
+    Upstream::<upstream::FullBody>::new(&config.secondary, &config.secondary_trust())?;
     let legs = Arc::new(Legs {
-        client: None,
-        primary: Upstream::new(&config.primary),
-        secondary: Upstream::new(&config.secondary),
+        primary: config.primary.clone(),
+        secondary: config.secondary.clone(),
+        secondary_trust: config.secondary_trust(),
         preserve_host: config.preserve_host,
         max_body: config.max_body,
         primary_timeout: config.primary_timeout,
@@ -312,22 +313,21 @@ fn send_all(
                         .enable_all()
                         .build()
                         .map_err(ReplayError::Runtime)?;
-                    // A pooled client's connections live on the runtime that opened them,
-                    // so each thread has its own, when an upstream needs one.
-                    let needs_pool = [&legs.primary, &legs.secondary]
-                        .iter()
-                        .any(|u| u.plain_http_address().is_none());
-                    let legs = Arc::new(Legs {
-                        client: needs_pool.then(upstream::build_client).transpose()?,
-                        ..Legs::clone(&legs)
-                    });
+                    // A pool's connections live on the runtime that opened them, so each
+                    // thread has its own.
+                    let links = Arc::new(Links::new(&legs)?);
                     runtime.block_on(async move {
                         let tasks: Vec<_> = (0..workers)
                             .map(|_| {
-                                let (legs, rx, pipeline, pacer) =
-                                    (legs.clone(), rx.clone(), pipeline.clone(), pacer.clone());
+                                let (legs, links, rx, pipeline, pacer) = (
+                                    legs.clone(),
+                                    links.clone(),
+                                    rx.clone(),
+                                    pipeline.clone(),
+                                    pacer.clone(),
+                                );
                                 tokio::spawn(async move {
-                                    worker(&legs, &rx, &pipeline, pacer.as_deref()).await
+                                    worker(&legs, &links, &rx, &pipeline, pacer.as_deref()).await
                                 })
                             })
                             .collect();
@@ -359,17 +359,17 @@ fn send_all(
 /// One worker: takes batches of requests until the reader is done, one request at a time.
 async fn worker(
     legs: &Legs,
+    links: &Links,
     rx: &flume::Receiver<Vec<TrafficEntry>>,
     pipeline: &PipelineHandle,
     pacer: Option<&Pacer>,
 ) {
-    let mut links = Links::default();
     while let Ok(batch) = rx.recv_async().await {
         for entry in batch {
             if let Some(pacer) = pacer {
                 pacer.wait().await;
             }
-            replay_one(legs, &mut links, pipeline, entry).await;
+            replay_one(legs, links, pipeline, entry).await;
         }
     }
 }
@@ -421,10 +421,9 @@ fn read_traffic(
 /// Everything needed to send one request to both upstreams, shared by the workers.
 #[derive(Clone)]
 struct Legs {
-    /// The pooled client for `https` upstreams; each replay thread builds its own.
-    client: Option<reqwest::Client>,
-    primary: Upstream,
-    secondary: Upstream,
+    primary: url::Url,
+    secondary: url::Url,
+    secondary_trust: Trust,
     preserve_host: bool,
     max_body: usize,
     primary_timeout: Duration,
@@ -432,19 +431,22 @@ struct Legs {
     shadow_writes: bool,
 }
 
-/// One worker's own connections, one per upstream.
-#[derive(Default)]
+/// One thread's upstreams, each with its own pool.
 struct Links {
-    primary: Connection,
-    secondary: Connection,
+    primary: Upstream,
+    secondary: Upstream,
 }
 
-async fn replay_one(
-    legs: &Legs,
-    links: &mut Links,
-    pipeline: &PipelineHandle,
-    entry: TrafficEntry,
-) {
+impl Links {
+    fn new(legs: &Legs) -> Result<Links, ClientError> {
+        Ok(Links {
+            primary: Upstream::new(&legs.primary, &Trust::default())?,
+            secondary: Upstream::new(&legs.secondary, &legs.secondary_trust)?,
+        })
+    }
+}
+
+async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry: TrafficEntry) {
     let request = entry.request;
     let at = SystemTime::now();
     // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
@@ -460,36 +462,23 @@ async fn replay_one(
         return;
     }
     let headers = outgoing_headers(&request.headers);
-    let path_and_query = request
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let leg = |upstream, connection, timeout, headers| Leg {
-        legs,
-        upstream,
-        connection,
-        timeout,
-        method: &request.method,
-        path_and_query,
-        headers,
-        body: request.body.clone(),
+    let how = |timeout| Fetch {
+        memory: None,
+        options: FetchOptions {
+            preserve_host: legs.preserve_host,
+            max_body: legs.max_body,
+            timeout,
+            mark: None,
+        },
     };
+    let (method, uri, body) = (&request.method, &request.uri, &request.body);
     let (primary, secondary) = tokio::join!(
-        leg(
-            &legs.primary,
-            &mut links.primary,
-            legs.primary_timeout,
-            headers.clone()
-        )
-        .send(),
-        leg(
-            &legs.secondary,
-            &mut links.secondary,
-            legs.secondary_timeout,
-            headers
-        )
-        .send(),
+        links
+            .primary
+            .fetch(how(legs.primary_timeout), method, uri, &headers, body),
+        links
+            .secondary
+            .fetch(how(legs.secondary_timeout), method, uri, &headers, body),
     );
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
@@ -510,55 +499,6 @@ fn outgoing_headers(recorded: &HeaderMap) -> HeaderMap {
     headers.remove(header::CONTENT_LENGTH);
     headers.insert(SHADOW_HEADER, HeaderValue::from_static("replay"));
     headers
-}
-
-/// One leg of one replayed request.
-struct Leg<'a> {
-    legs: &'a Legs,
-    upstream: &'a Upstream,
-    connection: &'a mut Connection,
-    timeout: Duration,
-    method: &'a Method,
-    path_and_query: &'a str,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Leg<'_> {
-    async fn send(self) -> LegOutcome {
-        let options = FetchOptions {
-            preserve_host: self.legs.preserve_host,
-            max_body: self.legs.max_body,
-            timeout: self.timeout,
-        };
-        let method = self.method.clone();
-        match (&self.legs.client, self.upstream.plain_http_address()) {
-            (Some(client), None) => {
-                let how = upstream::Fetch {
-                    client,
-                    memory: None,
-                    options,
-                };
-                self.upstream
-                    .fetch(how, method, self.path_and_query, self.headers, self.body)
-                    .await
-            }
-            // Plain HTTP. (An `https` upstream always has the pooled client; without one,
-            // the connection refuses it with a connect error rather than a panic.)
-            _ => {
-                self.connection
-                    .fetch(
-                        self.upstream,
-                        options,
-                        method,
-                        self.path_and_query,
-                        self.headers,
-                        self.body,
-                    )
-                    .await
-            }
-        }
-    }
 }
 
 /// Spaces request starts evenly at `--rate`, shared by all workers.

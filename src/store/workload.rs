@@ -39,6 +39,7 @@ pub fn synthetic_mismatch(i: u64, start: SystemTime, spacing: Duration) -> Recor
         ))
     };
     let captured = |price| Captured {
+        trailers: Default::default(),
         status: StatusCode::OK,
         headers: HeaderMap::new(),
         body: body(price),

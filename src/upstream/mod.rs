@@ -1,167 +1,239 @@
-//! The one HTTP client and request builder used for both legs.
+//! The one HTTP client and request builder behind every upstream leg: serve's primary and
+//! shadow legs, both replay legs and the demo.
 //!
-//! Primary and secondary requests are built by the same functions from the same prepared
-//! headers, so any difference between the two responses comes from the upstreams, never
-//! from shadowdiff treating them differently.
+//! Every leg's request is built by [`Upstream::request`] from the client's parsed target
+//! and the same prepared headers, sent by [`Upstream::send`] through the upstream's pooled
+//! client ([`client`]), and held to its time by [`within`]; a leg that needs the whole
+//! answer (the shadow, replay) goes through [`Upstream::fetch`], which adds the body cap.
+//! So any difference between two responses comes from the upstreams, never from
+//! shadowdiff treating them differently.
 //!
-//! - [`connection`]: a replay worker's own HTTP/1.1 connection to a plain-HTTP upstream,
-//!   the lean transport behind the same request preparation and the same body cap.
+//! - [`client`]: the pooled hyper-util client: HTTP/1.1, HTTP/2 by ALPN or `h2c`, rustls.
 //! - [`target`]: the request-target check, so that no request leaves the base path.
 
-pub mod connection;
+pub mod client;
 pub mod target;
 
+pub use client::{ClientError, Protocol, Trust};
+
 use crate::budget::Reservation;
-use crate::exchange::{Captured, ErrorKind, LegError};
+use crate::exchange::{is_write, Captured, ErrorKind, LegError};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::Method;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use std::borrow::Cow;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// The largest response head (status line and header fields) read from an upstream, on
-/// the transports that can bound it (replay's direct connections; HTTP/2 on the pooled
-/// client). RFC 9110 section 5.4 leaves the limit to the recipient; 64 KiB is well above
-/// what real APIs send and keeps a hostile head from costing more CPU than a normal answer.
+/// The largest response head (status line and header fields) read from an upstream.
+/// RFC 9110 section 5.4 leaves the limit to the recipient; 64 KiB is well above what real
+/// APIs send and keeps a hostile head from costing more CPU than a normal answer.
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Marks a request sent by shadowdiff to the secondary, so that a shadowdiff in front of the
 /// secondary does not shadow it again.
 pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-shadowdiff");
 
-/// The client both legs share. Redirects are not followed and no proxy from the environment
-/// is used: shadowdiff forwards exactly one request per leg, to exactly the configured
-/// upstream. Nothing decompresses: bodies pass through as the upstream sent them.
-pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
-    client_builder().build()
+/// What every request body sent upstream is: any body of `Bytes` the pool can carry.
+/// Whole-response legs build theirs from the request's bytes (`From<Bytes>`).
+pub trait OutgoingBody:
+    http_body::Body<Data = Bytes, Error: Into<crate::proxy::BoxError>> + Send + Unpin + 'static
+{
 }
 
-/// The settings of every upstream client. A client that needs more (the secondary's own CA
-/// or `--insecure-secondary`) adds to this builder, so both legs stay alike in everything
-/// else.
-pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        // reqwest 0.12 has no such bound for HTTP/1.1 responses: there hyper's default read
-        // buffer (about 400 KB) is the limit, also reported as `head_too_large`.
-        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
+impl<B> OutgoingBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<crate::proxy::BoxError>> + Send + Unpin + 'static
+{
 }
 
-/// One upstream: where requests go and how its Host header reads.
-#[derive(Clone, Debug)]
-pub struct Upstream {
-    /// The base URL without its trailing slash; the request's path and query are appended.
-    prefix: String,
+/// A request body known in full: what the shadow, replay and the tunnel send.
+pub type FullBody = http_body_util::Full<Bytes>;
+
+/// One upstream: where requests go, how its Host header reads, and its pooled client.
+pub struct Upstream<B = FullBody> {
+    pool: client::Pool<B>,
+    /// The scheme the pool connects with: `https`, or `http` (also for `h2c`).
+    scheme: Scheme,
+    authority: Authority,
+    /// `host[:port]` of the upstream, the Host header unless the client's is preserved.
+    host: HeaderValue,
     /// The base URL's path without its trailing slash (`/v2`, or empty).
     base_path: String,
-    /// `host[:port]` of the upstream, the Host header unless the client's is preserved.
-    authority: HeaderValue,
-    /// Host and port to open a plain TCP connection to; `None` for `https` upstreams,
-    /// which only the pooled client (with its TLS settings) reaches.
-    plain_http: Option<(String, u16)>,
+    /// Basic credentials from the URL's userinfo, sent instead of the client's.
+    authorization: Option<HeaderValue>,
+    protocol: Protocol,
 }
 
-impl Upstream {
-    pub fn new(base: &reqwest::Url) -> Upstream {
-        let mut prefix = base.as_str().to_string();
-        while prefix.ends_with('/') {
-            prefix.pop();
-        }
-        let base_path = base.path().trim_end_matches('/').to_string();
+impl<B> std::fmt::Debug for Upstream<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credentials.
+        f.debug_struct("Upstream")
+            .field("protocol", &self.protocol)
+            .field("authority", &self.authority)
+            .field("base_path", &self.base_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: OutgoingBody> Upstream<B> {
+    /// The upstream named by a URL that [`crate::config::parse_upstream`] accepted, with
+    /// its own pool. `trust` applies to `https` upstreams.
+    pub fn new(base: &url::Url, trust: &Trust) -> Result<Upstream<B>, ClientError> {
+        let protocol = Protocol::from_scheme(base.scheme()).ok_or_else(|| ClientError::Url {
+            reason: format!("scheme {:?} is not http, https or h2c", base.scheme()),
+        })?;
         let host = base.host_str().unwrap_or_default();
-        let authority = match base.port() {
+        let host_port = match base.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        let plain_http = (base.scheme() == "http").then(|| {
-            // An IPv6 literal is bracketed in a URL, not in a socket address.
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            (host.to_string(), base.port_or_known_default().unwrap_or(80))
-        });
-        Upstream {
-            prefix,
-            base_path,
-            authority: HeaderValue::from_str(&authority).expect("a URL host is a valid header"),
-            plain_http,
-        }
-    }
-
-    /// Where a plain-HTTP connection goes; `None` when the upstream needs TLS.
-    pub fn plain_http_address(&self) -> Option<(&str, u16)> {
-        self.plain_http
-            .as_ref()
-            .map(|(host, port)| (host.as_str(), *port))
-    }
-
-    /// The origin-form target sent on a direct connection: the base path is a prefix.
-    pub fn origin_form(&self, path_and_query: &str) -> Result<http::Uri, LegError> {
-        let target = under(&self.base_path, &checked(path_and_query)?);
-        http::Uri::try_from(target.as_str()).map_err(|e| LegError {
-            kind: ErrorKind::Protocol,
-            message: format!("cannot build upstream target {target:?}: {e}"),
-            latency: Duration::ZERO,
+        let authority = Authority::try_from(host_port.as_str()).map_err(|e| ClientError::Url {
+            reason: format!("host {host_port:?}: {e}"),
+        })?;
+        let host = HeaderValue::from_str(&host_port).map_err(|e| ClientError::Url {
+            reason: format!("host {host_port:?}: {e}"),
+        })?;
+        Ok(Upstream {
+            pool: client::build(protocol, trust)?,
+            scheme: match protocol {
+                Protocol::Https => Scheme::HTTPS,
+                Protocol::Http | Protocol::H2c => Scheme::HTTP,
+            },
+            authority,
+            host,
+            base_path: base.path().trim_end_matches('/').to_string(),
+            authorization: basic_credentials(base),
+            protocol,
         })
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The one way a request for this upstream is built: the target under the base path,
+    /// the Host rule, the URL's credentials. `headers` are the prepared end-to-end headers
+    /// ([`forwarded_headers`]) shared by every leg.
+    pub fn request(
+        &self,
+        method: Method,
+        target: &Uri,
+        mut headers: HeaderMap,
+        preserve_host: bool,
+        body: B,
+    ) -> Result<Request<B>, LegError> {
+        let uri = self.uri_for(target)?;
+        if self.protocol == Protocol::Http {
+            // `TE: trailers` is kept by `strip_hop_by_hop` for HTTP/2 upstreams (gRPC);
+            // to an HTTP/1.1 upstream TE stays what RFC 9110 section 10.1.4 makes it, a
+            // field of the client's own hop.
+            headers.remove(header::TE);
+        }
+        self.set_host(&mut headers, preserve_host);
+        if let Some(authorization) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, authorization.clone());
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+
+    /// Sends a built request through the pool; resolves when the response head arrives.
+    pub async fn send(
+        &self,
+        request: Request<B>,
+        started: Instant,
+    ) -> Result<Response<Incoming>, LegError> {
+        self.pool
+            .request(request)
+            .await
+            .map_err(|e| leg_error(&e, started.elapsed()))
     }
 
     /// The one Host rule of every leg: the upstream's authority, unless the client's Host
     /// is preserved and there is one.
-    pub fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
+    fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
         if !preserve_host || !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, self.authority.clone());
+            headers.insert(header::HOST, self.host.clone());
         }
     }
 
-    /// The upstream URL for a request's path and query: the base path is a prefix.
-    pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, LegError> {
-        let url = under(&self.prefix, &checked(path_and_query)?);
-        reqwest::Url::parse(&url).map_err(|e| LegError {
+    /// The absolute URI the pool is given (it sends the origin form on HTTP/1.1 and the
+    /// pseudo-headers on HTTP/2): built from the parsed target, re-parsed only when a base
+    /// path has to be put in front of it.
+    fn uri_for(&self, target: &Uri) -> Result<Uri, LegError> {
+        let path_and_query = match target.path_and_query() {
+            Some(pq) => checked(pq)?,
+            None => PathAndQuery::from_static("/"),
+        };
+        let path_and_query = if self.base_path.is_empty() {
+            path_and_query
+        } else {
+            let joined = under(&self.base_path, path_and_query.as_str());
+            PathAndQuery::from_maybe_shared(Bytes::from(joined)).map_err(|e| LegError {
+                kind: ErrorKind::Protocol,
+                message: format!("cannot build the upstream target for {target}: {e}"),
+                latency: Duration::ZERO,
+            })?
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|e| LegError {
             kind: ErrorKind::Protocol,
-            // Not the URL itself: the base may carry a password.
-            message: format!("cannot build the upstream URL for {path_and_query:?}: {e}"),
+            message: format!("cannot build the upstream target for {target}: {e}"),
             latency: Duration::ZERO,
         })
     }
+}
 
-    /// Sends one request. `headers` are the prepared end-to-end headers shared by both legs;
-    /// only the Host header is per leg. Resolves when the response headers arrive.
-    pub async fn send(
-        &self,
-        client: &reqwest::Client,
-        method: Method,
-        path_and_query: &str,
-        mut headers: HeaderMap,
-        preserve_host: bool,
-        body: reqwest::Body,
-    ) -> Result<reqwest::Response, LegError> {
-        let started = Instant::now();
-        let url = self.url_for(path_and_query)?;
-        self.set_host(&mut headers, preserve_host);
-        client
-            .request(method, url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| leg_error(&e, started.elapsed()))
+/// The Authorization a URL's userinfo stands for (RFC 7617): RFC 3986 section 3.2.1
+/// deprecates passwords in URLs, but operators write `https://user:pw@host` and expect the
+/// upstream to get them. The value is marked sensitive, so it is never logged by hyper.
+fn basic_credentials(url: &url::Url) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
     }
+    let decode = |part: &str| percent_encoding::percent_decode_str(part).collect::<Vec<u8>>();
+    let mut pair = decode(url.username());
+    pair.push(b':');
+    pair.extend(decode(url.password().unwrap_or_default()));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The request's path and query as [`target::normalize`] leaves it. Serve and the traffic
 /// readers have already refused or normalized it; this is the last line, so that no caller
-/// can send a request outside the base path (the URL parser would resolve its `..`).
-fn checked(path_and_query: &str) -> Result<std::borrow::Cow<'_, str>, LegError> {
-    target::normalize(path_and_query).map_err(|e| LegError {
+/// can send a request outside the base path. A target that needs no change is kept as it
+/// is, without a copy.
+fn checked(path_and_query: &PathAndQuery) -> Result<PathAndQuery, LegError> {
+    let refused = |e: target::TargetError| LegError {
         kind: ErrorKind::Protocol,
         message: format!("request target refused: {e}"),
         latency: Duration::ZERO,
-    })
+    };
+    match target::normalize(path_and_query.as_str()).map_err(refused)? {
+        Cow::Borrowed(_) => Ok(path_and_query.clone()),
+        Cow::Owned(normalized) => {
+            PathAndQuery::from_maybe_shared(Bytes::from(normalized)).map_err(|e| LegError {
+                kind: ErrorKind::Protocol,
+                message: format!("request target refused: {e}"),
+                latency: Duration::ZERO,
+            })
+        }
+    }
 }
 
-/// A request's path and query under an upstream's base (URL or path, no trailing slash).
+/// A request's path and query under an upstream's base path (no trailing slash).
 fn under(base: &str, path_and_query: &str) -> String {
     let mut joined = String::with_capacity(base.len() + path_and_query.len() + 1);
     joined.push_str(base);
@@ -172,76 +244,95 @@ fn under(base: &str, path_and_query: &str) -> String {
     joined
 }
 
+/// The one timeout of every leg: `leg` must be done within `limit`, else the leg is a
+/// [`ErrorKind::Timeout`] saying `no <what> within <limit>`.
+pub async fn within<T>(
+    limit: Duration,
+    started: Instant,
+    what: &str,
+    leg: impl Future<Output = Result<T, LegError>>,
+) -> Result<T, LegError> {
+    match tokio::time::timeout(limit, leg).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(LegError {
+            kind: ErrorKind::Timeout,
+            message: format!("no {what} within {}", humantime::format_duration(limit)),
+            latency: started.elapsed(),
+        }),
+    }
+}
+
 /// How a leg whose whole response is read (the shadow leg, both replay legs) is sent.
 #[derive(Clone, Copy, Debug)]
 pub struct Fetch<'a> {
-    pub client: &'a reqwest::Client,
     /// The shadow's share of the memory budget the body is read into; `None` for replay,
     /// which waits for room instead of dropping and so holds at most its workers' bodies.
     pub memory: Option<&'a Reservation>,
     pub options: FetchOptions,
 }
 
-/// The per-leg settings of a whole-response fetch, whichever transport carries it.
+/// The per-leg settings of a whole-response fetch.
 #[derive(Clone, Copy, Debug)]
 pub struct FetchOptions {
     pub preserve_host: bool,
     pub max_body: usize,
     /// For the whole exchange: connecting, sending, and reading the last body byte.
     pub timeout: Duration,
+    /// The [`SHADOW_HEADER`] value this leg adds, if any.
+    pub mark: Option<&'static str>,
 }
 
-impl FetchOptions {
-    /// The error of a leg that ran out of time, the same for every transport.
-    pub fn timed_out(&self, started: Instant) -> LegError {
-        LegError {
-            kind: ErrorKind::Timeout,
-            message: format!(
-                "no complete response within {}",
-                humantime::format_duration(self.timeout)
-            ),
-            latency: started.elapsed(),
-        }
-    }
-}
-
-impl Upstream {
+impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
     /// Sends a request with a complete body and reads the complete response, under the
     /// timeout and the body cap: every failure becomes a [`LegError`] of its kind.
+    ///
+    /// When the upstream closes a connection as the request goes out (the race every
+    /// keep-alive client meets when a server's idle timeout or request limit closes it),
+    /// the request is sent once more if that cannot repeat an effect: hyper-util already
+    /// resends what was never written; a written request is resent only when its method is
+    /// safe (RFC 9110 section 9.2.2; writes, method overrides included, never are).
     pub async fn fetch(
         &self,
         how: Fetch<'_>,
-        method: Method,
-        path_and_query: &str,
-        headers: HeaderMap,
-        body: Bytes,
+        method: &Method,
+        target: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
     ) -> Result<Captured, LegError> {
         let started = Instant::now();
         let options = how.options;
         let leg = async {
-            let response = self
-                .send(
-                    how.client,
-                    method,
-                    path_and_query,
-                    headers,
+            let mut retried = false;
+            let response = loop {
+                let mut sent = headers.clone();
+                if let Some(mark) = options.mark {
+                    sent.insert(SHADOW_HEADER, HeaderValue::from_static(mark));
+                }
+                let request = self.request(
+                    method.clone(),
+                    target,
+                    sent,
                     options.preserve_host,
-                    full_body(body),
-                )
-                .await?;
+                    B::from(body.clone()),
+                )?;
+                match self.pool.request(request).await {
+                    Ok(response) => break response,
+                    Err(e) if !retried && closed_by_upstream(&e) && !is_write(method, headers) => {
+                        retried = true;
+                    }
+                    Err(e) => return Err(leg_error(&e, started.elapsed())),
+                }
+            };
             let cap = BodyCap {
                 max_body: options.max_body,
                 memory: how.memory,
             };
-            read_capped(response.into(), cap, started, |e| {
-                leg_error(&e, started.elapsed())
+            read_capped(response, cap, started, |e| {
+                hyper_error(&e, started.elapsed())
             })
             .await
         };
-        match tokio::time::timeout(options.timeout, leg).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(options.timed_out(started)),
-        }
+        within(options.timeout, started, "complete response", leg).await
     }
 }
 
@@ -271,9 +362,16 @@ where
     // Most bodies arrive in one frame: keep that frame as it is, copy only when there are more.
     let mut first = Bytes::new();
     let mut more = BytesMut::new();
+    let mut trailers = HeaderMap::new();
     while let Some(frame) = body.frame().await {
-        let Ok(chunk) = frame.map_err(&body_error)?.into_data() else {
-            continue; // trailers are not compared
+        let chunk = match frame.map_err(&body_error)?.into_data() {
+            Ok(chunk) => chunk,
+            Err(frame) => {
+                if let Ok(fields) = frame.into_trailers() {
+                    trailers.extend(fields);
+                }
+                continue;
+            }
         };
         if first.len() + more.len() + chunk.len() > cap.max_body {
             return Err(LegError {
@@ -307,6 +405,7 @@ where
     Ok(Captured {
         status: parts.status,
         headers: parts.headers,
+        trailers,
         body: if more.is_empty() {
             first
         } else {
@@ -316,30 +415,58 @@ where
     })
 }
 
-/// Classifies a client error into the kinds a report counts.
-pub fn leg_error(error: &reqwest::Error, latency: Duration) -> LegError {
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if error.is_connect() {
+/// Classifies a pool error into the kinds a report counts. The message names the cause
+/// (connection refused, reset, invalid HTTP), never a URL: the pool's errors carry none.
+pub fn leg_error(error: &hyper_util::client::legacy::Error, latency: Duration) -> LegError {
+    let kind = if error.is_connect() {
         ErrorKind::Connect
     } else if head_too_large(error) {
         ErrorKind::HeadTooLarge
     } else {
         ErrorKind::Protocol
     };
-    // The client names the URL it failed on. reqwest moves URL credentials into an
-    // Authorization header before sending, so today that URL has none; the scrub keeps a
-    // password out of logs and error pages should that ever change.
-    let message = error_chain(error);
-    let message = match error.url() {
-        Some(url) => crate::redact::url::scrub(&message, url),
-        None => message,
-    };
     LegError {
         kind,
-        message,
+        message: error_chain(error),
         latency,
     }
+}
+
+/// An error of a response body after its head arrived: the upstream broke the exchange,
+/// or sent trailers over the cap.
+pub fn hyper_error(error: &hyper::Error, latency: Duration) -> LegError {
+    LegError {
+        kind: if error.is_parse_too_large() {
+            ErrorKind::HeadTooLarge
+        } else {
+            ErrorKind::Protocol
+        },
+        message: error_chain(error),
+        latency,
+    }
+}
+
+/// The upstream closed the connection as the request went out: an incomplete message, or
+/// a reset, anywhere in the error's causes.
+fn closed_by_upstream(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() {
+                return true;
+            }
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Whether hyper, anywhere in the error's causes, refused a response head as too large.
@@ -357,7 +484,7 @@ pub(crate) fn head_too_large(error: &(dyn std::error::Error + 'static)) -> bool 
     false
 }
 
-/// reqwest's top-level message is generic ("error sending request"); the cause says what
+/// The pool's top-level message is generic ("client error (Connect)"); the causes say what
 /// happened (connection refused, reset, invalid HTTP).
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
@@ -383,8 +510,23 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHENTICATE,
 ];
 
-/// Removes the hop-by-hop headers, including every name listed in Connection.
+/// Removes the hop-by-hop headers, including every name listed in Connection. One
+/// exception: `TE: trailers` is kept (as `trailers` alone), because a gRPC server refuses
+/// requests without it and RFC 9113 section 8.2.2 allows exactly that value on HTTP/2;
+/// [`Upstream::request`] drops it again for HTTP/1.1 upstreams.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        });
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -395,31 +537,39 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
-/// The end-to-end headers both legs receive: the client's, minus hop-by-hop, with
-/// X-Forwarded-For appended to and X-Forwarded-Proto/-Host set.
+/// The end-to-end headers every leg receives: the client's, minus hop-by-hop, with
+/// X-Forwarded-For appended to and X-Forwarded-Proto/-Host set. Takes the client's map and
+/// edits it in place: the hot path makes no copy of it here.
 pub fn forwarded_headers(
-    client_headers: &HeaderMap,
+    mut headers: HeaderMap,
     client_ip: IpAddr,
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) -> HeaderMap {
-    let mut headers = client_headers.clone();
-    strip_hop_by_hop(&mut headers);
     let xff = HeaderName::from_static("x-forwarded-for");
-    let previous: Vec<&str> = client_headers
-        .get_all(&xff)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
     let client_ip = client_ip.to_canonical().to_string();
-    let value = if previous.is_empty() {
-        client_ip
-    } else {
-        format!("{}, {client_ip}", previous.join(", "))
+    let value = {
+        let mut previous = headers
+            .get_all(&xff)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .peekable();
+        if previous.peek().is_none() {
+            client_ip
+        } else {
+            let mut joined = previous.collect::<Vec<_>>().join(", ");
+            joined.push_str(", ");
+            joined.push_str(&client_ip);
+            joined
+        }
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    strip_hop_by_hop(&mut headers);
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert(xff, value);
     }
     headers.insert(
@@ -432,51 +582,77 @@ pub fn forwarded_headers(
     headers
 }
 
-/// A body for the shadow leg: the complete bytes of the client's request.
-pub fn full_body(bytes: Bytes) -> reqwest::Body {
-    reqwest::Body::from(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn base_path_prefixes_the_request_path() {
-        let up = Upstream::new(&reqwest::Url::parse("http://new:8080/v2/").unwrap());
+    fn upstream(url: &str) -> Upstream {
+        Upstream::new(&url::Url::parse(url).unwrap(), &Trust::default()).unwrap()
+    }
+
+    fn uri(upstream: &Upstream, target: &str) -> Result<String, LegError> {
+        let target: Uri = target.parse().unwrap();
+        upstream.uri_for(&target).map(|u| u.to_string())
+    }
+
+    #[tokio::test]
+    async fn base_path_prefixes_the_request_path() {
+        let up = upstream("http://new:8080/v2/");
         assert_eq!(
-            up.url_for("/users/1?x=2").unwrap().as_str(),
+            uri(&up, "/users/1?x=2").unwrap(),
             "http://new:8080/v2/users/1?x=2"
         );
-        let up = Upstream::new(&reqwest::Url::parse("http://old").unwrap());
-        assert_eq!(up.url_for("/a").unwrap().as_str(), "http://old/a");
-        assert_eq!(up.authority, "old");
+        let up = upstream("http://old");
+        assert_eq!(uri(&up, "/a").unwrap(), "http://old/a");
+        assert_eq!(up.host, "old");
+        let up = upstream("h2c://[::1]:50051/svc");
+        assert_eq!(up.protocol(), Protocol::H2c);
+        assert_eq!(uri(&up, "/a.B/C").unwrap(), "http://[::1]:50051/svc/a.B/C");
+        assert_eq!(up.host, "[::1]:50051");
     }
 
-    #[test]
-    fn direct_targets_keep_the_base_path_and_unbracket_ipv6() {
-        let up = Upstream::new(&reqwest::Url::parse("http://[::1]:8080/v2/").unwrap());
-        assert_eq!(up.origin_form("/users/1?x=2").unwrap(), "/v2/users/1?x=2");
-        assert_eq!(up.plain_http_address(), Some(("::1", 8080)));
-        let up = Upstream::new(&reqwest::Url::parse("http://old").unwrap());
-        assert_eq!(up.origin_form("/a").unwrap(), "/a");
-        assert_eq!(up.plain_http_address(), Some(("old", 80)));
-        let up = Upstream::new(&reqwest::Url::parse("https://new").unwrap());
-        assert_eq!(up.plain_http_address(), None);
-    }
-
-    #[test]
-    fn targets_outside_the_base_path_are_never_built() {
-        let up = Upstream::new(&reqwest::Url::parse("https://new/api/v2").unwrap());
+    #[tokio::test]
+    async fn targets_outside_the_base_path_are_never_built() {
+        let up = upstream("https://new/api/v2");
         for bad in ["/../admin", "/%2e%2e/admin", "/a%2fb", "/..;/x"] {
-            assert!(up.url_for(bad).is_err(), "{bad}");
-            assert!(up.origin_form(bad).is_err(), "{bad}");
+            assert!(uri(&up, bad).is_err(), "{bad}");
         }
         assert_eq!(
-            up.url_for("/a/./b/../c?q=..").unwrap().as_str(),
+            uri(&up, "/a/./b/../c?q=..").unwrap(),
             "https://new/api/v2/a/c?q=.."
         );
-        assert_eq!(up.origin_form("/a/b/..").unwrap(), "/api/v2/a/");
+        assert_eq!(uri(&up, "/a/b/..").unwrap(), "https://new/api/v2/a/");
+    }
+
+    #[tokio::test]
+    async fn url_credentials_become_a_sensitive_basic_authorization() {
+        let up = upstream("http://us%40er:p%3Ass@new/");
+        let request = up
+            .request(
+                Method::GET,
+                &"/".parse().unwrap(),
+                HeaderMap::new(),
+                false,
+                FullBody::default(),
+            )
+            .unwrap();
+        let value = &request.headers()[header::AUTHORIZATION];
+        assert!(value.is_sensitive());
+        // base64("us@er:p:ss")
+        assert_eq!(value, "Basic dXNAZXI6cDpzcw==");
+        assert!(format!("{up:?}").find("cDpz").is_none());
+    }
+
+    #[test]
+    fn te_trailers_alone_survives_the_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("trailers, deflate;q=0.5"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h["te"], "trailers");
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("gzip"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("te").is_none());
     }
 
     #[test]
@@ -487,10 +663,10 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        let out = forwarded_headers(&h, "10.0.0.1".parse().unwrap(), "http", None);
+        let out = forwarded_headers(h, "10.0.0.1".parse().unwrap(), "http", None);
         assert!(out.get("x-private").is_none());
         assert!(out.get("keep-alive").is_none());
-        assert!(out.get("te").is_none());
+        assert_eq!(out["te"], "trailers");
         assert!(out.get("connection").is_none());
         assert_eq!(out["x-kept"], "1");
         assert_eq!(out["x-forwarded-for"], "10.0.0.1");
@@ -501,7 +677,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
-        let out = forwarded_headers(&h, "127.0.0.1".parse().unwrap(), "http", None);
+        let out = forwarded_headers(h, "127.0.0.1".parse().unwrap(), "http", None);
         assert_eq!(out["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
     }
 }

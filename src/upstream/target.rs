@@ -259,8 +259,8 @@ mod tests {
                 prop_assert_eq!(normalize(&out).unwrap(), out.clone(), "idempotent");
                 let path = out.split('?').next().unwrap();
                 prop_assert!(stays_under_root(path), "{} -> {}", input, out);
-                // The URL parser of the pooled client (WHATWG: `%2e` is `.`) keeps the base.
-                let url = reqwest::Url::parse(&format!("http://h/api/v2{out}")).unwrap();
+                // A WHATWG URL parser (`%2e` is `.`), as other hops may use, keeps the base too.
+                let url = url::Url::parse(&format!("http://h/api/v2{out}")).unwrap();
                 prop_assert!(url.path().starts_with("/api/v2/"), "{} -> {}", input, url);
             }
         }

@@ -49,6 +49,7 @@ fn captured(status: u16, body: &str) -> Captured {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
     Captured {
+        trailers: Default::default(),
         status: StatusCode::from_u16(status).unwrap(),
         headers,
         body: Bytes::from(body.to_string()),

@@ -1,0 +1,115 @@
+//! The two bodies of the hot path, as enums rather than boxed trait objects, so a proxied
+//! request costs no allocation for either: [`PrimaryBody`], what the primary is sent, and
+//! [`ProxyBody`], what the client gets back.
+
+use super::capture::{RequestTee, ResponseTee};
+use super::refusal::WatchedBody;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The request body sent to the primary: known in full (none, or the tunnel's empty one),
+/// the client's body as it streams, or that stream teed for the shadow.
+pub enum PrimaryBody {
+    Full(Full<Bytes>),
+    Client(WatchedBody<Incoming>),
+    Teed(RequestTee<WatchedBody<Incoming>>),
+}
+
+impl From<Bytes> for PrimaryBody {
+    fn from(bytes: Bytes) -> PrimaryBody {
+        PrimaryBody::Full(Full::new(bytes))
+    }
+}
+
+impl Body for PrimaryBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            PrimaryBody::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
+            PrimaryBody::Client(body) => Pin::new(body).poll_frame(cx),
+            PrimaryBody::Teed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            PrimaryBody::Full(full) => full.is_end_stream(),
+            PrimaryBody::Client(body) => body.is_end_stream(),
+            PrimaryBody::Teed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            PrimaryBody::Full(full) => full.size_hint(),
+            PrimaryBody::Client(body) => body.size_hint(),
+            PrimaryBody::Teed(body) => body.size_hint(),
+        }
+    }
+}
+
+/// Every response body the proxy returns: the primary's, streamed (and teed when the
+/// request is shadowed), or a short text of shadowdiff's own. The teed variant is large,
+/// but a body is moved once into hyper's connection and stays there: a box would cost an
+/// allocation per request instead.
+#[allow(clippy::large_enum_variant)]
+pub enum ProxyBody {
+    Primary(Incoming),
+    Teed(ResponseTee<Incoming>),
+    Text(Full<Bytes>),
+}
+
+impl ProxyBody {
+    pub fn text(text: impl Into<Bytes>) -> ProxyBody {
+        ProxyBody::Text(Full::new(text.into()))
+    }
+
+    pub fn empty() -> ProxyBody {
+        ProxyBody::Text(Full::default())
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Primary(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Teed(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Text(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Primary(body) => body.is_end_stream(),
+            ProxyBody::Teed(body) => body.is_end_stream(),
+            ProxyBody::Text(full) => full.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Primary(body) => body.size_hint(),
+            ProxyBody::Teed(body) => body.size_hint(),
+            ProxyBody::Text(full) => full.size_hint(),
+        }
+    }
+}

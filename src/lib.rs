@@ -16,11 +16,11 @@
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - [`metrics`]: the Prometheus registry and what is counted where.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
-//! - [`upstream`]: the one HTTP client and request builder used for both legs, the
-//!   per-worker connections replay sends through, and the request-target check that keeps
-//!   every request inside the base path.
+//! - [`upstream`]: the one request builder, pooled hyper-util client (HTTP/1.1, HTTP/2 by
+//!   ALPN or `h2c://`, rustls) and timeout behind every leg, and the request-target check
+//!   that keeps every request inside the base path.
 //! - [`proxy`]: the listener (connection cap, head deadline), the requests refused with 400,
-//!   the primary leg, the shadow leg and its admission rules.
+//!   the primary leg, the shadow leg and its admission rules, the hot path's bodies.
 //! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
 //!   anything reaches the disk or the logs.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.

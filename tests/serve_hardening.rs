@@ -194,3 +194,54 @@ async fn half_sent_requests_cannot_lock_new_clients_out() {
     assert!(metric(admin, "shadowdiff_client_header_timeouts_total").await >= 5);
     proxy.stop().await;
 }
+
+/// A raw HTTP/1.1 upstream whose every answer carries a header field of `filler` bytes.
+async fn big_head_upstream(filler: usize) -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                    let mut response = b"HTTP/1.1 200 OK\r\nx-filler: ".to_vec();
+                    response.resize(response.len() + filler, b'a');
+                    response.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\nok");
+                    if stream.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_http1_response_head_over_64_kib_on_both_legs() {
+    // Past the 64 KiB cap but within hyper's own ~400 KB default: refused by the cap alone.
+    let big = format!("http://{}", big_head_upstream(128 * 1024).await);
+    let (settings, dir) = config(&big, &big);
+    let proxy = start(settings, dir).await;
+    let (status, body) = get(proxy.url("/x")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body, "shadowdiff: primary head_too_large\n");
+    let db = proxy.stop().await;
+    let reasons: Vec<String> = rusqlite::Connection::open(&*db)
+        .unwrap()
+        .prepare("SELECT DISTINCT reason FROM outcome_counts WHERE outcome = 'error'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(reasons, ["primary:head_too_large"]);
+
+    // A large but reasonable head passes through as usual.
+    let fine = format!("http://{}", big_head_upstream(16 * 1024).await);
+    let (settings, dir) = config(&fine, &fine);
+    let proxy = start(settings, dir).await;
+    assert_eq!(get(proxy.url("/x")).await, (200, "ok".to_string()));
+    proxy.stop().await;
+}

@@ -154,8 +154,9 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// The system's trusted roots, read once per process. A machine without any (a minimal
-/// container) still serves plain-HTTP upstreams; its `https` handshakes fail by name.
+/// The system's trusted roots, read once per process, plus the Mozilla roots built in
+/// (webpki-roots), so a minimal container without a CA bundle still reaches public
+/// `https` upstreams.
 fn system_roots() -> &'static RootCertStore {
     static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
     ROOTS.get_or_init(|| {
@@ -163,7 +164,9 @@ fn system_roots() -> &'static RootCertStore {
         for error in &loaded.errors {
             tracing::debug!(%error, "reading the system's trusted certificates");
         }
-        let mut roots = RootCertStore::empty();
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
         let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
         tracing::debug!(added, ignored, "system roots loaded");
         roots

@@ -18,11 +18,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+/// The client connection a request arrived on, with what every request on it forwards.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The address as X-Forwarded-For writes it, formatted once per connection.
+    pub forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            forwarded_for: crate::upstream::forwarded_for(addr.ip()),
+        }
+    }
+}
+
 /// Handles one client request. Never fails: upstream trouble becomes a 502 or 504.
 pub async fn handle(
     proxy: Arc<Proxy>,
     request: Request<Incoming>,
-    client: SocketAddr,
+    client: &Peer,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let at = SystemTime::now();
     // No request leaves the base path (issue 12, bug 2), and none whose framing two hops
@@ -52,7 +69,12 @@ pub async fn handle(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let client_headers = std::mem::take(&mut parts.headers);
-    let headers = forwarded_headers(client_headers, client.ip(), proxy.proto(), host.as_ref());
+    let headers = forwarded_headers(
+        client_headers,
+        &client.forwarded_for,
+        proxy.proto(),
+        host.as_ref(),
+    );
     let preserve_host = proxy.config.preserve_host;
 
     let permit = match admitted {

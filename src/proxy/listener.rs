@@ -174,9 +174,11 @@ impl Connection {
         } = self;
         let first_request = Arc::new(AtomicBool::new(false));
         let seen = first_request.clone();
+        let peer = forward::Peer::new(client);
         let service = service_fn(move |request| {
             seen.store(true, Ordering::Relaxed);
-            forward::handle(proxy.clone(), request, client)
+            let (proxy, peer) = (proxy.clone(), peer.clone());
+            async move { forward::handle(proxy, request, &peer).await }
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)

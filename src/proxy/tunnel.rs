@@ -3,7 +3,7 @@
 //! They are counted as skipped with reason `upgrade`.
 
 use super::body::{PrimaryBody, ProxyBody};
-use super::forward::{build_response, error_response, passthrough, plain_text};
+use super::forward::{build_response, error_response, passthrough, plain_text, Peer};
 use super::refusal::{upgrade_with_body, Refusal};
 use super::Proxy;
 use crate::exchange::{Observation, SkipReason};
@@ -12,14 +12,13 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 pub async fn handle(
     proxy: Arc<Proxy>,
     mut request: Request<Incoming>,
-    client: SocketAddr,
+    client: &Peer,
     at: SystemTime,
 ) -> Response<ProxyBody> {
     let refused = upgrade_with_body(&request);
@@ -48,7 +47,12 @@ pub async fn handle(
     let (parts, _body) = request.into_parts();
     let protocol = parts.headers.get(header::UPGRADE).cloned();
     let host = parts.headers.get(header::HOST).cloned();
-    let mut headers = forwarded_headers(parts.headers, client.ip(), proxy.proto(), host.as_ref());
+    let mut headers = forwarded_headers(
+        parts.headers,
+        &client.forwarded_for,
+        proxy.proto(),
+        host.as_ref(),
+    );
     // No body is sent (one that was declared is refused above): no framing header either.
     headers.remove(header::CONTENT_LENGTH);
     // The hop-by-hop pair that asks for the upgrade is what this hop is for.

@@ -6,6 +6,7 @@ use super::{latency, millis_since_epoch, LossReason, Outcome, Record, StoreError
 use crate::compare::Difference;
 use http::HeaderMap;
 use rusqlite::{params, Connection};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -29,11 +30,12 @@ const NOTE_RESERVE: usize = 16 * 1024;
 /// Counters summed in memory over one batch, then added to the tables in one upsert each:
 /// a batch of 500 matches on one route costs one row write, not 500.
 #[derive(Default)]
-struct BatchCounters {
-    outcomes: HashMap<(i64, String, &'static str, String), u64>,
-    latencies: HashMap<(i64, String, &'static str, i64), u64>,
-    paths: HashMap<(i64, String, String), u64>,
-    hidden: HashMap<(i64, String, String), u64>,
+/// Keys borrow the batch's routes and rule ids: counting a record copies no string.
+struct BatchCounters<'a> {
+    outcomes: HashMap<(i64, &'a str, &'static str, Cow<'static, str>), u64>,
+    latencies: HashMap<(i64, &'a str, &'static str, i64), u64>,
+    paths: HashMap<(i64, &'a str, String), u64>,
+    hidden: HashMap<(i64, &'a str, &'a str), u64>,
 }
 
 pub(super) struct Writer {
@@ -260,7 +262,7 @@ impl Writer {
             let (outcome, reason) = outcome_columns(record.outcome);
             *counters
                 .outcomes
-                .entry((minute, record.route.clone(), outcome, reason))
+                .entry((minute, record.route.as_str(), outcome, reason))
                 .or_default() += 1;
             for (leg, value) in [
                 ("primary", record.primary_latency),
@@ -269,14 +271,19 @@ impl Writer {
                 if let Some(value) = value {
                     *counters
                         .latencies
-                        .entry((minute, record.route.clone(), leg, latency::bucket_of(value)))
+                        .entry((
+                            minute,
+                            record.route.as_str(),
+                            leg,
+                            latency::bucket_of(value),
+                        ))
                         .or_default() += 1;
                 }
             }
             for hidden in &record.hidden {
                 *counters
                     .hidden
-                    .entry((minute, record.route.clone(), hidden.rule.clone()))
+                    .entry((minute, record.route.as_str(), hidden.rule.as_str()))
                     .or_default() += hidden.count;
             }
             if record.outcome == Outcome::Mismatched {
@@ -285,7 +292,7 @@ impl Writer {
                     for path in signature.split(", ").filter(|p| !p.is_empty()) {
                         *counters
                             .paths
-                            .entry((minute, record.route.clone(), path.to_string()))
+                            .entry((minute, record.route.as_str(), path.to_string()))
                             .or_default() += 1;
                     }
                     let keep_bodies = slots.take(&record.route, &signature);
@@ -368,12 +375,15 @@ impl ExampleSlots<'_> {
 }
 
 /// The `outcome` and `reason` columns of a record.
-fn outcome_columns(outcome: Outcome) -> (&'static str, String) {
+fn outcome_columns(outcome: Outcome) -> (&'static str, Cow<'static, str>) {
     match outcome {
-        Outcome::Matched => ("matched", String::new()),
-        Outcome::Mismatched => ("mismatched", String::new()),
-        Outcome::Error { leg, kind } => ("error", format!("{}:{}", leg.as_str(), kind.as_str())),
-        Outcome::Skipped(reason) => ("skipped", reason.as_str().to_string()),
+        Outcome::Matched => ("matched", Cow::Borrowed("")),
+        Outcome::Mismatched => ("mismatched", Cow::Borrowed("")),
+        Outcome::Error { leg, kind } => (
+            "error",
+            Cow::Owned(format!("{}:{}", leg.as_str(), kind.as_str())),
+        ),
+        Outcome::Skipped(reason) => ("skipped", Cow::Borrowed(reason.as_str())),
     }
 }
 
@@ -487,7 +497,7 @@ fn write_losses(
 fn write_counters(
     tx: &rusqlite::Transaction<'_>,
     run_id: i64,
-    counters: BatchCounters,
+    counters: BatchCounters<'_>,
 ) -> rusqlite::Result<()> {
     let mut outcomes = tx.prepare_cached(
         "INSERT INTO outcome_counts (run_id, minute, route, outcome, reason, count)
@@ -500,7 +510,7 @@ fn write_counters(
             minute,
             route,
             outcome,
-            reason,
+            reason.as_ref(),
             count as i64
         ])?;
     }

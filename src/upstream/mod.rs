@@ -515,6 +515,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// requests without it and RFC 9113 section 8.2.2 allows exactly that value on HTTP/2;
 /// [`Upstream::request`] drops it again for HTTP/1.1 upstreams.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them (and names listed in Connection only count when
+    // Connection is there): one pass over the names decides, without a lookup per name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let trailers = headers
         .get_all(header::TE)
         .iter()
@@ -542,42 +547,47 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// A client address as X-Forwarded-For writes it (IPv4-mapped IPv6 shown as IPv4): made
+/// once per connection, not per request.
+pub fn forwarded_for(client_ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(client_ip.to_canonical().to_string()))
+        .expect("an IP address is a valid header value")
+}
+
 /// The end-to-end headers every leg receives: the client's, minus hop-by-hop, with
 /// X-Forwarded-For appended to and X-Forwarded-Proto/-Host set. Takes the client's map and
-/// edits it in place: the hot path makes no copy of it here.
+/// edits it in place: the hot path makes no copy of it here. `client` is the peer's
+/// address from [`forwarded_for`].
 pub fn forwarded_headers(
     mut headers: HeaderMap,
-    client_ip: IpAddr,
+    client: &HeaderValue,
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) -> HeaderMap {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let client_ip = client_ip.to_canonical().to_string();
-    let value = {
-        let mut previous = headers
-            .get_all(&xff)
+    let value = if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut joined = headers
+            .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .peekable();
-        if previous.peek().is_none() {
-            client_ip
-        } else {
-            let mut joined = previous.collect::<Vec<_>>().join(", ");
-            joined.push_str(", ");
-            joined.push_str(&client_ip);
-            joined
-        }
+            .collect::<Vec<_>>()
+            .join(", ");
+        joined.push_str(", ");
+        joined.push_str(client.to_str().unwrap_or_default());
+        HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+    } else {
+        Some(client.clone())
     };
     strip_hop_by_hop(&mut headers);
-    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
-        headers.insert(xff, value);
+    if let Some(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = host {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     headers
 }
@@ -663,7 +673,7 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        let out = forwarded_headers(h, "10.0.0.1".parse().unwrap(), "http", None);
+        let out = forwarded_headers(h, &forwarded_for("10.0.0.1".parse().unwrap()), "http", None);
         assert!(out.get("x-private").is_none());
         assert!(out.get("keep-alive").is_none());
         assert_eq!(out["te"], "trailers");
@@ -677,7 +687,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
-        let out = forwarded_headers(h, "127.0.0.1".parse().unwrap(), "http", None);
+        let out = forwarded_headers(
+            h,
+            &forwarded_for("::ffff:127.0.0.1".parse().unwrap()),
+            "http",
+            None,
+        );
         assert_eq!(out["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
     }
 }

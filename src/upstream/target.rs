@@ -58,6 +58,11 @@ pub fn normalize(path_and_query: &str) -> Result<Cow<'_, str>, TargetError> {
         Some(at) => path_and_query.split_at(at),
         None => (path_and_query, ""),
     };
+    // Without a `.`, a `%` or a backslash there is nothing to refuse or remove: the common
+    // case, decided in one scan.
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return Ok(Cow::Borrowed(path_and_query));
+    }
     check_encodings(path)?;
     let rooted = path.starts_with('/');
     let body = path.strip_prefix('/').unwrap_or(path);

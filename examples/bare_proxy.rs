@@ -14,7 +14,8 @@
 //! Every request goes to `http://UPSTREAM_HOST:PORT` + its path and query through one
 //! shared client (keep-alive pool, TCP_NODELAY, the same idle settings as shadowdiff's);
 //! the upstream's response body streams back as it arrives. If the upstream cannot be
-//! reached the client gets a 502.
+//! reached the client gets a 502. It allocates with mimalloc, as shadowdiff's binary does,
+//! so that the two differ in their code paths and not in their allocators.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -30,6 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Body = Either<Incoming, Full<Bytes>>;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -89,8 +89,15 @@ cleanup() {
   # the end would be stored as errors that the benchmark itself caused.
   for pid in "${sd_pids[@]}"; do kill -INT "$pid" 2>/dev/null; done
   reap 15 "${sd_pids[@]}"
+  # nginx's workers are its master's children: noted now, killed below if the master's
+  # TERM did not take them along.
+  local orphans=()
+  for pid in "${pids[@]}"; do orphans+=($(pgrep -P "$pid" 2>/dev/null)); done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   reap 5 "${pids[@]}"
+  for pid in "${orphans[@]}"; do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ] && kill -KILL "$pid" 2>/dev/null
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT

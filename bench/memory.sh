@@ -18,16 +18,17 @@ OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin shadowdiff --example bench_backend
+REL=${CARGO_TARGET_DIR:-target}/release
 P=19201; STALLED=19202; OTHER=19203; SD=19204
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-target/release/examples/bench_backend 127.0.0.1:$P 0 a & pids+=($!)
+"$REL"/examples/bench_backend 127.0.0.1:$P 0 a & pids+=($!)
 # A secondary that takes an hour per request: stalled, as far as the proxy can tell.
-target/release/examples/bench_backend 127.0.0.1:$STALLED 3600000 a & pids+=($!)
+"$REL"/examples/bench_backend 127.0.0.1:$STALLED 3600000 a & pids+=($!)
 # A secondary whose every answer differs from the primary's in one field.
-target/release/examples/bench_backend 127.0.0.1:$OTHER 0 b & pids+=($!)
+"$REL"/examples/bench_backend 127.0.0.1:$OTHER 0 b & pids+=($!)
 sleep 0.5
 
 # scenario secondary_port [extra serve flags...] -> table row
@@ -35,7 +36,7 @@ flood() {
   local name=$1 secondary=$2
   shift 2
   rm -f "$OUT/mem-$name.db"*
-  RUST_LOG=warn target/release/shadowdiff serve --listen 127.0.0.1:$SD \
+  RUST_LOG=warn "$REL/shadowdiff" serve --listen 127.0.0.1:$SD \
     --primary http://127.0.0.1:$P --secondary "http://127.0.0.1:$secondary" \
     --db "$OUT/mem-$name.db" --max-inflight "$MAX_INFLIGHT" --max-body "$MAX_BODY" --admin off "$@" &
   local sd=$!

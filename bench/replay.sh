@@ -29,8 +29,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 cargo build --release --quiet --bin shadowdiff --example bench_backend
-BIN=target/release/shadowdiff
-BACKEND=target/release/examples/bench_backend
+BIN=${CARGO_TARGET_DIR:-target}/release/shadowdiff
+BACKEND=${CARGO_TARGET_DIR:-target}/release/examples/bench_backend
 P=19201; S=19202
 
 pids=()

@@ -3,14 +3,15 @@
 # them and record its peak memory. Run from the repository root: sh bench/report-1m.sh
 set -eu
 N=${N:-1000000}
-DB=${DB:-target/bench-1m.db}
+REL=${CARGO_TARGET_DIR:-target}/release
+DB=${DB:-${CARGO_TARGET_DIR:-target}/bench-1m.db}
 rm -f "$DB" "$DB-wal" "$DB-shm"
 cargo build --release --quiet --bin shadowdiff --example fill_store
-./target/release/examples/fill_store "$DB" "$N"
+"$REL"/examples/fill_store "$DB" "$N"
 ls -l "$DB"
 for format in json html; do
   /usr/bin/time -f "report --format $format: %e s, max RSS %M KiB" \
-    ./target/release/shadowdiff report --db "$DB" --format "$format" --output /dev/null
+    "$REL"/shadowdiff report --db "$DB" --format "$format" --output /dev/null
 done
 /usr/bin/time -f "gate: %e s, max RSS %M KiB" \
-  ./target/release/shadowdiff gate --db "$DB" --max-mismatch-rate 1 >/dev/null
+  "$REL"/shadowdiff gate --db "$DB" --max-mismatch-rate 1 >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates bench/RESULTS.md: the load comparison (bench/run.sh), memory under floods
 # (bench/memory.sh), the criterion benches of the compare engine and the store, and the
-# report over 1,000,000 stored mismatches (bench/report-1m.sh). Takes about 10 minutes.
+# report over 1,000,000 stored mismatches (bench/report-1m.sh). Takes about 15 minutes
+# (run.sh alone: 3 interleaved rounds of 8 contenders, 10 s each).
 #
 #   bench/results.sh
 set -euo pipefail
@@ -32,7 +33,7 @@ criterion_table() {
   echo "Everything runs on one machine over loopback, side by side in one run: compare ratios,"
   echo "not absolute numbers, across machines."
   echo
-  echo "## Load: shadowdiff against nginx and nginx mirror (bench/run.sh)"
+  echo "## Load: shadowdiff against bare_proxy, nginx and nginx mirror (bench/run.sh)"
   echo
   echo "$load"
   echo

@@ -16,7 +16,8 @@ use std::task::{Context, Poll};
 pub enum PrimaryBody {
     Full(Full<Bytes>),
     Client(WatchedBody<Incoming>),
-    Teed(RequestTee<WatchedBody<Incoming>>),
+    /// Boxed: the tee is large, and a request that is not shadowed should not move it.
+    Teed(Box<RequestTee<WatchedBody<Incoming>>>),
 }
 
 impl From<Bytes> for PrimaryBody {
@@ -38,7 +39,7 @@ impl Body for PrimaryBody {
                 .poll_frame(cx)
                 .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
             PrimaryBody::Client(body) => Pin::new(body).poll_frame(cx),
-            PrimaryBody::Teed(body) => Pin::new(body).poll_frame(cx),
+            PrimaryBody::Teed(body) => Pin::new(&mut **body).poll_frame(cx),
         }
     }
 
@@ -60,13 +61,11 @@ impl Body for PrimaryBody {
 }
 
 /// Every response body the proxy returns: the primary's, streamed (and teed when the
-/// request is shadowed), or a short text of shadowdiff's own. The teed variant is large,
-/// but a body is moved once into hyper's connection and stays there: a box would cost an
-/// allocation per request instead.
-#[allow(clippy::large_enum_variant)]
+/// request is shadowed), or a short text of shadowdiff's own.
 pub enum ProxyBody {
     Primary(Incoming),
-    Teed(ResponseTee<Incoming>),
+    /// Boxed: the tee is large, and a response that is not shadowed should not move it.
+    Teed(Box<ResponseTee<Incoming>>),
     Text(Full<Bytes>),
 }
 
@@ -90,7 +89,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Primary(body) => Pin::new(body).poll_frame(cx),
-            ProxyBody::Teed(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Teed(body) => Pin::new(&mut **body).poll_frame(cx),
             ProxyBody::Text(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),

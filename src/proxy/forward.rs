@@ -113,7 +113,7 @@ pub async fn handle(
         )
     } else {
         let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
-        (PrimaryBody::Teed(tee), ShadowBody::Pending(rx))
+        (PrimaryBody::Teed(Box::new(tee)), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
         at,
@@ -153,7 +153,7 @@ pub async fn handle(
             Ok(build_response(
                 head.status,
                 head.headers,
-                ProxyBody::Teed(tee),
+                ProxyBody::Teed(Box::new(tee)),
             ))
         }
         // The shadow sees the same failed body through the tee and counts the request as

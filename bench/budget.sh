@@ -7,7 +7,7 @@
 #
 #   bench/budget.sh                                  # the default budget (256 MiB)
 #   bench/budget.sh --max-shadow-memory 64MiB        # extra serve flags go last
-#   REQUESTS=400 BODY_MIB=1 BIN=target/release/shadowdiff bench/budget.sh
+#   REQUESTS=400 BODY_MIB=1 BIN=target/profiling/shadowdiff bench/budget.sh
 #
 # Prints one line: requests, body size, the flags, peak RSS (VmHWM) and the skip counts.
 set -euo pipefail

@@ -17,8 +17,8 @@ MAX_BODY=${MAX_BODY:-1MiB}
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin shadowdiff --example bench_backend
-REL=${CARGO_TARGET_DIR:-target}/release
+cargo build --profile profiling --quiet --bin shadowdiff --example bench_backend
+REL=${CARGO_TARGET_DIR:-target}/profiling
 P=19201; STALLED=19202; OTHER=19203; SD=19204
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }

@@ -28,9 +28,9 @@ mkdir -p "$OUT"
 if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --quiet --bin shadowdiff --example bench_backend
-BIN=${CARGO_TARGET_DIR:-target}/release/shadowdiff
-BACKEND=${CARGO_TARGET_DIR:-target}/release/examples/bench_backend
+cargo build --profile profiling --quiet --bin shadowdiff --example bench_backend
+BIN=${CARGO_TARGET_DIR:-target}/profiling/shadowdiff
+BACKEND=${CARGO_TARGET_DIR:-target}/profiling/examples/bench_backend
 P=19201; S=19202
 
 pids=()

@@ -3,10 +3,10 @@
 # them and record its peak memory. Run from the repository root: sh bench/report-1m.sh
 set -eu
 N=${N:-1000000}
-REL=${CARGO_TARGET_DIR:-target}/release
+REL=${CARGO_TARGET_DIR:-target}/profiling
 DB=${DB:-${CARGO_TARGET_DIR:-target}/bench-1m.db}
 rm -f "$DB" "$DB-wal" "$DB-shm"
-cargo build --release --quiet --bin shadowdiff --example fill_store
+cargo build --profile profiling --quiet --bin shadowdiff --example fill_store
 "$REL"/examples/fill_store "$DB" "$N"
 ls -l "$DB"
 for format in json html; do

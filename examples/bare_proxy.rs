@@ -70,9 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let client = client.clone();
             let upstream = upstream.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    forward(client.clone(), upstream.clone(), request)
-                });
+                let service =
+                    service_fn(move |request| forward(client.clone(), upstream.clone(), request));
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -86,10 +85,7 @@ async fn forward(
     upstream: Arc<str>,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let uri: Uri = match format!("http://{upstream}{path}").parse() {
         Ok(uri) => uri,
         Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),

@@ -75,7 +75,6 @@ pub async fn handle(
         proxy.proto(),
         host.as_ref(),
     );
-    let preserve_host = proxy.config.preserve_host;
 
     let permit = match admitted {
         Ok(permit) => permit,
@@ -86,18 +85,14 @@ pub async fn handle(
                 path: parts.uri.path().to_string(),
                 reason,
             });
-            let started = Instant::now();
-            let sent = async {
-                let request = proxy.primary.request(
-                    parts.method,
-                    &parts.uri,
-                    headers,
-                    preserve_host,
-                    PrimaryBody::Client(body),
-                )?;
-                proxy.primary.send(request, started).await
-            };
-            return Ok(match proxy.primary_deadline(started, sent).await {
+            let sent = proxy.send_primary(
+                Instant::now(),
+                parts.method,
+                &parts.uri,
+                headers,
+                PrimaryBody::Client(body),
+            );
+            return Ok(match sent.await {
                 Ok(response) => passthrough(response),
                 Err(_) if body_failed.get() => Refusal::MalformedBody.response(),
                 Err(error) => error_response(&error),
@@ -127,17 +122,8 @@ pub async fn handle(
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
     let started = Instant::now();
-    let sent = async {
-        let request = proxy.primary.request(
-            parts.method,
-            &parts.uri,
-            headers,
-            preserve_host,
-            primary_body,
-        )?;
-        proxy.primary.send(request, started).await
-    };
-    match proxy.primary_deadline(started, sent).await {
+    let sent = proxy.send_primary(started, parts.method, &parts.uri, headers, primary_body);
+    match sent.await {
         Ok(response) => {
             let (mut head, body) = response.into_parts();
             strip_hop_by_hop(&mut head.headers);

@@ -160,12 +160,22 @@ impl Proxy {
         }
     }
 
-    /// The primary's response head within the primary timeout, or a timeout error.
-    pub(crate) async fn primary_deadline<T>(
+    /// Sends a request to the primary, built by the one request builder, and waits for
+    /// its response head within the primary timeout (counted from `started`).
+    pub(crate) async fn send_primary(
         &self,
         started: Instant,
-        sent: impl Future<Output = Result<T, LegError>>,
-    ) -> Result<T, LegError> {
+        method: http::Method,
+        target: &http::Uri,
+        headers: http::HeaderMap,
+        body: PrimaryBody,
+    ) -> Result<http::Response<hyper::body::Incoming>, LegError> {
+        let sent = async {
+            let request =
+                self.primary
+                    .request(method, target, headers, self.config.preserve_host, body)?;
+            self.primary.send(request, started).await
+        };
         crate::upstream::within(self.config.primary_timeout, started, "response", sent).await
     }
 }

@@ -60,18 +60,14 @@ pub async fn handle(
     if let Some(protocol) = protocol {
         headers.insert(header::UPGRADE, protocol);
     }
-    let started = std::time::Instant::now();
-    let sent = async {
-        let request = proxy.primary.request(
-            parts.method,
-            &parts.uri,
-            headers,
-            proxy.config.preserve_host,
-            PrimaryBody::from(Bytes::new()),
-        )?;
-        proxy.primary.send(request, started).await
-    };
-    let mut response = match proxy.primary_deadline(started, sent).await {
+    let sent = proxy.send_primary(
+        std::time::Instant::now(),
+        parts.method,
+        &parts.uri,
+        headers,
+        PrimaryBody::from(Bytes::new()),
+    );
+    let mut response = match sent.await {
         Ok(response) => response,
         Err(error) => return error_response(&error),
     };

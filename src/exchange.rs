@@ -45,7 +45,7 @@ pub const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
 /// Whether sending this request a second time may repeat an effect: its method is not safe,
 /// or a method override header names anything but a safe method (an unreadable value
 /// counts as a write: the upstream may read it otherwise than we do). The one rule for
-/// "is this a write" in serve admission, replay and the direct connections' retry.
+/// "is this a write" in serve admission, replay and the upstream client's retry.
 pub fn is_write(method: &Method, headers: &HeaderMap) -> bool {
     if !is_safe(method) {
         return true;

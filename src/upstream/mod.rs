@@ -40,14 +40,17 @@ pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-shadowdiff");
 /// What every request body sent upstream is: any body of `Bytes` the pool can carry.
 /// Whole-response legs build theirs from the request's bytes (`From<Bytes>`).
 pub trait OutgoingBody:
-    http_body::Body<Data = Bytes, Error: Into<crate::proxy::BoxError>> + Send + Unpin + 'static
+    http_body::Body<Data = Bytes, Error: Into<BodyError>> + Send + Unpin + 'static
 {
 }
 
 impl<B> OutgoingBody for B where
-    B: http_body::Body<Data = Bytes, Error: Into<crate::proxy::BoxError>> + Send + Unpin + 'static
+    B: http_body::Body<Data = Bytes, Error: Into<BodyError>> + Send + Unpin + 'static
 {
 }
+
+/// What a request body's error becomes inside the pool.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body known in full: what the shadow, replay and the tunnel send.
 pub type FullBody = http_body_util::Full<Bytes>;

@@ -215,7 +215,7 @@ impl Metrics {
             Outcome::Error { .. } => 2,
             Outcome::Skipped(reason) => {
                 if let Some((_, counter)) = self.skipped.iter().find(|(r, _)| *r == reason) {
-                    counter.inc();
+                    counter.inc_by(record.count);
                 }
                 3
             }
@@ -228,7 +228,7 @@ impl Metrics {
             let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
             // One lookup for a route already seen, the case of nearly every request.
             if let Some(counters) = routes.get(record.route.as_str()) {
-                counters.outcomes[outcome].inc();
+                counters.outcomes[outcome].inc_by(record.count);
                 counters.differences.inc_by(differences);
             } else {
                 let label = if routes.len() < self.max_route_labels {
@@ -241,7 +241,7 @@ impl Metrics {
                     routes.insert(label.to_string(), counters);
                 }
                 let counters = &routes[label];
-                counters.outcomes[outcome].inc();
+                counters.outcomes[outcome].inc_by(record.count);
                 counters.differences.inc_by(differences);
             }
         }
@@ -367,6 +367,7 @@ mod tests {
 
     fn record(route: &str, outcome: Outcome) -> Record {
         Record {
+            count: 1,
             at: SystemTime::now(),
             route: route.into(),
             outcome,

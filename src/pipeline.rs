@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The producers' side: cheap to clone, shared by every connection task.
 #[derive(Clone)]
@@ -85,14 +85,14 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn count(&self, outcome: &Outcome) {
+    fn count(&self, outcome: &Outcome, requests: u64) {
         let counter = match outcome {
             Outcome::Matched => &self.matched,
             Outcome::Mismatched => &self.mismatched,
             Outcome::Error { .. } => &self.errors,
             Outcome::Skipped(_) => &self.skipped,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(requests, Ordering::Relaxed);
     }
 
     /// Every observation judged so far.
@@ -203,16 +203,9 @@ fn compare_loop(
     tally: &Tally,
     metrics: Option<&Metrics>,
 ) {
-    let judge_one = |queued: Queued| -> bool {
-        let Queued {
-            observation,
-            _memory: memory,
-        } = queued;
-        let record = judge(&rules.load(), redactor, observation);
-        // Compared: the buffers the comparison needed are gone. (A mismatch's copy goes on
-        // to the store's queue, which is bounded by its own length, not by this budget.)
-        drop(memory);
-        tally.count(&record.outcome);
+    // Counts a record and hands it to the store; false once the store is gone.
+    let deliver = |record: Record| -> bool {
+        tally.count(&record.outcome, record.count);
         if let Some(mismatch) = &record.mismatch {
             tracing::debug!(
                 route = %record.route,
@@ -226,10 +219,29 @@ fn compare_loop(
         }
         records.send(record).is_ok()
     };
+    // Skipped requests of one batch go on as one record per route, reason and minute: with
+    // a low sample rate nearly every request is a skip, and one record each would cost the
+    // store and the metrics more than the proxy spends on the request.
+    let mut skips: Vec<Record> = Vec::new();
+    let judge_one = |queued: Queued, skips: &mut Vec<Record>| -> bool {
+        let Queued {
+            observation,
+            _memory: memory,
+        } = queued;
+        let record = judge(&rules.load(), redactor, observation);
+        // Compared: the buffers the comparison needed are gone. (A mismatch's copy goes on
+        // to the store's queue, which is bounded by its own length, not by this budget.)
+        drop(memory);
+        match merge_skip(skips, record) {
+            None => true,
+            Some(record) => deliver(record),
+        }
+    };
+    let flush = |skips: &mut Vec<Record>| -> bool { skips.drain(..).all(&deliver) };
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(observation) => {
-                if !judge_one(observation) {
+                if !judge_one(observation, &mut skips) {
                     return;
                 }
                 // Under load, take what has queued up meanwhile and then look again a
@@ -239,9 +251,13 @@ fn compare_loop(
                     let mut took = 0;
                     for observation in rx.try_iter().take(COMPARE_BATCH) {
                         took += 1;
-                        if !judge_one(observation) {
+                        if !judge_one(observation, &mut skips) {
                             return;
                         }
+                    }
+                    // Nothing waits longer than one batch.
+                    if !flush(&mut skips) {
+                        return;
                     }
                     if took == 0 {
                         break;
@@ -259,6 +275,35 @@ fn compare_loop(
     }
 }
 
+/// Most distinct skip records one batch holds before further ones go on alone.
+const MAX_BATCH_SKIPS: usize = 64;
+
+/// Adds a skipped request's record to the one of its route, reason and minute in `skips`,
+/// or keeps it there as a new one; gives back a record that is to go on as it is (not a
+/// skip, or no room).
+fn merge_skip(skips: &mut Vec<Record>, record: Record) -> Option<Record> {
+    if !matches!(record.outcome, Outcome::Skipped(_)) {
+        return Some(record);
+    }
+    let minute = minute_of(record.at);
+    if let Some(same) = skips.iter_mut().find(|kept| {
+        kept.outcome == record.outcome && kept.route == record.route && minute_of(kept.at) == minute
+    }) {
+        same.count += record.count;
+        return None;
+    }
+    if skips.len() < MAX_BATCH_SKIPS {
+        skips.push(record);
+        return None;
+    }
+    Some(record)
+}
+
+/// The minute a record is counted in, as the store buckets it.
+fn minute_of(at: SystemTime) -> i64 {
+    crate::store::millis_since_epoch(at).div_euclid(60_000)
+}
+
 /// Observations judged between two looks at the queue while it keeps filling.
 const COMPARE_BATCH: usize = 256;
 /// How long the compare thread lets observations accumulate while busy; well below what
@@ -274,6 +319,7 @@ pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observat
             path,
             reason,
         } => Record {
+            count: 1,
             at,
             route: comparator.route_of(&method, &path),
             outcome: Outcome::Skipped(reason),
@@ -297,6 +343,7 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
     } = exchange;
     let route = comparator.route_of(&request.method, request.path());
     let mut record = Record {
+        count: 1,
         at,
         route,
         outcome: Outcome::Matched,
@@ -355,4 +402,56 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
         record.mismatch = Some(Box::new(detail));
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::SkipReason;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn skipped(route: &str, reason: SkipReason, second: u64) -> Record {
+        Record {
+            count: 1,
+            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second),
+            route: route.into(),
+            outcome: Outcome::Skipped(reason),
+            primary_status: None,
+            secondary_status: None,
+            primary_latency: None,
+            secondary_latency: None,
+            hidden: Vec::new(),
+            mismatch: None,
+        }
+    }
+
+    #[test]
+    fn skips_of_one_route_reason_and_minute_become_one_record_that_counts_them_all() {
+        let mut skips = Vec::new();
+        let sampled = SkipReason::SampledOut;
+        for second in 0..30 {
+            assert!(merge_skip(&mut skips, skipped("GET /a", sampled, second)).is_none());
+        }
+        // Another route, another reason, another minute: records of their own.
+        assert!(merge_skip(&mut skips, skipped("GET /b", sampled, 1)).is_none());
+        assert!(merge_skip(&mut skips, skipped("GET /a", SkipReason::Loop, 1)).is_none());
+        assert!(merge_skip(&mut skips, skipped("GET /a", sampled, 60)).is_none());
+        let counts: Vec<(&str, u64)> = skips.iter().map(|r| (r.route.as_str(), r.count)).collect();
+        assert_eq!(
+            counts,
+            [("GET /a", 30), ("GET /b", 1), ("GET /a", 1), ("GET /a", 1)]
+        );
+        assert_eq!(skips.iter().map(|r| r.count).sum::<u64>(), 33);
+
+        // What is not a skip goes on as it is, and so does a skip once the batch is full.
+        let mut matched = skipped("GET /a", sampled, 0);
+        matched.outcome = Outcome::Matched;
+        assert!(merge_skip(&mut skips, matched).is_some());
+        let mut full: Vec<Record> = (0..MAX_BATCH_SKIPS)
+            .map(|i| skipped(&format!("GET /{i}"), sampled, 0))
+            .collect();
+        assert!(merge_skip(&mut full, skipped("GET /new", sampled, 0)).is_some());
+        assert!(merge_skip(&mut full, skipped("GET /0", sampled, 0)).is_none());
+        assert_eq!(full[0].count, 2);
+    }
 }

@@ -217,3 +217,36 @@ async fn method_override_header_naming_a_write_is_not_shadowed_without_shadow_wr
         .unwrap();
     assert_eq!(skipped, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_out_requests_counted_as_one_record_per_route_still_add_up_exactly() {
+    let primary = fixed(200, "ok").await;
+    let secondary = fixed(200, "ok").await;
+    let (mut config, dir) = config(&primary.url(), &secondary.url());
+    config.sample = 0.0;
+    let (proxy, admin) = start_with_admin(config, dir).await;
+    let client = client();
+    let sends = (0..300).map(|i| {
+        let (client, url) = (client.clone(), proxy.url(&format!("/route{}/{i}", i % 3)));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+    });
+    for send in sends {
+        assert_eq!(send.await.unwrap(), 200);
+    }
+    let series = r#"shadowdiff_shadow_skipped_total{reason="sampled_out"}"#;
+    wait_for("all 300 skips in the metrics", || async {
+        value(&metrics(admin).await, series) == Some(300.0)
+    })
+    .await;
+    let db = proxy.stop().await;
+    let report = report_json(&db);
+    assert_eq!(report["summary"]["skipped"], 300);
+    assert_eq!(report["summary"]["skipped_by_reason"]["sampled_out"], 300);
+    let per_route: u64 = report["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|route| route["skipped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_route, 300);
+}

@@ -141,6 +141,9 @@ pub struct MismatchDetail {
 /// One request's result, as the pipeline hands it to the writer.
 #[derive(Clone, Debug)]
 pub struct Record {
+    /// How many requests this record stands for: 1, or skipped requests of one route,
+    /// reason and minute that the compare thread counted as one record.
+    pub count: u64,
     pub at: SystemTime,
     pub route: String,
     pub outcome: Outcome,

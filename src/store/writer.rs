@@ -133,7 +133,7 @@ impl Writer {
                 self.make_room();
             }
             if attempt >= attempts {
-                let lost = batch.len() as u64;
+                let lost = batch.iter().map(|record| record.count).sum::<u64>();
                 self.options.lost.add(reason, lost);
                 *self.unwritten_losses.entry(reason).or_default() += lost;
                 self.failing = true;
@@ -263,7 +263,7 @@ impl Writer {
             *counters
                 .outcomes
                 .entry((minute, record.route.as_str(), outcome, reason))
-                .or_default() += 1;
+                .or_default() += record.count;
             for (leg, value) in [
                 ("primary", record.primary_latency),
                 ("secondary", record.secondary_latency),

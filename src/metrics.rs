@@ -366,18 +366,7 @@ mod tests {
     use std::time::SystemTime;
 
     fn record(route: &str, outcome: Outcome) -> Record {
-        Record {
-            count: 1,
-            at: SystemTime::now(),
-            route: route.into(),
-            outcome,
-            primary_status: None,
-            secondary_status: None,
-            primary_latency: None,
-            secondary_latency: None,
-            hidden: Vec::new(),
-            mismatch: None,
-        }
+        Record::new(SystemTime::now(), route.into(), outcome)
     }
 
     #[test]

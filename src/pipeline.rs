@@ -318,18 +318,11 @@ pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observat
             method,
             path,
             reason,
-        } => Record {
-            count: 1,
+        } => Record::new(
             at,
-            route: comparator.route_of(&method, &path),
-            outcome: Outcome::Skipped(reason),
-            primary_status: None,
-            secondary_status: None,
-            primary_latency: None,
-            secondary_latency: None,
-            hidden: Vec::new(),
-            mismatch: None,
-        },
+            comparator.route_of(&method, &path),
+            Outcome::Skipped(reason),
+        ),
         Observation::Exchange(exchange) => judge_exchange(comparator, redactor, *exchange),
     }
 }
@@ -343,10 +336,6 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
     } = exchange;
     let route = comparator.route_of(&request.method, request.path());
     let mut record = Record {
-        count: 1,
-        at,
-        route,
-        outcome: Outcome::Matched,
         primary_status: primary.as_ref().ok().map(|c| c.status.as_u16()),
         secondary_status: secondary.as_ref().ok().map(|c| c.status.as_u16()),
         primary_latency: Some(match &primary {
@@ -357,8 +346,7 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
             Ok(c) => c.latency,
             Err(e) => e.latency,
         }),
-        hidden: Vec::new(),
-        mismatch: None,
+        ..Record::new(at, route, Outcome::Matched)
     };
     let (primary, secondary) = match (primary, secondary) {
         // A shadow abandoned at shutdown never saw the primary finish either; the leg that
@@ -411,18 +399,8 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn skipped(route: &str, reason: SkipReason, second: u64) -> Record {
-        Record {
-            count: 1,
-            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second),
-            route: route.into(),
-            outcome: Outcome::Skipped(reason),
-            primary_status: None,
-            secondary_status: None,
-            primary_latency: None,
-            secondary_latency: None,
-            hidden: Vec::new(),
-            mismatch: None,
-        }
+        let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + second);
+        Record::new(at, route.into(), Outcome::Skipped(reason))
     }
 
     #[test]

@@ -155,6 +155,25 @@ pub struct Record {
     pub mismatch: Option<Box<MismatchDetail>>,
 }
 
+impl Record {
+    /// One request's record with only its outcome known: a skip as it stands, and the
+    /// start of every other record.
+    pub fn new(at: SystemTime, route: String, outcome: Outcome) -> Record {
+        Record {
+            count: 1,
+            at,
+            route,
+            outcome,
+            primary_status: None,
+            secondary_status: None,
+            primary_latency: None,
+            secondary_latency: None,
+            hidden: Vec::new(),
+            mismatch: None,
+        }
+    }
+}
+
 /// Why observations never reached the store, as the `losses` table, the log and the
 /// `shadowdiff_store_lost_total` metric name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -35,9 +35,7 @@ impl Body for PrimaryBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            PrimaryBody::Full(full) => Pin::new(full)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
+            PrimaryBody::Full(full) => poll_full(full, cx),
             PrimaryBody::Client(body) => Pin::new(body).poll_frame(cx),
             PrimaryBody::Teed(body) => Pin::new(&mut **body).poll_frame(cx),
         }
@@ -90,9 +88,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Primary(body) => Pin::new(body).poll_frame(cx),
             ProxyBody::Teed(body) => Pin::new(&mut **body).poll_frame(cx),
-            ProxyBody::Text(full) => Pin::new(full)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
+            ProxyBody::Text(full) => poll_full(full, cx),
         }
     }
 
@@ -111,4 +107,14 @@ impl Body for ProxyBody {
             ProxyBody::Text(full) => full.size_hint(),
         }
     }
+}
+
+/// A `Full` body's next frame, in the error type of the bodies around it (it has none).
+fn poll_full(
+    full: &mut Full<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    Pin::new(full)
+        .poll_frame(cx)
+        .map(|frame| frame.map(|result| result.map_err(|never| match never {})))
 }

@@ -484,8 +484,10 @@ fn losses_on_a_full_disk_are_counted_and_written_once_the_store_is_writable_agai
         sent += 1;
     }
     drop(records);
-    let lost = lost_on_disk_full(&options);
+    // Read the count only once the writer has drained its queue: batches queued while the
+    // disk was still full may fail after the filler is gone.
     let _ = writer.finish();
+    let lost = lost_on_disk_full(&options);
     assert!(lost > 0);
     let conn = Connection::open(&db).unwrap();
     let recorded: i64 = conn

@@ -32,7 +32,9 @@ pub struct Admitted {
     pub memory: Reservation,
 }
 
-/// The admission rules of one running proxy.
+/// The admission rules of one running proxy. A clone shares every limit and counter (the
+/// serve workers each hold one).
+#[derive(Clone)]
 pub struct Admission {
     sampling: Arc<ArcSwap<Sampling>>,
     breaker: Option<Arc<Breaker>>,

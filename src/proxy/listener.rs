@@ -9,6 +9,7 @@
 //!   handshake and HTTP/2 preface included), enforced here for every protocol; hyper's own
 //!   HTTP/1.1 header timer then covers each later request head on a kept-alive connection.
 
+use super::workers::{Accepted, Workers};
 use super::{forward, Proxy};
 use crate::metrics::ConnectionMetrics;
 use hyper::service::service_fn;
@@ -57,21 +58,27 @@ pub(super) struct ListenerSettings {
     pub metrics: ConnectionMetrics,
 }
 
-/// Accepts connections until `shutdown` resolves; every connection is watched by `graceful`.
-pub(super) async fn accept_loop(
-    listener: &TcpListener,
-    proxy: Arc<Proxy>,
-    settings: ListenerSettings,
-    graceful: &GracefulShutdown,
-    shutdown: impl Future<Output = ()>,
-) {
+/// The HTTP server settings of every client connection.
+pub(super) fn http_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
+    builder
+}
+
+/// Accepts connections until `shutdown` resolves and hands them to the serve `workers`;
+/// every connection is watched by `graceful`.
+pub(super) async fn accept_loop(
+    listener: &TcpListener,
+    proxy: Arc<Proxy>,
+    settings: Arc<ListenerSettings>,
+    workers: &mut Workers,
+    graceful: &GracefulShutdown,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(settings.max_connections));
-    let settings = Arc::new(settings);
     tokio::pin!(shutdown);
     loop {
         let permit = match limit.clone().try_acquire_owned() {
@@ -105,30 +112,56 @@ pub(super) async fn accept_loop(
             _ = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            proxy: proxy.clone(),
-            settings: settings.clone(),
-            builder: builder.clone(),
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, %client, "could not hand an accepted connection on");
+                continue;
+            }
+        };
+        let accepted = Accepted {
+            stream,
             client,
             permit,
+            watcher: graceful.watcher(),
         };
-        let watcher = graceful.watcher();
-        tokio::spawn(connection.serve(stream, watcher));
+        if let Err(accepted) = workers.dispatch(accepted) {
+            serve_here(accepted, &proxy, &settings);
+        }
     }
 }
 
+/// Serves a connection on the accepting runtime: the fallback for a worker that is gone.
+fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSettings>) {
+    let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, client = %accepted.client, "could not serve a connection");
+            return;
+        }
+    };
+    let connection = Connection {
+        proxy: proxy.clone(),
+        settings: settings.clone(),
+        builder: http_builder(settings),
+        client: accepted.client,
+        permit: accepted.permit,
+    };
+    tokio::spawn(connection.serve(stream, accepted.watcher));
+}
+
 /// One accepted client connection and what it holds until it closes.
-struct Connection {
-    proxy: Arc<Proxy>,
-    settings: Arc<ListenerSettings>,
-    builder: auto::Builder<TokioExecutor>,
-    client: SocketAddr,
+pub(super) struct Connection {
+    pub proxy: Arc<Proxy>,
+    pub settings: Arc<ListenerSettings>,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub client: SocketAddr,
     /// The connection's slot under `--max-connections`, released when it closes.
-    permit: OwnedSemaphorePermit,
+    pub permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
-    async fn serve(
+    pub(super) async fn serve(
         self,
         stream: tokio::net::TcpStream,
         watcher: hyper_util::server::graceful::Watcher,

@@ -17,6 +17,7 @@ pub mod refusal;
 pub mod shadow;
 pub mod tls;
 pub mod tunnel;
+pub mod workers;
 
 use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};
@@ -59,6 +60,8 @@ pub enum ServeError {
     RecordIncomplete(RecorderError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot start the serve workers: {0}")]
+    Workers(std::io::Error),
     #[error("--admin {addr}: cannot listen: {source}")]
     Admin {
         addr: std::net::SocketAddr,
@@ -151,6 +154,21 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A copy for one serve worker: the same settings, limits, breaker, pipeline and
+    /// recorder, with upstream pools of its own.
+    fn for_worker(&self) -> Proxy {
+        Proxy {
+            config: self.config.clone(),
+            breaker: self.breaker.clone(),
+            primary: self.primary.with_own_pool(),
+            secondary: self.secondary.with_own_pool(),
+            admission: self.admission.clone(),
+            pipeline: self.pipeline.clone(),
+            recorder: self.recorder.clone(),
+            abandon: self.abandon.clone(),
+        }
+    }
+
     /// X-Forwarded-Proto for requests that reached this listener.
     pub(crate) fn proto(&self) -> &'static str {
         if self.config.tls.is_some() {
@@ -299,13 +317,23 @@ pub async fn serve_with_admin(
     let max_connections = proxy.config.max_connections.unwrap_or_else(|| {
         listener::default_max_connections(listener::open_file_limit(), proxy.config.max_inflight)
     });
-    let settings = listener::ListenerSettings {
+    let settings = Arc::new(listener::ListenerSettings {
         tls,
         header_read_timeout: proxy.config.header_read_timeout,
         max_connections,
         metrics: live.metrics().connections().clone(),
-    };
-    listener::accept_loop(&listener, proxy.clone(), settings, &graceful, shutdown).await;
+    });
+    let mut workers = workers::Workers::start(workers::default_count(), &proxy, &settings)
+        .map_err(ServeError::Workers)?;
+    listener::accept_loop(
+        &listener,
+        proxy.clone(),
+        settings,
+        &mut workers,
+        &graceful,
+        shutdown,
+    )
+    .await;
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
     let deadline = Instant::now() + drain_timeout;
@@ -324,6 +352,7 @@ pub async fn serve_with_admin(
         let _ = proxy.abandon.send(true);
         let _ = proxy.admission.drained(Duration::from_secs(1)).await;
     }
+    workers.finish().await;
     drop(proxy);
     let mut record_error = None;
     if let Some(recorder) = recorder {

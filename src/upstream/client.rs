@@ -70,14 +70,10 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// Builds the pooled client for one upstream. Connections are kept for 60 s idle and up to
-/// 256 per upstream; redirects are never followed and no proxy from the environment is
-/// used: shadowdiff sends exactly one request per leg, to exactly the configured upstream.
-pub fn build<B>(protocol: Protocol, trust: &Trust) -> Result<Pool<B>, ClientError>
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-{
+/// The connector of one upstream: TCP, and TLS with the upstream's trust for `https`.
+/// Built once (reading `--secondary-ca` and the system's roots); every pool of that
+/// upstream shares it.
+pub fn connector(protocol: Protocol, trust: &Trust) -> Result<Connector, ClientError> {
     let mut tcp = HttpConnector::new();
     // Requests are written whole; waiting for an ACK before the next small write only adds
     // latency (RFC 896's algorithm is for interactive byte streams).
@@ -92,12 +88,24 @@ where
             .with_root_certificates(RootCertStore::empty())
             .with_no_client_auth(),
     };
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(tcp);
+        .wrap_connector(tcp))
+}
+
+/// A connection pool over `connector`. Connections are kept for 60 s idle and up to 256
+/// per upstream; redirects are never followed and no proxy from the environment is used:
+/// shadowdiff sends exactly one request per leg, to exactly the configured upstream.
+/// The pool's connections are driven by tasks of the runtime that opened them, so each
+/// serve worker has a pool of its own ([`crate::proxy::workers`]).
+pub fn pool<B>(protocol: Protocol, connector: Connector) -> Pool<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .pool_timer(TokioTimer::new())
@@ -111,7 +119,7 @@ where
         // The Host header is always set by the request builder, never by the pool.
         .set_host(false)
         .http2_only(protocol == Protocol::H2c);
-    Ok(builder.build(connector))
+    builder.build(connector)
 }
 
 /// The one cryptography provider: ring, as the listener's TLS uses.

@@ -58,6 +58,8 @@ pub type FullBody = http_body_util::Full<Bytes>;
 /// One upstream: where requests go, how its Host header reads, and its pooled client.
 pub struct Upstream<B = FullBody> {
     pool: client::Pool<B>,
+    /// Kept for [`Upstream::with_own_pool`]: TCP and TLS settings, shared by every pool.
+    connector: client::Connector,
     /// The scheme the pool connects with: `https`, or `http` (also for `h2c`).
     scheme: Scheme,
     authority: Authority,
@@ -99,8 +101,10 @@ impl<B: OutgoingBody> Upstream<B> {
         let host = HeaderValue::from_str(&host_port).map_err(|e| ClientError::Url {
             reason: format!("host {host_port:?}: {e}"),
         })?;
+        let connector = client::connector(protocol, trust)?;
         Ok(Upstream {
-            pool: client::build(protocol, trust)?,
+            pool: client::pool(protocol, connector.clone()),
+            connector,
             scheme: match protocol {
                 Protocol::Https => Scheme::HTTPS,
                 Protocol::Http | Protocol::H2c => Scheme::HTTP,
@@ -111,6 +115,21 @@ impl<B: OutgoingBody> Upstream<B> {
             authorization: basic_credentials(base),
             protocol,
         })
+    }
+
+    /// The same upstream with a connection pool of its own: for a serve worker, whose
+    /// runtime then drives every connection its requests use.
+    pub fn with_own_pool(&self) -> Upstream<B> {
+        Upstream {
+            pool: client::pool(self.protocol, self.connector.clone()),
+            connector: self.connector.clone(),
+            scheme: self.scheme.clone(),
+            authority: self.authority.clone(),
+            host: self.host.clone(),
+            base_path: self.base_path.clone(),
+            authorization: self.authorization.clone(),
+            protocol: self.protocol,
+        }
     }
 
     pub fn protocol(&self) -> Protocol {

@@ -1,0 +1,140 @@
+//! Serve workers: one thread per core, each running a current-thread runtime that serves
+//! whole client connections, with upstream connection pools of its own.
+//!
+//! On one shared multi-thread runtime, a request, its primary leg, its shadow and the
+//! pooled upstream connections they use were spread over the runtime's threads: a shadow
+//! spawned on one thread woke another to steal it, and a pooled connection was driven by
+//! whichever thread its task last ran on. Here everything a client connection starts stays
+//! on its worker's thread: no task is stolen, no wake-up on the request path crosses
+//! threads, and a connection's state stays in one core's cache. nginx's worker processes
+//! make the same trade. The figures are in `bench/README.md`.
+//!
+//! The accept loop (with the connection cap), the admin endpoint, signals and the drain
+//! stay on the caller's runtime; accepted connections are handed to the workers in turn.
+//! A worker that is gone (it cannot be, short of a bug) gives its connections back, and
+//! the accept loop serves them on its own runtime instead.
+
+use super::listener::{self, Connection, ListenerSettings};
+use super::Proxy;
+use hyper_util::server::graceful::Watcher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// A client connection accepted on the caller's runtime, on its way to a worker.
+pub(super) struct Accepted {
+    /// Out of the accepting runtime's reactor, to be registered with the worker's.
+    pub stream: std::net::TcpStream,
+    pub client: SocketAddr,
+    pub permit: OwnedSemaphorePermit,
+    pub watcher: Watcher,
+}
+
+/// The running workers.
+pub(super) struct Workers {
+    queues: Vec<mpsc::UnboundedSender<Accepted>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: usize,
+}
+
+/// How many workers serve: one per core this process may run on (its CPU affinity and
+/// cgroup quota included), at least one.
+pub fn default_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Workers {
+    /// Starts `count` workers, each with a copy of `proxy` that has its own upstream pools.
+    pub(super) fn start(
+        count: usize,
+        proxy: &Proxy,
+        settings: &Arc<ListenerSettings>,
+    ) -> std::io::Result<Workers> {
+        let mut workers = Workers {
+            queues: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+            next: 0,
+        };
+        for index in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (queue, accepted) = mpsc::unbounded_channel();
+            let worker = Worker {
+                proxy: Arc::new(proxy.for_worker()),
+                settings: settings.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("shadowdiff-w{index}"))
+                .spawn(move || worker.run(runtime, accepted))?;
+            workers.queues.push(queue);
+            workers.threads.push(thread);
+        }
+        Ok(workers)
+    }
+
+    /// Hands a connection to the next worker in turn; gives it back if that worker is gone.
+    pub(super) fn dispatch(&mut self, accepted: Accepted) -> Result<(), Accepted> {
+        let index = self.next % self.queues.len();
+        self.next = self.next.wrapping_add(1);
+        self.queues[index].send(accepted).map_err(|e| e.0)
+    }
+
+    /// Stops the workers once the drain is over: each finishes when its queue closes, and
+    /// its runtime, dropped, ends whatever still runs there (connections past the drain
+    /// timeout, the pools' idle connections). Returns when every thread has exited, so
+    /// that their handles on the pipeline are gone before it is finished.
+    pub(super) async fn finish(self) {
+        drop(self.queues);
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|thread| thread.join())
+                .filter(Result::is_err)
+                .count()
+        })
+        .await;
+        match joined {
+            Ok(0) => {}
+            Ok(panicked) => tracing::error!(panicked, "serve workers panicked"),
+            Err(error) => tracing::error!(%error, "waiting for the serve workers failed"),
+        }
+    }
+}
+
+/// One worker's share of the proxy.
+struct Worker {
+    proxy: Arc<Proxy>,
+    settings: Arc<ListenerSettings>,
+}
+
+impl Worker {
+    fn run(
+        self,
+        runtime: tokio::runtime::Runtime,
+        mut accepted: mpsc::UnboundedReceiver<Accepted>,
+    ) {
+        let Worker { proxy, settings } = self;
+        runtime.block_on(async move {
+            let builder = listener::http_builder(&settings);
+            while let Some(accepted) = accepted.recv().await {
+                let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, client = %accepted.client, "a serve worker could not take a connection");
+                        continue;
+                    }
+                };
+                let connection = Connection {
+                    proxy: proxy.clone(),
+                    settings: settings.clone(),
+                    builder: builder.clone(),
+                    client: accepted.client,
+                    permit: accepted.permit,
+                };
+                tokio::spawn(connection.serve(stream, accepted.watcher));
+            }
+        });
+    }
+}

@@ -19,8 +19,9 @@
 //! - [`upstream`]: the one request builder, pooled hyper-util client (HTTP/1.1, HTTP/2 by
 //!   ALPN or `h2c://`, rustls) and timeout behind every leg, and the request-target check
 //!   that keeps every request inside the base path.
-//! - [`proxy`]: the listener (connection cap, head deadline), the requests refused with 400,
-//!   the primary leg, the shadow leg and its admission rules, the hot path's bodies.
+//! - [`proxy`]: the listener (connection cap, head deadline), the per-core serve workers,
+//!   the requests refused with 400, the primary leg, the shadow leg and its admission
+//!   rules, the hot path's bodies.
 //! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
 //!   anything reaches the disk or the logs.
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.

@@ -1,4 +1,5 @@
 //! The shadowing proxy: the listener ([`listener`]: connection cap, head deadline, TLS),
+//! the per-core threads that serve the connections ([`workers`]),
 //! the requests answered with 400 instead of forwarded ([`refusal`]), the primary leg
 //! ([`forward`]), the shadow leg ([`shadow`]) and what decides whether a request is
 //! shadowed ([`admission`]).
@@ -155,13 +156,13 @@ pub struct Proxy {
 
 impl Proxy {
     /// A copy for one serve worker: the same settings, limits, breaker, pipeline and
-    /// recorder, with upstream pools of its own.
-    fn for_worker(&self) -> Proxy {
+    /// recorder, with upstream pools of its own, sized by [`workers::PoolSizes`].
+    fn for_worker(&self, pools: workers::PoolSizes) -> Proxy {
         Proxy {
             config: self.config.clone(),
             breaker: self.breaker.clone(),
-            primary: self.primary.with_own_pool(),
-            secondary: self.secondary.with_own_pool(),
+            primary: self.primary.with_own_pool(pools.primary),
+            secondary: self.secondary.with_own_pool(pools.secondary),
             admission: self.admission.clone(),
             pipeline: self.pipeline.clone(),
             recorder: self.recorder.clone(),

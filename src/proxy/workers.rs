@@ -30,6 +30,29 @@ pub(super) struct Accepted {
     pub watcher: Watcher,
 }
 
+/// How many idle connections each worker's pools keep. A connection that comes back to a
+/// full pool is closed, so a pool smaller than its leg's concurrency makes every request
+/// past it open a new connection: with a 200 ms secondary, 15% of shadows did. So the caps
+/// follow the limits that bound each leg's concurrency, split over the workers, which
+/// keeps the total within the file descriptors [`super::listener::default_max_connections`]
+/// set aside: the primary's by `--max-connections` (one primary request per client
+/// connection at a time, more only over HTTP/2), the secondary's by `--max-inflight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSizes {
+    pub primary: usize,
+    pub secondary: usize,
+}
+
+impl PoolSizes {
+    pub fn split(workers: usize, max_connections: usize, max_inflight: usize) -> PoolSizes {
+        let workers = workers.max(1);
+        PoolSizes {
+            primary: max_connections.div_ceil(workers).max(1),
+            secondary: max_inflight.div_ceil(workers).max(1),
+        }
+    }
+}
+
 /// The running workers.
 pub(super) struct Workers {
     queues: Vec<mpsc::UnboundedSender<Accepted>>,
@@ -50,18 +73,20 @@ impl Workers {
         proxy: &Proxy,
         settings: &Arc<ListenerSettings>,
     ) -> std::io::Result<Workers> {
+        let count = count.max(1);
+        let pools = PoolSizes::split(count, settings.max_connections, proxy.config.max_inflight);
         let mut workers = Workers {
             queues: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),
             next: 0,
         };
-        for index in 0..count.max(1) {
+        for index in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let (queue, accepted) = mpsc::unbounded_channel();
             let worker = Worker {
-                proxy: Arc::new(proxy.for_worker()),
+                proxy: Arc::new(proxy.for_worker(pools)),
                 settings: settings.clone(),
             };
             let thread = std::thread::Builder::new()
@@ -136,5 +161,35 @@ impl Worker {
                 tokio::spawn(connection.serve(stream, accepted.watcher));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_caps_split_the_connection_limits_over_the_workers_rounding_up() {
+        assert_eq!(
+            PoolSizes::split(2, 352, 1024),
+            PoolSizes {
+                primary: 176,
+                secondary: 512
+            }
+        );
+        assert_eq!(
+            PoolSizes::split(3, 10, 8192),
+            PoolSizes {
+                primary: 4,
+                secondary: 2731
+            }
+        );
+        assert_eq!(
+            PoolSizes::split(0, 0, 0),
+            PoolSizes {
+                primary: 1,
+                secondary: 1
+            }
+        );
     }
 }

@@ -96,12 +96,21 @@ pub fn connector(protocol: Protocol, trust: &Trust) -> Result<Connector, ClientE
         .wrap_connector(tcp))
 }
 
-/// A connection pool over `connector`. Connections are kept for 60 s idle and up to 256
-/// per upstream; redirects are never followed and no proxy from the environment is used:
-/// shadowdiff sends exactly one request per leg, to exactly the configured upstream.
+/// Idle connections a pool keeps unless told otherwise ([`Upstream::new`]).
+///
+/// [`Upstream::new`]: super::Upstream::new
+pub const DEFAULT_MAX_IDLE: usize = 256;
+
+/// A connection pool over `connector`. Connections are kept for 60 s idle and up to
+/// `max_idle` of them; redirects are never followed and no proxy from the environment is
+/// used: shadowdiff sends exactly one request per leg, to exactly the configured upstream.
 /// The pool's connections are driven by tasks of the runtime that opened them, so each
 /// serve worker has a pool of its own ([`crate::proxy::workers`]).
-pub fn pool<B>(protocol: Protocol, connector: Connector) -> Pool<B>
+///
+/// `max_idle` should cover the leg's peak concurrency: a connection coming back to a full
+/// pool is closed, so a leg busier than its cap opens (and closes) a connection for every
+/// request past it. Serve sizes it from the limits that bound that concurrency.
+pub fn pool<B>(protocol: Protocol, connector: Connector, max_idle: usize) -> Pool<B>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -111,7 +120,7 @@ where
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(max_idle)
         // The head cap (RFC 9110 section 5.4 leaves the limit to the recipient): hyper stops
         // reading a head past it instead of growing its buffer to its 400 KB default.
         .http1_max_buf_size(MAX_RESPONSE_HEAD)

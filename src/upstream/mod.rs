@@ -103,7 +103,7 @@ impl<B: OutgoingBody> Upstream<B> {
         })?;
         let connector = client::connector(protocol, trust)?;
         Ok(Upstream {
-            pool: client::pool(protocol, connector.clone()),
+            pool: client::pool(protocol, connector.clone(), client::DEFAULT_MAX_IDLE),
             connector,
             scheme: match protocol {
                 Protocol::Https => Scheme::HTTPS,
@@ -117,11 +117,12 @@ impl<B: OutgoingBody> Upstream<B> {
         })
     }
 
-    /// The same upstream with a connection pool of its own: for a serve worker, whose
-    /// runtime then drives every connection its requests use.
-    pub fn with_own_pool(&self) -> Upstream<B> {
+    /// The same upstream with a connection pool of its own, keeping up to `max_idle`
+    /// connections: for a serve worker, whose runtime then drives every connection its
+    /// requests use.
+    pub fn with_own_pool(&self, max_idle: usize) -> Upstream<B> {
         Upstream {
-            pool: client::pool(self.protocol, self.connector.clone()),
+            pool: client::pool(self.protocol, self.connector.clone(), max_idle),
             connector: self.connector.clone(),
             scheme: self.scheme.clone(),
             authority: self.authority.clone(),

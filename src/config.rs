@@ -478,6 +478,29 @@ impl ServeConfig {
         changed
     }
 
+    /// What `config check` validates: everything serve would read, except that the
+    /// upstreams may be missing (a file of rules whose upstreams are given as flags at
+    /// serve time). Those are named in [`Checked::unset`] and left out of the printout.
+    pub fn check(mut args: ServeArgs) -> Result<Checked, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let mut unset = Vec::new();
+        if args.primary.is_none() && file.primary.is_none() {
+            args.primary = Some(UNSET_UPSTREAM.into());
+            unset.push("primary");
+        }
+        if args.secondary.is_none() && file.secondary.is_none() {
+            args.secondary = Some(UNSET_UPSTREAM.into());
+            unset.push("secondary");
+        }
+        Ok(Checked {
+            config: ServeConfig::from_args(args)?,
+            unset,
+        })
+    }
+
     /// The settings as a config file would spell them, defaults filled in: what
     /// `config check` prints. Compare rules are summarized, not repeated.
     pub fn effective(&self, rule_ids: &[String]) -> String {
@@ -550,6 +573,38 @@ impl ServeConfig {
         lines.extend(self.redact.effective());
         let mut text = lines.join("\n");
         text.push('\n');
+        text
+    }
+}
+
+/// Stands in for an upstream that `config check` was not given; never contacted.
+const UNSET_UPSTREAM: &str = "http://unset.invalid/";
+
+/// A configuration that `config check` found valid.
+pub struct Checked {
+    pub config: ServeConfig,
+    /// Upstreams neither the flags, the environment nor the file set: serve will need them.
+    pub unset: Vec<&'static str>,
+}
+
+impl Checked {
+    /// [`ServeConfig::effective`], with a comment in place of each unset upstream.
+    pub fn effective(&self, rule_ids: &[String]) -> String {
+        let mut text = String::new();
+        for line in self.config.effective(rule_ids).lines() {
+            let unset = self
+                .unset
+                .iter()
+                .find(|key| line.strip_prefix(**key).is_some_and(|r| r.starts_with(" = ")));
+            match unset {
+                Some(key) => text.push_str(&format!(
+                    "# {key}: not set here; serve needs --{key} or SHADOWDIFF_{}",
+                    key.to_ascii_uppercase()
+                )),
+                None => text.push_str(line),
+            }
+            text.push('\n');
+        }
         text
     }
 }

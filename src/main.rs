@@ -94,9 +94,9 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
     let serve = ServeArgs::augment_args(clap::Command::new("serve").no_binary_name(true));
     let matches =
         serve.try_get_matches_from([std::ffi::OsStr::new("--config"), file.as_os_str()])?;
-    let config = ServeConfig::from_args(ServeArgs::from_arg_matches(&matches)?)?;
-    let comparator = shadowdiff::compare::Comparator::new(&config.rules)?;
-    print!("{}", config.effective(&comparator.rule_ids()));
+    let checked = ServeConfig::check(ServeArgs::from_arg_matches(&matches)?)?;
+    let comparator = shadowdiff::compare::Comparator::new(&checked.config.rules)?;
+    print!("{}", checked.effective(&comparator.rule_ids()));
     Ok(())
 }
 

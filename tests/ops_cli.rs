@@ -254,6 +254,48 @@ fn config_check_prints_the_effective_config_or_names_the_problem() {
     assert!(err.contains("key `breaker-cooldown`"), "{err}");
 }
 
+/// Issue 14: `config check` on a file of rules alone (upstreams given as flags at serve
+/// time) failed with `--primary: required` and never looked at the rules.
+#[test]
+fn config_check_validates_a_rules_only_file_and_reports_its_bad_regex() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(
+        &path,
+        "[compare]\nignore = [\"body/ts\"]\n[[route]]\npattern = \"GET /users/{id}\"\nignore = [\"body/etag\"]\n",
+    )
+    .unwrap();
+    let check = || {
+        Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["config", "check", path.to_str().unwrap()])
+            .env_remove("SHADOWDIFF_PRIMARY")
+            .env_remove("SHADOWDIFF_SECONDARY")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap()
+    };
+    let output = check();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    for line in [
+        "# primary: not set here; serve needs --primary or SHADOWDIFF_PRIMARY",
+        "# secondary: not set here; serve needs --secondary or SHADOWDIFF_SECONDARY",
+        "# 2 compare rule(s): ignore body/ts, GET /users/{id}: ignore body/etag",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} missing in\n{out}");
+    }
+    assert!(!out.contains("unset.invalid"), "{out}");
+
+    std::fs::write(&path, "[compare]\nmask = [{ regex = \"(\" }]\n").unwrap();
+    let output = check();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("compare.mask.regex"), "{err}");
+    assert!(err.contains("unclosed group"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_logs_nothing_per_request_and_debug_one_line_per_mismatch() {
     let primary = support::fixed(200, "same").await;

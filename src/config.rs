@@ -592,10 +592,10 @@ impl Checked {
     pub fn effective(&self, rule_ids: &[String]) -> String {
         let mut text = String::new();
         for line in self.config.effective(rule_ids).lines() {
-            let unset = self
-                .unset
-                .iter()
-                .find(|key| line.strip_prefix(**key).is_some_and(|r| r.starts_with(" = ")));
+            let unset = self.unset.iter().find(|key| {
+                line.strip_prefix(**key)
+                    .is_some_and(|r| r.starts_with(" = "))
+            });
             match unset {
                 Some(key) => text.push_str(&format!(
                     "# {key}: not set here; serve needs --{key} or SHADOWDIFF_{}",

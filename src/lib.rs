@@ -27,6 +27,7 @@
 //! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
+//! - [`stdout`]: what the commands print; a reader that stops early is not an error.
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
 //!   verdict and `show`.
@@ -47,6 +48,7 @@ pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod route;
+pub mod stdout;
 pub mod store;
 pub mod traffic;
 pub mod upstream;

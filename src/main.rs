@@ -49,10 +49,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("shadowdiff: {error:#}");
+            eprintln!("shadowdiff: {}", describe(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes, joined by ": ", each said once: most of the library's errors
+/// already put their cause's text in their own message (`{path}: {source}`), and anyhow's
+/// `{:#}` would repeat it.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if cause.is_empty() || text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// 0 pass, 1 a threshold was broken; errors become 2 in `main`.
@@ -96,8 +114,8 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
         serve.try_get_matches_from([std::ffi::OsStr::new("--config"), file.as_os_str()])?;
     let checked = ServeConfig::check(ServeArgs::from_arg_matches(&matches)?)?;
     let comparator = shadowdiff::compare::Comparator::new(&checked.config.rules)?;
-    print!("{}", checked.effective(&comparator.rule_ids()));
-    Ok(())
+    shadowdiff::stdout::write(&checked.effective(&comparator.rule_ids()))
+        .context("writing to standard output")
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -18,6 +18,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+/// Why the pipeline did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug: observations it had not judged yet are not in the store.
+    #[error("the compare thread panicked; the store holds what it judged before")]
+    ComparePanicked,
+    /// A bug in whoever ended the pipeline (the proxy's or replay's shutdown).
+    #[error("the pipeline's shutdown panicked; the store may miss its last records")]
+    FinishPanicked,
+}
+
 /// The producers' side: cheap to clone, shared by every connection task.
 #[derive(Clone)]
 pub struct PipelineHandle {
@@ -184,11 +197,13 @@ impl Pipeline {
     }
 
     /// Compares and commits everything queued, then stops. Later offers count as drops.
-    pub fn finish(self) -> Result<(), StoreError> {
+    pub fn finish(self) -> Result<(), PipelineError> {
         self.handle.closing.store(true, Ordering::Release);
         drop(self.handle);
-        let _ = self.compare_thread.join();
-        self.store.finish()
+        let compared = self.compare_thread.join();
+        // The store is committed either way: what was judged before a panic is kept.
+        self.store.finish()?;
+        compared.map_err(|_| PipelineError::ComparePanicked)
     }
 }
 

@@ -192,3 +192,26 @@ fn inline_json_bodies_keep_huge_integers_exact() {
         "{stdout}"
     );
 }
+
+/// Issue 14: a reader that stops early (`diff A B | head`) made diff exit 2; the verdict
+/// (1: the bodies differ) must stand.
+#[test]
+fn diff_into_a_closed_pipe_keeps_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.json", r#"{"user":{"name":"ann"}}"#);
+    let b = write(dir.path(), "b.json", r#"{"user":{"name":"bob"}}"#);
+    for (format, code) in [("text", 1), ("json", 1)] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("shadowdiff"))
+            .arg("diff")
+            .args([a.as_os_str(), b.as_os_str()])
+            .args(["--format", format])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "--format {format}: {err}");
+        assert!(err.is_empty(), "{err}");
+    }
+}

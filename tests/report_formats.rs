@@ -175,3 +175,63 @@ fn show_prints_one_mismatch_with_a_body_diff() {
         "{stderr}"
     );
 }
+
+/// Runs the binary with a standard output whose reader is already gone, as
+/// `shadowdiff report | head` ends up after head exits: every write fails with EPIPE.
+fn run_into_closed_pipe(args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("shadowdiff"))
+        .args(args)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Issue 14: `report | head` exited 2 with "Broken pipe" twice; a reader that stops early
+/// is not an error (ripgrep exits 0), and the gate's verdict still decides the status.
+#[test]
+fn report_into_a_closed_pipe_exits_0_and_gate_keeps_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let db = db.to_str().unwrap();
+    for format in ["text", "json", "markdown", "html", "junit"] {
+        let (code, err) = run_into_closed_pipe(&["report", "--db", db, "--format", format]);
+        assert_eq!((code, err.as_str()), (0, ""), "--format {format}");
+    }
+    let (code, err) = run_into_closed_pipe(&["show", "--db", db, "1"]);
+    assert_eq!((code, err.as_str()), (0, ""), "show");
+    let (code, err) = run_into_closed_pipe(&["gate", "--db", db, "--max-mismatch-rate", "0"]);
+    assert_eq!((code, err.as_str()), (1, ""), "gate over its threshold");
+    let (code, err) = run_into_closed_pipe(&["gate", "--db", db, "--max-mismatch-rate", "1"]);
+    assert_eq!((code, err.as_str()), (0, ""), "gate within its threshold");
+}
+
+/// Issue 14: errors whose message already carries their cause printed it twice
+/// ("x.html: No such file or directory (os error 2): No such file or directory (os error 2)").
+#[test]
+fn an_output_file_that_cannot_be_written_is_named_with_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = standard_db(dir.path());
+    let target = dir.path().join("missing").join("r.html");
+    let (code, _, err) = run(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(target.to_str().unwrap()), "{err}");
+}

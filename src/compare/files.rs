@@ -29,7 +29,7 @@ pub enum DiffError {
     #[error("--format {0:?}: expected text or json")]
     Format(String),
     #[error("writing the result: {0}")]
-    Write(#[from] std::io::Error),
+    Write(std::io::Error),
 }
 
 /// The result of a successful `diff`.
@@ -104,10 +104,13 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<DiffOutcome, DiffErro
         (primary.status, &primary.headers, &primary.body),
         (secondary.status, &secondary.headers, &secondary.body),
     );
-    match format {
-        Format::Text => write_text(out, &verdict)?,
-        Format::Json => write_json(out, &route, &verdict)?,
+    let written = match format {
+        Format::Text => write_text(out, &verdict),
+        Format::Json => write_json(out, &route, &verdict),
     }
+    .and_then(|()| out.flush());
+    // A reader that stopped early does not change the verdict (exit 0 or 1).
+    crate::stdout::quiet_on_broken_pipe(written).map_err(DiffError::Write)?;
     Ok(DiffOutcome { verdict })
 }
 

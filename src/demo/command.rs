@@ -29,9 +29,11 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
     for path in [&raw, &judged] {
         remove_store(path)?;
     }
-    println!("shadowdiff demo: {} requests through the proxy, between a primary and its \"migrated\" secondary", args.requests);
-    println!();
-    println!("== 1/2: no rules: every difference shows, noise included ==");
+    say(&format!(
+        "shadowdiff demo: {} requests through the proxy, between a primary and its \"migrated\" secondary\n\n\
+         == 1/2: no rules: every difference shows, noise included ==\n",
+        args.requests
+    ))?;
     runtime.block_on(run(DemoOptions {
         db: raw.clone(),
         config: None,
@@ -39,10 +41,11 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
         quiet: args.quiet,
     }))?;
     print_report(&raw)?;
-    println!();
-    println!("== 2/2: the same traffic judged with fixtures/demo.toml ==");
-    println!("   (request ids and timestamps ignored, orders compared as a set keyed by id,");
-    println!("    prices within half a cent equal: what is left is what the migration changed)");
+    say(
+        "\n== 2/2: the same traffic judged with fixtures/demo.toml ==\n   \
+         (request ids and timestamps ignored, orders compared as a set keyed by id,\n    \
+         prices within half a cent equal: what is left is what the migration changed)\n",
+    )?;
     runtime.block_on(run(DemoOptions {
         db: judged.clone(),
         config: Some(rules),
@@ -50,13 +53,15 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
         quiet: args.quiet,
     }))?;
     print_report(&judged)?;
-    println!();
-    println!(
-        "The stores are in {}: try `shadowdiff report --format html --db {} --output demo.html`.",
+    say(&format!(
+        "\nThe stores are in {}: try `shadowdiff report --format html --db {} --output demo.html`.\n",
         dir.display(),
         judged.display()
-    );
-    Ok(())
+    ))
+}
+
+fn say(text: &str) -> Result<(), DemoError> {
+    crate::stdout::write(text).map_err(DemoError::Stdout)
 }
 
 fn print_report(db: &Path) -> Result<(), DemoError> {

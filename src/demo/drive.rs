@@ -52,6 +52,10 @@ pub enum DemoError {
     Report(#[from] crate::report::ReportError),
     #[error("cannot build the demo client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("writing to standard output: {0}")]
+    Stdout(std::io::Error),
+    #[error("the demo's proxy panicked")]
+    ProxyPanicked,
 }
 
 /// Starts the backends and the proxy on ephemeral loopback ports, sends the traffic mix
@@ -131,7 +135,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let _ = stop.send(());
     match proxy.await {
         Ok(result) => result?,
-        Err(_) => return Err(StoreError::WriterPanicked.into()),
+        Err(_) => return Err(DemoError::ProxyPanicked),
     }
     drop(backends);
     Ok(DemoSummary {

@@ -24,7 +24,7 @@ use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};
 use crate::config::ServeConfig;
 use crate::exchange::LegError;
-use crate::pipeline::{Pipeline, PipelineHandle};
+use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::recorder::{Recorder, RecorderError, RecorderOptions};
 use crate::upstream::{ClientError, Trust, Upstream};
@@ -49,6 +49,8 @@ pub enum ServeError {
     /// The store's error names its path itself.
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// The client's error names the setting (`--secondary-ca`) itself.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -382,8 +384,7 @@ pub async fn serve_with_admin(
     }
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
-        .map_err(|_| ServeError::Store(StoreError::WriterPanicked))?
-        .map_err(ServeError::Store)?;
+        .map_err(|_| PipelineError::FinishPanicked)??;
     match record_error {
         Some(error) => Err(ServeError::RecordIncomplete(error)),
         None => Ok(()),

@@ -19,7 +19,7 @@ use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
 use crate::exchange::{is_write, Exchange, Observation, SkipReason};
-use crate::pipeline::{Pipeline, PipelineHandle};
+use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
@@ -87,13 +87,17 @@ pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
     Client(#[from] ClientError),
     #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
     #[error("a replay thread panicked; the store holds what was judged before it")]
     Panicked,
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error("writing to standard output: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl ReplayOptions {
@@ -153,10 +157,11 @@ pub fn run_command(args: ReplayArgs) -> Result<GateStatus, ReplayError> {
     let thresholds = args.thresholds.clone();
     let summary = run(args)?;
     if summary.invalid > 0 {
-        println!(
-            "{} invalid traffic lines skipped (--skip-invalid)",
+        crate::stdout::write(&format!(
+            "{} invalid traffic lines skipped (--skip-invalid)\n",
             summary.invalid
-        );
+        ))
+        .map_err(ReplayError::Stdout)?;
     }
     let run = Some(summary.run);
     let status = crate::report::run_report(&ReportArgs {
@@ -262,7 +267,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     let pipeline_dropped = pipeline.handle().dropped();
     tokio::task::spawn_blocking(move || pipeline.finish())
         .await
-        .map_err(|_| StoreError::WriterPanicked)??;
+        .map_err(|_| PipelineError::FinishPanicked)??;
     let summary = ReplaySummary {
         db: config.db.clone(),
         run: run_id,

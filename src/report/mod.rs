@@ -19,7 +19,7 @@ use crate::cli::{GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection};
 use crate::store::{ReadFilter, StoreError, StoreReader};
 use gate::{ThresholdError, Thresholds};
 use model::{Report, Scope};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -39,7 +39,7 @@ pub enum ReportError {
         source: std::io::Error,
     },
     #[error("writing to standard output: {0}")]
-    Stdout(#[source] std::io::Error),
+    Stdout(std::io::Error),
 }
 
 /// The verdict of a report or gate: exit 0 or 1.
@@ -157,8 +157,5 @@ fn load(selection: &StoreSelection, examples_per_route: usize) -> Result<Report,
 }
 
 fn print_stdout(text: &str) -> Result<(), ReportError> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(ReportError::Stdout)
+    crate::stdout::write(text).map_err(ReportError::Stdout)
 }

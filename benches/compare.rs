@@ -20,7 +20,7 @@ fn record(i: usize, changed: bool) -> Value {
         "id": i,
         "name": format!("user-{i}"),
         "email": format!("user{i}@example.com"),
-        "active": i % 3 != 0,
+        "active": !i.is_multiple_of(3),
         "score": if changed { i as f64 * 1.5 + 1.0 } else { i as f64 * 1.5 },
         "tags": ["alpha", "beta", "gamma"],
         "address": { "city": "Lisbon", "zip": format!("{:05}", i * 7 % 100000) },

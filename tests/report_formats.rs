@@ -228,10 +228,6 @@ fn an_output_file_that_cannot_be_written_is_named_with_its_cause_once() {
         target.to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
-    assert_eq!(
-        err.matches("No such file or directory").count(),
-        1,
-        "{err}"
-    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert!(err.contains(target.to_str().unwrap()), "{err}");
 }

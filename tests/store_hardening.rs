@@ -530,7 +530,7 @@ fn losses_of_a_store_that_stays_full_reach_the_report_through_a_sidecar_note() {
     while lost_on_disk_full(&options) == 0 {
         records.send(matched("GET /a")).unwrap();
         sent += 1;
-        if sent % 100 == 0 {
+        if sent.is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }

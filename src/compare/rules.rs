@@ -378,10 +378,7 @@ impl CompiledRules {
             .iter()
             .find(|(pattern, _)| {
                 pattern.path_text == path
-                    && pattern
-                        .method
-                        .as_ref()
-                        .map_or(true, |m| m.as_str() == method)
+                    && pattern.method.as_ref().is_none_or(|m| m.as_str() == method)
             })
             .map(|(_, set)| set)
             .unwrap_or(&self.global)

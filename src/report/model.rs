@@ -205,7 +205,7 @@ struct RouteAccumulator {
 impl Report {
     /// Reads and merges every store into one report.
     pub fn build(readers: &[StoreReader], scope: &Scope) -> Result<Report, StoreError> {
-        let wanted = |route: &str| scope.route.as_ref().map_or(true, |p| p.matches(route));
+        let wanted = |route: &str| scope.route.as_ref().is_none_or(|p| p.matches(route));
         let mut routes: BTreeMap<String, RouteAccumulator> = BTreeMap::new();
         let mut timeline: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut runs = Vec::new();

@@ -149,7 +149,7 @@ impl StoreReader {
                 let Ok(entry) = serde_json::from_str::<LossNote>(line) else {
                     continue;
                 };
-                if filter.run.map_or(true, |run| run == entry.run) {
+                if filter.run.is_none_or(|run| run == entry.run) {
                     *sums.entry(entry.reason).or_default() += entry.count;
                 }
             }

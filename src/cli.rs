@@ -71,7 +71,7 @@ pub struct ServeArgs {
     /// SQLite file for results. [default: shadowdiff.db]
     #[arg(long, value_name = "PATH", env = "SHADOWDIFF_DB")]
     pub db: Option<PathBuf>,
-    /// Share of requests to shadow, 0 to 1. [default: 1]
+    /// Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]
     #[arg(long, value_name = "RATE", env = "SHADOWDIFF_SAMPLE")]
     pub sample: Option<String>,
     /// Decide sampling by hashing header:NAME, query:NAME or path, so the same key is

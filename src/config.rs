@@ -701,12 +701,27 @@ pub fn parse_upstream(value: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-pub fn parse_rate(value: &str) -> Result<f64, String> {
-    let rate = value
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| format!("{value:?} is not a number between 0 and 1"))?;
-    check_rate(rate)
+/// The one grammar for a rate, in flags, files and gate thresholds alike: a fraction
+/// (`0.05`) or a percentage (`5%`), between 0 and 1 inclusive.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.strip_suffix('%') {
+        Some(number) => (number.trim(), 100.0),
+        None => (trimmed, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate (use a fraction like 0.05 or 5%)"))?;
+    if !value.is_finite() {
+        return Err(format!(
+            "{text:?} is not a rate (use a fraction like 0.05 or 5%)"
+        ));
+    }
+    let rate = value / scale;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(format!("{text:?} is outside 0..1 (0%..100%)"));
+    }
+    Ok(rate)
 }
 
 fn check_rate(rate: f64) -> Result<f64, String> {

@@ -205,10 +205,6 @@ impl SkipReason {
             SkipReason::ClientAborted => "client_aborted",
         }
     }
-
-    pub fn parse(s: &str) -> Option<SkipReason> {
-        SkipReason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
 }
 
 /// Both legs of one shadowed request, ready for comparison.

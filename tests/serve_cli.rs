@@ -250,3 +250,30 @@ async fn malformed_client_request_gets_400_and_the_proxy_stays_up() {
         .unwrap();
     assert_eq!(body, "fine");
 }
+
+/// Issue 14: two rate grammars; `--sample` refused the `5%` that gate thresholds take.
+#[test]
+fn sample_takes_a_percentage_like_the_gate_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "primary = \"http://a\"\nsecondary = \"http://b\"\n").unwrap();
+    let check = |sample: &str| {
+        assert_cmd::Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["config", "check", path.to_str().unwrap()])
+            .env("SHADOWDIFF_SAMPLE", sample)
+            .output()
+            .unwrap()
+    };
+    let output = check("5%");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.lines().any(|l| l == "sample = 0.05"), "{out}");
+    let output = check("150%");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("--sample") && err.contains("outside 0..1"),
+        "{err}"
+    );
+}

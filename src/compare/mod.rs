@@ -71,21 +71,6 @@ impl DiffKind {
             DiffKind::Decode => "decode",
         }
     }
-
-    pub fn parse(s: &str) -> Option<DiffKind> {
-        [
-            DiffKind::Status,
-            DiffKind::Changed,
-            DiffKind::Added,
-            DiffKind::Removed,
-            DiffKind::Type,
-            DiffKind::Text,
-            DiffKind::Binary,
-            DiffKind::Decode,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
 }
 
 /// One place where the two responses differ, in the path grammar shared with ignore rules

@@ -1,13 +1,19 @@
-//! The one path grammar shared by reported differences and ignore rules (see DESIGN.md):
-//! `status`, `headers.<lowercase-name>`, `body`, `body/<json-pointer>`. Patterns add `*` for
-//! exactly one segment and `**` for any number, so a path copied out of a report can be
-//! pasted into the config unchanged.
+//! The one path grammar shared by reported differences and ignore rules (the table in
+//! docs/compare-rules.md): `status`, `headers.<lowercase-name>`,
+//! `trailers.<lowercase-name>`, `body`, `body/<json-pointer>`. Patterns add `*` for exactly
+//! one segment and `**` for any number, so a path copied out of a report can be pasted
+//! into the config unchanged.
 
-/// Splits a path or pattern into segments: `headers.etag` is `["headers", "etag"]`,
-/// `body/items/0` is `["body", "items", "0"]`.
+/// Splits a path or pattern into segments: `headers.etag` is `["headers", "etag"]` (and
+/// `trailers.grpc-status` likewise), `body/items/0` is `["body", "items", "0"]`.
 pub fn segments(path: &str) -> Vec<&str> {
-    if let Some(name) = path.strip_prefix("headers.") {
-        return vec!["headers", name];
+    for section in ["headers", "trailers"] {
+        if let Some(name) = path
+            .strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            return vec![section, name];
+        }
     }
     path.split('/').collect()
 }
@@ -49,24 +55,28 @@ impl PathPattern {
     pub fn compile(text: &str) -> Result<PathPattern, String> {
         let text = text.trim();
         let root = segments(text);
+        let named_field = |section: &str| {
+            root.first() == Some(&section) && text.starts_with(section) && root.len() == 2
+        };
         match root.first().copied() {
-            Some("status") | Some("headers") if root.len() == 1 => {}
-            Some("headers") if text.starts_with("headers.") => {
+            Some("status") | Some("headers") | Some("trailers") if root.len() == 1 => {}
+            Some(section @ ("headers" | "trailers")) if named_field(section) => {
                 if root[1].is_empty() {
-                    return Err("a header name is missing after `headers.`".into());
+                    return Err(format!("a field name is missing after `{section}.`"));
                 }
             }
             Some("body") => {}
             _ => {
                 return Err(
-                    "a path starts with `status`, `headers.<name>` or `body` (for example `body/items/*/id`)"
+                    "a path starts with `status`, `headers.<name>`, `trailers.<name>` or `body` (for example `body/items/*/id`)"
                         .into(),
                 )
             }
         }
+        let field_names = root.len() == 2 && (named_field("headers") || named_field("trailers"));
         let mut compiled = Vec::with_capacity(root.len());
         for (i, seg) in root.iter().enumerate() {
-            let seg = if i == 1 && root[0] == "headers" && text.starts_with("headers.") {
+            let seg = if i == 1 && field_names {
                 seg.to_ascii_lowercase()
             } else {
                 seg.to_string()
@@ -188,6 +198,10 @@ mod tests {
             ("body/items", "body/itemsx", false),
             ("headers.ETag", "headers.etag", true),
             ("headers.etag", "headers.date", false),
+            ("trailers.grpc-message", "trailers.grpc-message", true),
+            ("trailers.Grpc-Message", "trailers.grpc-message", true),
+            ("trailers", "trailers.grpc-status", true),
+            ("trailers.grpc-message", "trailers.grpc-status", false),
             ("status", "status", true),
             ("body", "body/x", true),
             ("body/**", "body", true),
@@ -199,7 +213,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_patterns() {
-        for bad in ["", "bodyx", "headers.", "body/it*ms", "statusx", "foo/bar"] {
+        for bad in [
+            "",
+            "bodyx",
+            "headers.",
+            "trailers.",
+            "body/it*ms",
+            "statusx",
+            "foo/bar",
+        ] {
             assert!(PathPattern::compile(bad).is_err(), "{bad}");
         }
     }

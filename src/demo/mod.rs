@@ -57,14 +57,6 @@ impl Backends {
         })
     }
 
-    pub fn primary_addr(&self) -> SocketAddr {
-        self.primary
-    }
-
-    pub fn secondary_addr(&self) -> SocketAddr {
-        self.secondary
-    }
-
     /// `http://127.0.0.1:PORT`, ready for `--primary`.
     pub fn primary_url(&self) -> String {
         format!("http://{}", self.primary)

@@ -19,22 +19,7 @@ pub struct ThresholdError {
     pub reason: String,
 }
 
-/// Parses a rate: a fraction from 0 to 1 (`0.05`) or a percentage (`5%`).
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let trimmed = text.trim();
-    let (number, scale) = match trimmed.strip_suffix('%') {
-        Some(number) => (number.trim(), 100.0),
-        None => (trimmed, 1.0),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a rate (use a fraction like 0.05 or 5%)"))?;
-    let rate = value / scale;
-    if !(0.0..=1.0).contains(&rate) {
-        return Err(format!("{text:?} is outside 0..1 (0%..100%)"));
-    }
-    Ok(rate)
-}
+use crate::config::parse_rate;
 
 /// A per-route override: `PATTERN=RATE`, where PATTERN is a glob over route keys.
 #[derive(Clone, Debug)]

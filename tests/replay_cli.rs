@@ -217,3 +217,43 @@ fn replay_ends_with_the_report_and_gates_on_thresholds() {
         );
     }
 }
+
+/// Issue 14: `show` on a replayed mismatch printed the Host the traffic was recorded
+/// with, not the one replay sent to the primary.
+#[test]
+fn show_on_a_replayed_mismatch_prints_the_host_the_primary_got() {
+    let servers = Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = dir.path().join("traffic.jsonl");
+    std::fs::write(
+        &traffic,
+        "{\"method\":\"GET\",\"path\":\"/diff/1\",\"headers\":{\"host\":\"recorded.example\"}}\n",
+    )
+    .unwrap();
+    let output = replay_cmd(&servers, dir.path())
+        .arg("--input")
+        .arg(&traffic)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got = servers.primary_received();
+    assert_eq!(got.len(), 1);
+    let sent = got[0].headers["host"].to_str().unwrap().to_string();
+    assert_eq!(sent, servers.primary.to_string());
+    let shown = Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["show", "--db"])
+        .arg(dir.path().join("out.db"))
+        .arg("1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.status.code(), Some(0), "{text}");
+    assert!(!text.contains("recorded.example"), "{text}");
+    assert!(text.contains(&sent), "{text}");
+}

@@ -452,7 +452,7 @@ impl Links {
 }
 
 async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry: TrafficEntry) {
-    let request = entry.request;
+    let mut request = entry.request;
     let at = SystemTime::now();
     // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
     if !legs.shadow_writes && is_write(&request.method, &request.headers) {
@@ -485,6 +485,12 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             .secondary
             .fetch(how(legs.secondary_timeout), method, uri, &headers, body),
     );
+    // What is stored (and `show` prints) is the request as the primary received it, not
+    // the Host of wherever the traffic was recorded.
+    let host = links
+        .primary
+        .host_sent(&request.headers, legs.preserve_host);
+    request.headers.insert(header::HOST, host);
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
             at,

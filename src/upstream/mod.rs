@@ -181,8 +181,16 @@ impl<B: OutgoingBody> Upstream<B> {
     /// The one Host rule of every leg: the upstream's authority, unless the client's Host
     /// is preserved and there is one.
     fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
-        if !preserve_host || !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, self.host.clone());
+        let host = self.host_sent(headers, preserve_host);
+        headers.insert(header::HOST, host);
+    }
+
+    /// The Host header a request with these headers gets on this leg: the upstream's own,
+    /// or with `preserve_host` the client's (the upstream's when it has none).
+    pub fn host_sent(&self, headers: &HeaderMap, preserve_host: bool) -> HeaderValue {
+        match headers.get(header::HOST) {
+            Some(host) if preserve_host => host.clone(),
+            _ => self.host.clone(),
         }
     }
 

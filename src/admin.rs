@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpListener;
 
 /// What the admin endpoints read. The proxy is held weakly: once it has shut down, the
@@ -91,10 +91,7 @@ impl AdminState {
 /// Serves the admin endpoints until the task is aborted.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+        let (stream, _) = crate::accept::next(&listener, "admin").await;
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`accept`]: accepting TCP connections, with the one error policy (backoff).
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
 //! - [`budget`]: the one byte budget for everything held for shadows (`--max-shadow-memory`).
 //! - [`cli`]: clap definitions of every subcommand, nothing else.
@@ -34,6 +35,7 @@
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod admin;
 pub mod budget;
 pub mod cli;

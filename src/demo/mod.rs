@@ -84,9 +84,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
+            let (stream, _) = crate::accept::next(&listener, "demo").await;
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {

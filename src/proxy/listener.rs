@@ -99,16 +99,9 @@ pub(super) async fn accept_loop(
             }
         };
         let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: keep serving the connections we
-                    // have, try again shortly.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            // Out of file descriptors and the like: the connections we have keep being
+            // served while accepting backs off.
+            accepted = crate::accept::next(listener, "client") => accepted,
             _ = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);

@@ -222,7 +222,8 @@ pub struct StoreSelection {
     /// Only this run (ids are listed in the report's runs).
     #[arg(long, value_name = "ID")]
     pub run: Option<i64>,
-    /// Only routes matching this glob, e.g. 'GET /users/*'.
+    /// Only routes this pattern picks, e.g. 'GET /users/*' ('*' one segment or within one,
+    /// '**' any number, method optional).
     #[arg(long, value_name = "PATTERN")]
     pub route: Option<String>,
 }

@@ -205,3 +205,51 @@ fn says_when_max_db_size_stopped_examples_and_what_was_dropped() {
     assert!(notes.contains("3 requests were dropped"), "{notes}");
     assert!(json["runs"][0]["examples_stopped_at"].is_string());
 }
+
+/// Issue 14: `--route` takes the `[[route]]` grammar: `*` stays within one segment (also
+/// inside one), `**` crosses segments, and a pattern without a method picks every method.
+#[test]
+fn route_filter_uses_the_route_pattern_grammar() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    write(
+        &db,
+        vec![
+            matched("GET /users/{id}"),
+            matched("GET /users/{id}/orders"),
+            matched("DELETE /users/{id}"),
+            matched("GET /search"),
+            matched("GET /search/{id}"),
+        ],
+        StoreOptions::default(),
+    );
+    let path = db.to_str().unwrap();
+    let routes = |pattern: &str| {
+        let (code, json, err) = report(&["--db", path, "--route", pattern]);
+        assert_eq!(code, 0, "{pattern}: {err}");
+        let mut names: Vec<String> = json["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["route"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(routes("GET /users/*"), ["GET /users/{id}"]);
+    assert_eq!(
+        routes("GET /users/**"),
+        ["GET /users/{id}", "GET /users/{id}/orders"]
+    );
+    assert_eq!(
+        routes("/users/*"),
+        ["DELETE /users/{id}", "GET /users/{id}"]
+    );
+    assert_eq!(routes("GET /search*"), ["GET /search"]);
+    let (code, _, err) = report(&["--db", path, "--route", "users/*"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--route") && err.contains("must start with `/`"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@
 
 use super::path::PathPattern;
 use crate::route::auto_route;
+use crate::route::RoutePattern;
 use http::Method;
 use regex::Regex;
 use serde::Deserialize;
@@ -209,91 +210,6 @@ pub struct RuleSet {
     pub tolerance: Option<(Tolerance, usize)>,
 }
 
-/// An explicit `[[route]]` pattern.
-#[derive(Debug)]
-pub struct RoutePattern {
-    method: Option<Method>,
-    /// Literal segment, or `None` for `{name}`/`*`; `**` is kept apart.
-    segments: Vec<RouteSegment>,
-    path_text: String,
-}
-
-#[derive(Debug)]
-enum RouteSegment {
-    Literal(String),
-    One,
-    Any,
-}
-
-impl RoutePattern {
-    fn compile(text: &str) -> Result<RoutePattern, String> {
-        let text = text.trim();
-        let (method, path) = match text.split_once(' ') {
-            Some((m, p)) => {
-                let method = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
-                    .map_err(|_| format!("{m:?} is not an HTTP method"))?;
-                (Some(method), p.trim())
-            }
-            None => (None, text),
-        };
-        if !path.starts_with('/') {
-            return Err("the path must start with `/` (for example `GET /users/{id}`)".into());
-        }
-        let mut segments = Vec::new();
-        for seg in path.split('/').skip(1) {
-            segments.push(match seg {
-                // `**/**` means what `**` means; one of them is enough.
-                "**" if matches!(segments.last(), Some(RouteSegment::Any)) => continue,
-                "**" => RouteSegment::Any,
-                "*" => RouteSegment::One,
-                s if s.starts_with('{') && s.ends_with('}') && s.len() > 2 => RouteSegment::One,
-                s if s.contains('*') || s.contains('{') || s.contains('}') => {
-                    return Err(format!(
-                        "segment {s:?}: wildcards and `{{name}}` must be a whole segment"
-                    ))
-                }
-                s => RouteSegment::Literal(s.to_string()),
-            });
-        }
-        Ok(RoutePattern {
-            method,
-            segments,
-            path_text: path.to_string(),
-        })
-    }
-
-    fn matches(&self, method: &Method, path: &str) -> bool {
-        if self.method.as_ref().is_some_and(|m| m != method) {
-            return false;
-        }
-        let segs: Vec<&str> = path.split('/').skip(1).collect();
-        route_match(&self.segments, &segs)
-    }
-
-    /// The route key: the pattern itself, with the request's method when it names none.
-    fn key(&self, method: &Method) -> String {
-        format!(
-            "{} {}",
-            self.method.as_ref().unwrap_or(method).as_str(),
-            self.path_text
-        )
-    }
-}
-
-fn route_match(pattern: &[RouteSegment], path: &[&str]) -> bool {
-    crate::compare::path::glob_segments(
-        pattern,
-        path,
-        false,
-        |seg| matches!(seg, RouteSegment::Any),
-        |seg, segment| match seg {
-            RouteSegment::One => !segment.is_empty(),
-            RouteSegment::Literal(lit) => lit == segment,
-            RouteSegment::Any => false,
-        },
-    )
-}
-
 /// Everything compiled from a [`RulesConfig`].
 #[derive(Debug, Default)]
 pub struct CompiledRules {
@@ -320,12 +236,11 @@ impl CompiledRules {
         let mut routes = Vec::new();
         for route in &config.routes {
             let text = route.pattern.get_ref();
-            let pattern =
-                RoutePattern::compile(text).map_err(|reason| RulesError::RoutePattern {
-                    location: Location::of(source, route.pattern.span()),
-                    pattern: text.clone(),
-                    reason,
-                })?;
+            let pattern = RoutePattern::parse(text).map_err(|reason| RulesError::RoutePattern {
+                location: Location::of(source, route.pattern.span()),
+                pattern: text.clone(),
+                reason,
+            })?;
             let mut set = RuleSet::default();
             let prefix = format!("{}: ", text.trim());
             add_rules(&mut set, &mut ids, &prefix, "route", route.tables(), source)?;
@@ -377,8 +292,7 @@ impl CompiledRules {
         self.routes
             .iter()
             .find(|(pattern, _)| {
-                pattern.path_text == path
-                    && pattern.method.as_ref().is_none_or(|m| m.as_str() == method)
+                pattern.path_text() == path && pattern.method().is_none_or(|m| m.as_str() == method)
             })
             .map(|(_, set)| set)
             .unwrap_or(&self.global)
@@ -554,7 +468,7 @@ mod tests {
 
     #[test]
     fn route_pattern_with_many_double_stars_on_a_deep_path_finishes() {
-        let pattern = RoutePattern::compile(&format!("GET {}/zzz", "/**/*".repeat(12))).unwrap();
+        let pattern = RoutePattern::parse(&format!("GET {}/zzz", "/**/*".repeat(12))).unwrap();
         let path = "/a".repeat(60);
         assert!(!pattern.matches(&Method::GET, &path));
         assert!(pattern.matches(&Method::GET, &format!("{path}/zzz")));
@@ -567,7 +481,7 @@ mod tests {
             path in prop::collection::vec(prop::sample::select(vec!["a", "b", ""]), 0..8),
         ) {
             let text = format!("/{}", pattern.join("/"));
-            let compiled = RoutePattern::compile(&text).unwrap();
+            let compiled = RoutePattern::parse(&text).unwrap();
             let path: Vec<&str> = path;
             prop_assert_eq!(
                 route_match(&compiled.segments, &path),

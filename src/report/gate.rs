@@ -21,10 +21,11 @@ pub struct ThresholdError {
 
 use crate::config::parse_rate;
 
-/// A per-route override: `PATTERN=RATE`, where PATTERN is a glob over route keys.
+/// A per-route override: `PATTERN=RATE`, where PATTERN is a route pattern
+/// ([`crate::route::RoutePattern`]) over route keys.
 #[derive(Clone, Debug)]
 pub struct RouteLimit {
-    pub pattern: glob::Pattern,
+    pub pattern: crate::route::RoutePattern,
     pub rate: f64,
 }
 
@@ -55,8 +56,8 @@ impl Thresholds {
             let (pattern, value) = spec
                 .rsplit_once('=')
                 .ok_or_else(|| error(format!("{spec:?} is not PATTERN=RATE")))?;
-            let pattern = glob::Pattern::new(pattern.trim())
-                .map_err(|e| error(format!("{pattern:?} is not a valid pattern: {e}")))?;
+            let pattern = crate::route::RoutePattern::parse(pattern)
+                .map_err(|e| error(format!("{pattern:?}: {e}")))?;
             route_max.push(RouteLimit {
                 pattern,
                 rate: parse_rate(value).map_err(error)?,
@@ -82,7 +83,7 @@ impl Thresholds {
     pub fn mismatch_limit(&self, route: &str) -> Option<f64> {
         self.route_max
             .iter()
-            .find(|limit| limit.pattern.matches(route))
+            .find(|limit| limit.pattern.matches_key(route))
             .map(|limit| limit.rate)
             .or(self.max_mismatch_rate)
     }
@@ -134,7 +135,7 @@ pub fn evaluate(report: &Report, thresholds: &Thresholds) -> GateReport {
                 let flag = if thresholds
                     .route_max
                     .iter()
-                    .any(|l| l.pattern.matches(&route.route))
+                    .any(|l| l.pattern.matches_key(&route.route))
                 {
                     "--route-max"
                 } else {

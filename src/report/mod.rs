@@ -126,17 +126,15 @@ fn load(selection: &StoreSelection, examples_per_route: usize) -> Result<Report,
             Ok::<_, ReportError>(crate::store::millis_since_epoch(start))
         })
         .transpose()?;
-    // `glob::Pattern` stays (unlike the path and route matchers, which are our own): its
-    // matcher abandons the whole pattern once a `*` has scanned to the end of the text, so
-    // it is polynomial in pattern and route length, never exponential (issue 12, bug 11;
-    // pinned by tests/pattern_complexity.rs). `--route-max` uses the same type.
+    // The one route grammar (`crate::route`); its matcher is polynomial in pattern and
+    // route length (issue 12, bug 11; pinned by tests/pattern_complexity.rs).
     let route = selection
         .route
         .as_deref()
         .map(|text| {
-            glob::Pattern::new(text).map_err(|e| ReportError::BadFlag {
+            crate::route::RoutePattern::parse(text).map_err(|reason| ReportError::BadFlag {
                 flag: "--route",
-                reason: format!("{text:?} is not a valid pattern: {e}"),
+                reason: format!("{text:?}: {reason}"),
             })
         })
         .transpose()?;

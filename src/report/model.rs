@@ -16,8 +16,8 @@ const TOP_PATHS: usize = 10;
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     pub filter: ReadFilter,
-    /// Only routes matching this glob (`GET /users/*`).
-    pub route: Option<glob::Pattern>,
+    /// Only routes this pattern picks (`GET /users/*`; grammar: [`crate::route`]).
+    pub route: Option<crate::route::RoutePattern>,
     /// Examples listed per route.
     pub examples_per_route: usize,
 }
@@ -205,7 +205,7 @@ struct RouteAccumulator {
 impl Report {
     /// Reads and merges every store into one report.
     pub fn build(readers: &[StoreReader], scope: &Scope) -> Result<Report, StoreError> {
-        let wanted = |route: &str| scope.route.as_ref().is_none_or(|p| p.matches(route));
+        let wanted = |route: &str| scope.route.as_ref().is_none_or(|p| p.matches_key(route));
         let mut routes: BTreeMap<String, RouteAccumulator> = BTreeMap::new();
         let mut timeline: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut runs = Vec::new();

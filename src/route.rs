@@ -176,9 +176,13 @@ impl RoutePattern {
 
     fn path_matches(&self, path: &str) -> bool {
         let segs: Vec<&str> = path.split('/').skip(1).collect();
+        self.segments_match(&segs)
+    }
+
+    fn segments_match(&self, segs: &[&str]) -> bool {
         crate::compare::path::glob_segments(
             &self.segments,
-            &segs,
+            segs,
             false,
             |seg| matches!(seg, RouteSegment::Any),
             |seg, segment| match seg {
@@ -230,6 +234,71 @@ fn glob_within(parts: &[String], text: &str) -> bool {
 #[cfg(test)]
 mod pattern_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Exponential but obviously correct: the matcher `RoutePattern` must agree with.
+    fn reference(pattern: &[RouteSegment], path: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => path.is_empty(),
+            Some((RouteSegment::Any, rest)) => {
+                (0..=path.len()).any(|skip| reference(rest, &path[skip..]))
+            }
+            Some((seg, rest)) => match path.split_first() {
+                None => false,
+                Some((first, tail)) => {
+                    let here = match seg {
+                        RouteSegment::One => !first.is_empty(),
+                        RouteSegment::Literal(lit) => lit == first,
+                        RouteSegment::Glob(parts) => wildcard(&parts.join("*"), first),
+                        RouteSegment::Any => false,
+                    };
+                    here && reference(rest, tail)
+                }
+            },
+        }
+    }
+
+    /// Naive `*` matching, trying every split.
+    fn wildcard(pattern: &str, text: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == text,
+            Some((head, tail)) => {
+                text.starts_with(head)
+                    && (head.len()..=text.len())
+                        .filter(|&i| text.is_char_boundary(i))
+                        .any(|i| wildcard(tail, &text[i..]))
+            }
+        }
+    }
+
+    #[test]
+    fn route_pattern_with_many_double_stars_on_a_deep_path_finishes() {
+        let pattern = RoutePattern::parse(&format!("GET {}/zzz", "/**/*".repeat(12))).unwrap();
+        let path = "/a".repeat(60);
+        assert!(!pattern.matches(&Method::GET, &path));
+        assert!(pattern.matches(&Method::GET, &format!("{path}/zzz")));
+    }
+
+    proptest! {
+        #[test]
+        fn route_matcher_agrees_with_the_reference(
+            pattern in prop::collection::vec(
+                prop::sample::select(vec!["a", "", "*", "{id}", "**", "a*", "*b", "a*b", "*a*"]),
+                0..6,
+            ),
+            path in prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "", "ab", "ba", "aab"]),
+                0..8,
+            ),
+        ) {
+            let text = format!("/{}", pattern.join("/"));
+            let compiled = RoutePattern::parse(&text).unwrap();
+            prop_assert_eq!(
+                compiled.segments_match(&path),
+                reference(&compiled.segments, &path)
+            );
+        }
+    }
 
     fn picks(pattern: &str, key: &str) -> bool {
         RoutePattern::parse(pattern).unwrap().matches_key(key)

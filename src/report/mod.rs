@@ -127,7 +127,7 @@ fn load(selection: &StoreSelection, examples_per_route: usize) -> Result<Report,
         })
         .transpose()?;
     // The one route grammar (`crate::route`); its matcher is polynomial in pattern and
-    // route length (issue 12, bug 11; pinned by tests/pattern_complexity.rs).
+    // route length (issue 12, bug 11; pinned by tests/integration/pattern_complexity.rs).
     let route = selection
         .route
         .as_deref()

@@ -1,7 +1,7 @@
 //! `serve --record` then `replay`: the requests the upstreams saw through the proxy are
 //! the requests a replay sends again, byte for byte, secrets aside.
 
-mod support;
+use crate::support;
 
 use shadowdiff::config::RecordConfig;
 use support::*;

@@ -2,7 +2,7 @@
 //! status, and the circuit breaker opening and closing against a secondary that fails and
 //! then recovers.
 
-mod support;
+use crate::support;
 
 use support::{get, metrics, status, value, wait_for};
 

@@ -1,5 +1,5 @@
 //! Every renderer through the real binary, on the standard workload.
-mod common;
+use crate::support::store as common;
 
 use assert_cmd::Command;
 use common::*;

@@ -1,7 +1,7 @@
 //! Record, then replay: the upstream receives the recorded requests byte for byte, except
 //! secret header values, which the recorder redacts unless told to keep them.
 
-mod replay_support;
+use crate::support::replay as replay_support;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};

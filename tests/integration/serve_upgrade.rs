@@ -1,7 +1,7 @@
 //! Upgrade (WebSocket-style) requests are tunnelled to the primary only and counted as
 //! skipped with reason `upgrade`; CONNECT is refused.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

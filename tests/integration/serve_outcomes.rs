@@ -1,7 +1,7 @@
 //! What `shadowdiff serve` records: every request ends up compared, or counted with the
 //! reason it was not, and read back through the real `report` binary.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use serde_json::Value;

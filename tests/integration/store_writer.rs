@@ -1,5 +1,5 @@
 //! The writer against real SQLite files: what is stored, what is bounded, what is refused.
-mod common;
+use crate::support::store as common;
 
 use common::*;
 use rusqlite::Connection;

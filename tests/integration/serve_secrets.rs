@@ -2,7 +2,7 @@
 //! headers): the real binary between two real backends, a real SQLite file, a real record
 //! file, and every byte of them searched for the secrets that went through.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use http::Response;

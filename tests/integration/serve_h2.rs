@@ -2,7 +2,7 @@
 //! with `h2` chosen by ALPN, end to end through serve and replay, against upstreams that
 //! speak nothing but HTTP/2 and answer gRPC-style with trailers.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, Version};

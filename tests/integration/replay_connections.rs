@@ -3,7 +3,7 @@
 //! an upstream's base path prefixes every request, and that a response head over the cap
 //! is refused.
 
-mod replay_support;
+use crate::support::replay as replay_support;
 
 use replay_support::Servers;
 use shadowdiff::config::ServeConfig;

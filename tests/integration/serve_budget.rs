@@ -2,7 +2,7 @@
 //! requests beyond it are skipped as `overload` and counted, and what a shadow held is
 //! given back once its exchange has been compared.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! The real binary operated as in production: configuration from the environment, JSON
 //! logs, `config check`, and a SIGHUP reload that changes what a rule hides.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use std::net::SocketAddr;

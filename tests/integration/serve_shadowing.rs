@@ -1,7 +1,7 @@
 //! Which requests reach the secondary, and that nothing the secondary does reaches the
 //! client.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

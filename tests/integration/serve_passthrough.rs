@@ -1,7 +1,7 @@
 //! What the client sees through `shadowdiff serve`: the primary's response, unchanged and
 //! streamed, whatever the secondary does.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use futures_util::stream;

@@ -1,7 +1,7 @@
 //! Replaying the sample JSONL and HAR files against real local servers, with the exact
 //! counts each file must produce.
 
-mod replay_support;
+use crate::support::replay as replay_support;
 
 use replay_support::{fixture, Servers};
 use shadowdiff::config::ServeConfig;

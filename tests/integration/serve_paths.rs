@@ -9,7 +9,7 @@
 //! `shadowdiff::upstream::target` (the unit test `targets_outside_the_base_path_are_never_built`
 //! builds an https URL); one test below also runs the secondary behind TLS.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -1,5 +1,5 @@
 //! Gate exit codes below, at and above each threshold, and refused inputs.
-mod common;
+use crate::support::store as common;
 
 use assert_cmd::Command;
 use common::*;

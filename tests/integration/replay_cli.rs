@@ -1,7 +1,7 @@
 //! The `replay` subcommand through the real binary: invalid lines with and without
 //! `--skip-invalid`, bad flags, and the plain progress output when stderr is not a TTY.
 
-mod replay_support;
+use crate::support::replay as replay_support;
 
 use assert_cmd::Command;
 use replay_support::{fixture, Servers};

@@ -2,7 +2,7 @@
 //! ignore rules, `[[route]]` patterns and the report's `--route`/`--route-max` globs.
 //! Nothing here measures time: each test simply completes, and the binary runs under a
 //! generous process timeout so that a regression fails instead of hanging.
-mod common;
+use crate::support::store as common;
 
 use assert_cmd::Command;
 use proptest::prelude::*;
@@ -149,7 +149,7 @@ proptest! {
 /// so that a regression fails after a minute instead of hanging the suite.
 #[test]
 fn fuzz_finding_path_pattern_exponential_double_star_completes() {
-    let input = include_str!("../fuzz/findings/path_pattern-exponential-double-star");
+    let input = include_str!("../../fuzz/findings/path_pattern-exponential-double-star");
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = input.split('\n');

@@ -1,5 +1,5 @@
 //! `shadowdiff report --format json` through the real binary, on stores with known counts.
-mod common;
+use crate::support::store as common;
 
 use assert_cmd::Command;
 use common::*;

@@ -3,21 +3,14 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-/// A request as a test server received it.
-#[derive(Clone, Debug)]
-pub struct Received {
-    pub method: Method,
-    pub uri: Uri,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+pub use super::Received;
 
 pub type Log = Arc<Mutex<Vec<Received>>>;
 

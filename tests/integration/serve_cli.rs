@@ -1,7 +1,7 @@
 //! The real `shadowdiff serve` binary: bad input exits 2 naming what is wrong, signals shut
 //! it down cleanly, and malformed client requests never take it down.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use std::io::{Read, Write};

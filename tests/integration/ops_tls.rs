@@ -1,7 +1,7 @@
 //! TLS on the listener with a self-signed certificate made here, and the secondary's
 //! certificate checked by default, trusted through --secondary-ca, or skipped on request.
 
-mod support;
+use crate::support;
 
 use shadowdiff::config::TlsFiles;
 use std::net::SocketAddr;

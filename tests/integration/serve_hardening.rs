@@ -3,7 +3,7 @@
 //! Requests are written as raw bytes on 127.0.0.1, because HTTP clients normalize exactly
 //! what these tests need to send.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

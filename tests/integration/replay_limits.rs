@@ -3,7 +3,7 @@
 //! refused while it streams, through the real binary, naming the file, where, and the
 //! bound.
 
-mod replay_support;
+use crate::support::replay as replay_support;
 
 use assert_cmd::Command;
 use replay_support::Servers;

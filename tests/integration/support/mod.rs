@@ -1,6 +1,9 @@
 //! Real HTTP servers on 127.0.0.1:0 and the real proxy between them, for black-box tests.
 #![allow(dead_code)]
 
+pub mod replay;
+pub mod store;
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};

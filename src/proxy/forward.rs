@@ -113,7 +113,8 @@ pub async fn handle(
     let shadow = ShadowRequest {
         at,
         method: parts.method.clone(),
-        uri: origin_form(&parts.uri),
+        // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
+        uri: crate::upstream::target::origin_form(&parts.uri),
         headers: headers.clone(),
         body: shadow_body,
     };
@@ -205,12 +206,4 @@ fn is_upgrade(request: &Request<Incoming>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
-}
-
-/// HTTP/2 clients send absolute URIs; the recorded request keeps path and query only.
-fn origin_form(uri: &http::Uri) -> http::Uri {
-    match uri.path_and_query() {
-        Some(pq) if uri.scheme().is_some() => pq.as_str().parse().unwrap_or_else(|_| uri.clone()),
-        _ => uri.clone(),
-    }
 }

@@ -12,7 +12,7 @@
 //! parts included: serde_json keeps one byte per open bracket of a value it skips.
 
 use super::{
-    jsonl::check_timestamp, origin_form, EntryBound, Position, TrafficEntry, TrafficError,
+    jsonl::check_timestamp, recorded_target, EntryBound, Position, TrafficEntry, TrafficError,
 };
 use crate::exchange::RecordedRequest;
 use bytes::Bytes;
@@ -276,7 +276,7 @@ fn entry_of(value: serde_json::Value) -> Result<(Option<String>, RecordedRequest
     let request = entry.request;
     let method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| format!("method {:?} is not a valid HTTP method", request.method))?;
-    let uri = origin_form(&request.url)?;
+    let uri = recorded_target(&request.url)?;
     let mut headers = HeaderMap::new();
     for NameValue { name, value } in request.headers {
         // HTTP/2 exports list pseudo-headers (":authority"); they are not headers to send.

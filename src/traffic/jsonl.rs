@@ -10,7 +10,7 @@
 //! `body_base64` (any bytes). Unknown keys are ignored, so files written by later versions
 //! still replay.
 
-use super::{origin_form, EntryBound, Position, TrafficEntry, TrafficError};
+use super::{recorded_target, EntryBound, Position, TrafficEntry, TrafficError};
 use crate::exchange::RecordedRequest;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -91,7 +91,7 @@ pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), Stri
         (Some(_), Some(_)) => return Err("both \"path\" and \"url\" are set; use one".into()),
         (None, None) => return Err("missing \"path\" or \"url\"".into()),
     };
-    let uri = origin_form(&target)?;
+    let uri = recorded_target(&target)?;
     let mut headers = HeaderMap::new();
     let pairs = match line.headers {
         None => Vec::new(),

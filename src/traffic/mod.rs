@@ -200,27 +200,21 @@ impl Iterator for TrafficReader {
     }
 }
 
-/// Origin-form target (`/path?query`) of a request written either as a path or a full URL.
-/// The path passes the same check as serve's ([`crate::upstream::target`]): one that would
-/// leave the base path makes the request invalid, dot segments are removed.
-pub(crate) fn origin_form(target: &str) -> Result<http::Uri, String> {
+/// The request target of a recorded request, written either as a path or a full URL, in
+/// origin form (`/path?query`, [`crate::upstream::target::origin_form`]). The path passes
+/// the same check as serve's ([`crate::upstream::target`]): one that would leave the base
+/// path makes the request invalid, dot segments are removed.
+pub(crate) fn recorded_target(target: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = target
         .parse()
         .map_err(|e| format!("{target:?} is not a valid path or URL: {e}"))?;
-    let pq = if uri.scheme().is_some() {
-        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        if pq.is_empty() {
-            "/"
-        } else {
-            pq
-        }
-    } else if target.starts_with('/') {
-        target
-    } else {
+    if uri.scheme().is_none() && !target.starts_with('/') {
         return Err(format!(
             "{target:?} is neither a path starting with / nor an absolute URL"
         ));
-    };
+    }
+    let uri = crate::upstream::target::origin_form(&uri);
+    let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let normalized = crate::upstream::target::normalize(pq)
         .map_err(|e| format!("{target:?} is refused: {e}"))?;
     normalized

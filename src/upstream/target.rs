@@ -35,6 +35,23 @@ pub enum TargetError {
     Unusable,
 }
 
+/// The origin form (RFC 9112 section 3.2.1) of a request target: an absolute-form target
+/// (`http://host/p?q`, as HTTP/2 clients and recorded URLs write it) becomes `/p?q`, `/`
+/// when it has no path; an origin-form target is returned as it is.
+pub fn origin_form(uri: &http::Uri) -> http::Uri {
+    if uri.scheme().is_none() {
+        return uri.clone();
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .filter(|pq| !pq.as_str().is_empty())
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    http::Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
 /// [`normalize`] for a request's URI: `None` when it passes unchanged, else the URI with
 /// the normalized path (scheme and authority of an HTTP/2 request are kept).
 pub fn normalize_uri(uri: &http::Uri) -> Result<Option<http::Uri>, TargetError> {
@@ -212,6 +229,15 @@ fn decode_dots(segment: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn origin_form_keeps_path_and_query_of_an_absolute_target() {
+        let of = |text: &str| origin_form(&text.parse().unwrap()).to_string();
+        assert_eq!(of("http://h:8080/a/b?x=1"), "/a/b?x=1");
+        assert_eq!(of("https://h"), "/");
+        assert_eq!(of("/a?b"), "/a?b");
+        assert_eq!(of("*"), "*");
+    }
 
     /// What an upstream that decodes once and then resolves dot segments itself would do
     /// with a path (also reading `\` as `/` and dropping `;` parameters, as some do):

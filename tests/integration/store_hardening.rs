@@ -1,8 +1,8 @@
 //! The store under hostile conditions (issue 12): secrets' digest key, foreign and refused
 //! files, full and read-only media. Real SQLite files in temporary directories; the mounts
 //! need root and are skipped with a note otherwise.
-use crate::support::store as common;
 use crate::support;
+use crate::support::store as common;
 
 use common::*;
 use rusqlite::Connection;

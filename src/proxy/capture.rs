@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 /// Frames copied so far, up to a limit, paid for from the shadow's reservation.
 #[derive(Debug)]
-struct Copy {
+struct BodyCopy {
     chunks: Vec<Bytes>,
     len: usize,
     max: usize,
@@ -43,9 +43,9 @@ enum Stop {
     Unwanted,
 }
 
-impl Copy {
-    fn new(max: usize, memory: Reservation, covered: usize) -> Copy {
-        Copy {
+impl BodyCopy {
+    fn new(max: usize, memory: Reservation, covered: usize) -> BodyCopy {
+        BodyCopy {
             chunks: Vec::new(),
             len: 0,
             max,
@@ -143,7 +143,7 @@ pub type RequestBodyResult = Result<Bytes, SkipReason>;
 /// The client's request body on its way to the primary, copied for the secondary.
 pub struct RequestTee<B> {
     inner: B,
-    copy: Copy,
+    copy: BodyCopy,
     done: Option<oneshot::Sender<RequestBodyResult>>,
 }
 
@@ -162,7 +162,7 @@ where
         let covered = memory.bytes();
         let tee = RequestTee {
             inner,
-            copy: Copy::new(max, memory, covered),
+            copy: BodyCopy::new(max, memory, covered),
             done: Some(tx),
         };
         (tee, rx)
@@ -240,7 +240,7 @@ pub enum PrimaryCapture {
 /// The primary's response body on its way to the client, captured for the comparison.
 pub struct ResponseTee<B> {
     inner: B,
-    copy: Copy,
+    copy: BodyCopy,
     status: StatusCode,
     headers: HeaderMap,
     started: Instant,
@@ -267,7 +267,7 @@ where
         let empty = inner.is_end_stream();
         ResponseTee {
             inner,
-            copy: Copy::new(max, memory, 0),
+            copy: BodyCopy::new(max, memory, 0),
             status,
             headers,
             started,

@@ -98,7 +98,7 @@ pub(super) async fn accept_loop(
                 }
             }
         };
-        let (stream, client) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             // Out of file descriptors and the like: the connections we have keep being
             // served while accepting backs off.
             accepted = crate::accept::next(listener, "client") => accepted,
@@ -108,13 +108,13 @@ pub(super) async fn accept_loop(
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(%error, %client, "could not hand an accepted connection on");
+                tracing::warn!(%error, %peer, "could not hand an accepted connection on");
                 continue;
             }
         };
         let accepted = Accepted {
             stream,
-            client,
+            peer,
             permit,
             watcher: graceful.watcher(),
         };
@@ -129,7 +129,7 @@ fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSet
     let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
         Ok(stream) => stream,
         Err(error) => {
-            tracing::warn!(%error, client = %accepted.client, "could not serve a connection");
+            tracing::warn!(%error, peer = %accepted.peer, "could not serve a connection");
             return;
         }
     };
@@ -137,7 +137,7 @@ fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSet
         proxy: proxy.clone(),
         settings: settings.clone(),
         builder: http_builder(settings),
-        client: accepted.client,
+        peer: accepted.peer,
         permit: accepted.permit,
     };
     tokio::spawn(connection.serve(stream, accepted.watcher));
@@ -148,7 +148,8 @@ pub(super) struct Connection {
     pub proxy: Arc<Proxy>,
     pub settings: Arc<ListenerSettings>,
     pub builder: auto::Builder<TokioExecutor>,
-    pub client: SocketAddr,
+    /// The client's address.
+    pub peer: SocketAddr,
     /// The connection's slot under `--max-connections`, released when it closes.
     pub permit: OwnedSemaphorePermit,
 }
@@ -170,11 +171,11 @@ impl Connection {
                 match tokio::time::timeout_at(deadline, handshake).await {
                     Ok(Ok(stream)) => self.drive(stream, watcher, deadline).await,
                     Ok(Err(error)) => {
-                        tracing::debug!(%error, client = %self.client, "TLS handshake failed")
+                        tracing::debug!(%error, peer = %self.peer, "TLS handshake failed")
                     }
                     Err(_) => {
                         self.settings.metrics.header_timeouts.inc();
-                        tracing::debug!(client = %self.client, "TLS handshake timed out");
+                        tracing::debug!(peer = %self.peer, "TLS handshake timed out");
                     }
                 }
             }
@@ -195,16 +196,16 @@ impl Connection {
             proxy,
             settings,
             builder,
-            client,
+            peer,
             permit: _permit,
         } = self;
         let first_request = Arc::new(AtomicBool::new(false));
         let seen = first_request.clone();
-        let peer = forward::Peer::new(client);
+        let client = forward::Peer::new(peer);
         let service = service_fn(move |request| {
             seen.store(true, Ordering::Relaxed);
-            let (proxy, peer) = (proxy.clone(), peer.clone());
-            async move { forward::handle(proxy, request, &peer).await }
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move { forward::handle(proxy, request, &client).await }
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
@@ -219,7 +220,7 @@ impl Connection {
                 } else {
                     // Dropping the connection closes the socket.
                     settings.metrics.header_timeouts.inc();
-                    tracing::debug!(%client, "no request head within the header read timeout");
+                    tracing::debug!(%peer, "no request head within the header read timeout");
                     return;
                 }
             }
@@ -228,7 +229,7 @@ impl Connection {
             if is_header_timeout(error.as_ref()) {
                 settings.metrics.header_timeouts.inc();
             }
-            tracing::debug!(%error, %client, "connection ended with an error");
+            tracing::debug!(%error, %peer, "connection ended with an error");
         }
     }
 }

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 pub(super) struct Accepted {
     /// Out of the accepting runtime's reactor, to be registered with the worker's.
     pub stream: std::net::TcpStream,
-    pub client: SocketAddr,
+    /// The client's address.
+    pub peer: SocketAddr,
     pub permit: OwnedSemaphorePermit,
     pub watcher: Watcher,
 }
@@ -147,7 +148,7 @@ impl Worker {
                 let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
                     Ok(stream) => stream,
                     Err(error) => {
-                        tracing::warn!(%error, client = %accepted.client, "a serve worker could not take a connection");
+                        tracing::warn!(%error, peer = %accepted.peer, "a serve worker could not take a connection");
                         continue;
                     }
                 };
@@ -155,7 +156,7 @@ impl Worker {
                     proxy: proxy.clone(),
                     settings: settings.clone(),
                     builder: builder.clone(),
-                    client: accepted.client,
+                    peer: accepted.peer,
                     permit: accepted.permit,
                 };
                 tokio::spawn(connection.serve(stream, accepted.watcher));

@@ -3,12 +3,13 @@
 //! [`ProxyBody`], what the client gets back.
 
 use super::capture::{RequestTee, ResponseTee};
-use super::refusal::WatchedBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// The request body sent to the primary: known in full (none, or the tunnel's empty one),
@@ -117,4 +118,61 @@ fn poll_full(
     Pin::new(full)
         .poll_frame(cx)
         .map(|frame| frame.map(|result| result.map_err(|never| match never {})))
+}
+
+/// The client's request body, remembering whether it failed, so that a forwarding error
+/// caused by the client's own bytes is answered as the client's error.
+pub struct WatchedBody<B> {
+    inner: B,
+    failed: Arc<AtomicBool>,
+}
+
+impl<B> WatchedBody<B> {
+    pub fn new(inner: B) -> (WatchedBody<B>, BodyFailed) {
+        let failed = Arc::new(AtomicBool::new(false));
+        (
+            WatchedBody {
+                inner,
+                failed: failed.clone(),
+            },
+            BodyFailed(failed),
+        )
+    }
+}
+
+/// Tells, after the fact, whether the client's body failed.
+#[derive(Clone, Debug)]
+pub struct BodyFailed(Arc<AtomicBool>);
+
+impl BodyFailed {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<B> Body for WatchedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -2,38 +2,23 @@
 //! comes back to the client, streamed both ways. When the request is shadowed, the bodies
 //! are teed ([`super::capture`]) and a shadow task is started; nothing here awaits it.
 
+use super::body::WatchedBody;
 use super::body::{PrimaryBody, ProxyBody};
 use super::capture::{PrimaryCapture, RequestTee, ResponseTee};
-use super::refusal::{refusal, Refusal, WatchedBody};
+use super::peer::Peer;
+use super::refusal::{refusal, Refusal};
+use super::response::{build_response, error_response, passthrough};
 use super::shadow::{run_shadow, ShadowBody, ShadowRequest};
 use super::Proxy;
-use crate::exchange::{ErrorKind, LegError, Observation, SkipReason};
+use crate::exchange::{Observation, SkipReason};
 use crate::upstream::{forwarded_headers, strip_hop_by_hop};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-
-/// The client connection a request arrived on, with what every request on it forwards.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// The address as X-Forwarded-For writes it, formatted once per connection.
-    pub forwarded_for: HeaderValue,
-}
-
-impl Peer {
-    pub fn new(addr: SocketAddr) -> Peer {
-        Peer {
-            addr,
-            forwarded_for: crate::upstream::forwarded_for(addr.ip()),
-        }
-    }
-}
 
 /// Handles one client request. Never fails: upstream trouble becomes a 502 or 504.
 pub async fn handle(
@@ -152,48 +137,6 @@ pub async fn handle(
             Ok(response)
         }
     }
-}
-
-/// The primary's response as the client gets it: hop-by-hop headers removed, body streamed.
-pub(super) fn passthrough(response: Response<Incoming>) -> Response<ProxyBody> {
-    let (mut head, body) = response.into_parts();
-    strip_hop_by_hop(&mut head.headers);
-    Response::from_parts(head, ProxyBody::Primary(body))
-}
-
-pub(super) fn build_response(
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: ProxyBody,
-) -> Response<ProxyBody> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
-
-/// 502 when the primary cannot be reached or answers garbage, 504 when it is too slow:
-/// one plain-text line that says which.
-pub fn error_response(error: &LegError) -> Response<ProxyBody> {
-    let status = match error.kind {
-        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    tracing::debug!(%error, "primary failed");
-    // The error's message can name the upstream's address or URL; the client's page names
-    // only the kind, so a 502 tells an outsider nothing about the topology behind it.
-    let text = format!("shadowdiff: primary {}\n", error.kind.as_str());
-    plain_text(status, text)
-}
-
-/// A short plain-text answer of shadowdiff's own.
-pub(super) fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<ProxyBody> {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    build_response(status, headers, ProxyBody::text(text))
 }
 
 /// An HTTP/1.1 upgrade request (RFC 9110 section 7.8), e.g. WebSocket.

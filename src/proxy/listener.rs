@@ -9,7 +9,6 @@
 //!   handshake and HTTP/2 preface included), enforced here for every protocol; hyper's own
 //!   HTTP/1.1 header timer then covers each later request head on a kept-alive connection.
 
-use super::workers::{Accepted, Workers};
 use super::{forward, Proxy};
 use crate::metrics::ConnectionMetrics;
 use hyper::service::service_fn;
@@ -68,13 +67,24 @@ pub(super) fn http_builder(settings: &ListenerSettings) -> auto::Builder<TokioEx
     builder
 }
 
-/// Accepts connections until `shutdown` resolves and hands them to the serve `workers`;
-/// every connection is watched by `graceful`.
+/// A client connection accepted on the caller's runtime, on its way to a serve worker.
+pub(super) struct Accepted {
+    /// Out of the accepting runtime's reactor, to be registered with the worker's.
+    pub stream: std::net::TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    pub permit: OwnedSemaphorePermit,
+    pub watcher: hyper_util::server::graceful::Watcher,
+}
+
+/// Accepts connections until `shutdown` resolves and hands each to `dispatch` (the serve
+/// workers, [`super::workers`]); one it gives back is served on this runtime. Every
+/// connection is watched by `graceful`.
 pub(super) async fn accept_loop(
     listener: &TcpListener,
     proxy: Arc<Proxy>,
     settings: Arc<ListenerSettings>,
-    workers: &mut Workers,
+    mut dispatch: impl FnMut(Accepted) -> Result<(), Accepted>,
     graceful: &GracefulShutdown,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -118,7 +128,7 @@ pub(super) async fn accept_loop(
             permit,
             watcher: graceful.watcher(),
         };
-        if let Err(accepted) = workers.dispatch(accepted) {
+        if let Err(accepted) = dispatch(accepted) {
             serve_here(accepted, &proxy, &settings);
         }
     }
@@ -201,7 +211,7 @@ impl Connection {
         } = self;
         let first_request = Arc::new(AtomicBool::new(false));
         let seen = first_request.clone();
-        let client = forward::Peer::new(peer);
+        let client = super::peer::Peer::new(peer);
         let service = service_fn(move |request| {
             seen.store(true, Ordering::Relaxed);
             let (proxy, client) = (proxy.clone(), client.clone());

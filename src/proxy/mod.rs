@@ -14,7 +14,9 @@ pub mod capture;
 pub mod forward;
 pub mod listener;
 pub mod live;
+pub mod peer;
 pub mod refusal;
+pub mod response;
 pub mod shadow;
 pub mod tls;
 pub mod tunnel;
@@ -332,7 +334,7 @@ pub async fn serve_with_admin(
         &listener,
         proxy.clone(),
         settings,
-        &mut workers,
+        |accepted| workers.dispatch(accepted),
         &graceful,
         shutdown,
     )

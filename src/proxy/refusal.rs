@@ -3,15 +3,10 @@
 //! form it may read differently than we did. They are counted as skipped `refused`.
 
 use super::body::ProxyBody;
-use super::forward::build_response;
+use super::response::build_response;
 use crate::upstream::target::{normalize_uri, TargetError};
-use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use http_body::Body;
 
 /// Why a request was answered with 400 instead of being forwarded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,61 +81,4 @@ pub fn upgrade_with_body<B: Body>(request: &Request<B>) -> bool {
         .iter()
         .any(|v| v.as_bytes() != b"0");
     declared || headers.contains_key(header::TRANSFER_ENCODING) || !request.body().is_end_stream()
-}
-
-/// The client's request body, remembering whether it failed, so that a forwarding error
-/// caused by the client's own bytes is answered as the client's error.
-pub struct WatchedBody<B> {
-    inner: B,
-    failed: Arc<AtomicBool>,
-}
-
-impl<B> WatchedBody<B> {
-    pub fn new(inner: B) -> (WatchedBody<B>, BodyFailed) {
-        let failed = Arc::new(AtomicBool::new(false));
-        (
-            WatchedBody {
-                inner,
-                failed: failed.clone(),
-            },
-            BodyFailed(failed),
-        )
-    }
-}
-
-/// Tells, after the fact, whether the client's body failed.
-#[derive(Clone, Debug)]
-pub struct BodyFailed(Arc<AtomicBool>);
-
-impl BodyFailed {
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl<B> Body for WatchedBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

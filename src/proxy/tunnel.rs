@@ -3,8 +3,9 @@
 //! They are counted as skipped with reason `upgrade`.
 
 use super::body::{PrimaryBody, ProxyBody};
-use super::forward::{build_response, error_response, passthrough, plain_text, Peer};
+use super::peer::Peer;
 use super::refusal::{upgrade_with_body, Refusal};
+use super::response::{build_response, error_response, passthrough, plain_text};
 use super::Proxy;
 use crate::exchange::{Observation, SkipReason};
 use crate::upstream::forwarded_headers;

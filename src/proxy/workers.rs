@@ -14,22 +14,10 @@
 //! A worker that is gone (it cannot be, short of a bug) gives its connections back, and
 //! the accept loop serves them on its own runtime instead.
 
-use super::listener::{self, Connection, ListenerSettings};
+use super::listener::{self, Accepted, Connection, ListenerSettings};
 use super::Proxy;
-use hyper_util::server::graceful::Watcher;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
-
-/// A client connection accepted on the caller's runtime, on its way to a worker.
-pub(super) struct Accepted {
-    /// Out of the accepting runtime's reactor, to be registered with the worker's.
-    pub stream: std::net::TcpStream,
-    /// The client's address.
-    pub peer: SocketAddr,
-    pub permit: OwnedSemaphorePermit,
-    pub watcher: Watcher,
-}
+use tokio::sync::mpsc;
 
 /// How many idle connections each worker's pools keep. A connection that comes back to a
 /// full pool is closed, so a pool smaller than its leg's concurrency makes every request

@@ -7,9 +7,8 @@
 //! reason, is not in it: a client that stopped reading (`client_aborted`) or a shadow left
 //! out for the memory budget (`overload`) says nothing about either upstream.
 
-use super::model::Report;
+use super::model::{GateFailure, GateReport, Report};
 use crate::cli::ThresholdArgs;
-use serde::Serialize;
 
 /// A threshold flag that makes no sense.
 #[derive(Debug, thiserror::Error)]
@@ -87,24 +86,6 @@ impl Thresholds {
             .map(|limit| limit.rate)
             .or(self.max_mismatch_rate)
     }
-}
-
-/// One broken threshold.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct GateFailure {
-    /// The failing route; `None` for a failure of the whole report (too few comparisons).
-    pub route: Option<String>,
-    /// The flag whose threshold was broken.
-    pub threshold: String,
-    pub limit: f64,
-    pub actual: f64,
-    pub message: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct GateReport {
-    pub passed: bool,
-    pub failures: Vec<GateFailure>,
 }
 
 fn percent(rate: f64) -> String {

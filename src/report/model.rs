@@ -2,7 +2,6 @@
 //! number of stores (several proxy instances merge into one report) and from a few example
 //! rows, so building it costs the same for a thousand mismatches as for a million.
 
-use super::gate::GateReport;
 use crate::store::read::{DifferenceRow, MismatchRow, RunRow};
 use crate::store::{latency, ReadFilter, StoreError, StoreReader};
 use serde::Serialize;
@@ -427,4 +426,24 @@ fn run_report(database: &str, run: RunRow) -> RunReport {
         dropped: run.dropped,
         examples_stopped_at: run.examples_stopped_ms.map(timestamp),
     }
+}
+
+/// The gate's verdict, part of the report (`gate` in JSON) once thresholds were given;
+/// [`super::gate::evaluate`] makes it.
+/// One broken threshold.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GateFailure {
+    /// The failing route; `None` for a failure of the whole report (too few comparisons).
+    pub route: Option<String>,
+    /// The flag whose threshold was broken.
+    pub threshold: String,
+    pub limit: f64,
+    pub actual: f64,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GateReport {
+    pub passed: bool,
+    pub failures: Vec<GateFailure>,
 }

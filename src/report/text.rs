@@ -141,7 +141,7 @@ pub fn render(report: &Report, colour: bool) -> String {
     out
 }
 
-fn gate_lines(gate: &super::gate::GateReport) -> String {
+fn gate_lines(gate: &super::model::GateReport) -> String {
     let mut out = String::new();
     if gate.passed {
         let _ = writeln!(out, "gate: PASS");

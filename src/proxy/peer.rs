@@ -1,0 +1,21 @@
+//! The client connection a request arrived on.
+
+use http::HeaderValue;
+use std::net::SocketAddr;
+
+/// The client connection a request arrived on, with what every request on it forwards.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The address as X-Forwarded-For writes it, formatted once per connection.
+    pub forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            forwarded_for: crate::upstream::forwarded_for(addr.ip()),
+        }
+    }
+}

@@ -1,10 +1,11 @@
 //! The admin listener: `/metrics`, `/healthz` and `/status`, on an address of its own so that
 //! operators and scrapers never share, or get mistaken for, the proxied traffic.
 
+use crate::metrics::Metrics;
 use crate::metrics::Snapshot;
 use crate::pipeline::Tally;
-use crate::proxy::{Live, Proxy};
 use crate::store::Record;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -17,13 +18,31 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 use tokio::net::TcpListener;
 
+/// What the admin endpoints need from the running proxy. The proxy implements it
+/// (src/proxy/mod.rs), so this module depends on nothing of the proxy's.
+pub trait Serving: Send + Sync {
+    fn inflight_shadows(&self) -> u64;
+    fn shadow_memory_bytes(&self) -> u64;
+    /// `None` when the breaker is off (`--breaker-threshold 0`).
+    fn breaker(&self) -> Option<BreakerStatus>;
+}
+
+/// The secondary's circuit breaker as `/status` shows it.
+pub struct BreakerStatus {
+    pub open: bool,
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub cooldown: std::time::Duration,
+}
+
 /// What the admin endpoints read. The proxy is held weakly: once it has shut down, the
 /// admin reports unhealthy instead of keeping it alive.
 pub struct AdminState {
     pub started: Instant,
-    pub proxy: Weak<Proxy>,
-    /// Metrics, and the digest of the configuration in effect (it changes on reload).
-    pub live: Live,
+    pub proxy: Weak<dyn Serving>,
+    pub metrics: Arc<Metrics>,
+    /// The digest of the configuration in effect (it changes on reload).
+    pub config_digest: Arc<ArcSwap<String>>,
     pub tally: Arc<Tally>,
     /// The store writer's queue; weak so it never delays the writer's end.
     pub store: flume::WeakSender<Record>,
@@ -39,34 +58,32 @@ impl AdminState {
             .is_some_and(|sender| !sender.is_disconnected())
     }
 
-    fn snapshot(&self, proxy: Option<&Proxy>) -> Snapshot {
+    fn snapshot(&self, proxy: Option<&dyn Serving>) -> Snapshot {
         Snapshot {
-            inflight_shadows: proxy.map_or(0, |p| p.admission.inflight() as u64),
-            shadow_memory_bytes: proxy.map_or(0, |p| p.admission.memory().used() as u64),
+            inflight_shadows: proxy.map_or(0, |p| p.inflight_shadows()),
+            shadow_memory_bytes: proxy.map_or(0, |p| p.shadow_memory_bytes()),
             store_queue_depth: self.store.upgrade().map_or(0, |s| s.len() as u64),
             store_dropped: self.dropped.load(Ordering::Relaxed),
             store_write_errors: self.write_errors.load(Ordering::Relaxed),
             store_lost: crate::store::LossReason::ALL.map(|reason| self.lost.get(reason)),
-            breaker_open: proxy
-                .and_then(|p| p.breaker.as_ref())
-                .is_some_and(|b| b.is_open()),
+            breaker_open: proxy.and_then(|p| p.breaker()).is_some_and(|b| b.open),
         }
     }
 
-    fn status(&self, proxy: Option<&Proxy>) -> serde_json::Value {
+    fn status(&self, proxy: Option<&dyn Serving>) -> serde_json::Value {
         let now = self.snapshot(proxy);
-        let breaker = proxy.and_then(|p| p.breaker.as_ref()).map(|b| {
+        let breaker = proxy.and_then(|p| p.breaker()).map(|b| {
             serde_json::json!({
-                "state": b.state(),
-                "consecutive_failures": b.consecutive_failures(),
-                "cooldown_seconds": b.cooldown().as_secs_f64(),
+                "state": b.state,
+                "consecutive_failures": b.consecutive_failures,
+                "cooldown_seconds": b.cooldown.as_secs_f64(),
             })
         });
-        let (reloads_applied, reloads_rejected) = self.live.metrics().reloads();
+        let (reloads_applied, reloads_rejected) = self.metrics.reloads();
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
-            "config_digest": self.live.digest(),
+            "config_digest": self.config_digest.load().as_str(),
             "serving": proxy.is_some(),
             "store_alive": self.store_alive(),
             "counters": {
@@ -118,10 +135,7 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            state
-                .live
-                .metrics()
-                .render(state.snapshot(proxy.as_deref())),
+            state.metrics.render(state.snapshot(proxy.as_deref())),
         ),
         "/healthz" => {
             if proxy.is_some() && state.store_alive() {

@@ -74,6 +74,11 @@ impl Live {
         self.digest.load().as_ref().clone()
     }
 
+    /// The cell [`Live::digest`] reads, for the admin endpoint.
+    pub(crate) fn digest_cell(&self) -> Arc<ArcSwap<String>> {
+        self.digest.clone()
+    }
+
     pub(crate) fn rules(&self) -> Arc<ArcSwap<Comparator>> {
         self.rules.clone()
     }

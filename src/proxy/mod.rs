@@ -203,6 +203,25 @@ impl Proxy {
     }
 }
 
+impl crate::admin::Serving for Proxy {
+    fn inflight_shadows(&self) -> u64 {
+        self.admission.inflight() as u64
+    }
+
+    fn shadow_memory_bytes(&self) -> u64 {
+        self.admission.memory().used() as u64
+    }
+
+    fn breaker(&self) -> Option<crate::admin::BreakerStatus> {
+        self.breaker.as_ref().map(|b| crate::admin::BreakerStatus {
+            open: b.is_open(),
+            state: b.state(),
+            consecutive_failures: b.consecutive_failures(),
+            cooldown: b.cooldown(),
+        })
+    }
+}
+
 /// Opens the store and serves until `shutdown` resolves, then drains (see [`serve`]).
 pub async fn run(
     listener: TcpListener,
@@ -305,10 +324,13 @@ pub async fn serve_with_admin(
     });
 
     let admin_task = admin.map(|admin| {
+        let serving: std::sync::Weak<dyn crate::admin::Serving> =
+            Arc::downgrade(&proxy) as std::sync::Weak<Proxy>;
         let state = AdminState {
             started: Instant::now(),
-            proxy: Arc::downgrade(&proxy),
-            live: live.clone(),
+            proxy: serving,
+            metrics: live.metrics().clone(),
+            config_digest: live.digest_cell(),
             tally: pipeline.tally(),
             store: store_link,
             dropped,

@@ -2,7 +2,8 @@
 """Module cycles in src/: which modules refer to each other (`crate::` and `super::` paths
 outside comments and unit tests), collapsed to a depth (1: top-level modules, 2: their
 children, ...), and every strongly connected group printed with its edges. Not run by
-.ci/run yet: cycles remain at depth 1 (issue 14).
+.ci/run (it needs python3, which CI does not install); none remained at any depth after
+issue 14.
 
     python3 .ci/module-cycles.py 2
 """
@@ -13,6 +14,23 @@ def modname(path):
     parts=rel.split('/')
     if parts[-1] in ('mod','lib','main'): parts=parts[:-1]
     return '::'.join(parts)
+
+def strip_test_modules(src):
+    """Removes every `#[cfg(test)] mod NAME { ... }` block (braces matched)."""
+    out=[]; i=0
+    pattern=re.compile(r'#\[cfg\(test\)\]\s*mod\s+\w+\s*\{')
+    while True:
+        m=pattern.search(src,i)
+        if not m:
+            out.append(src[i:]); break
+        out.append(src[i:m.start()])
+        depth=1; j=m.end()
+        while j<len(src) and depth:
+            if src[j]=='{': depth+=1
+            elif src[j]=='}': depth-=1
+            j+=1
+        i=j
+    return ''.join(out)
 mods={}
 for d,_,fs in os.walk(root):
     for f in fs:
@@ -20,7 +38,7 @@ for d,_,fs in os.walk(root):
             p=os.path.join(d,f); m=modname(p)
             src=open(p).read()
             # strip tests
-            src=re.split(r'#\[cfg\(test\)\]\s*mod tests',src)[0]
+            src=strip_test_modules(src)
             src='\n'.join(l for l in src.split('\n') if not l.strip().startswith('//'))
             mods[m]=src
 names=set(mods)

@@ -32,6 +32,7 @@
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
 //!   verdict and `show`.
+//! - [`wildcard`]: the segment matcher (`*`, `**`) behind route patterns and compare paths.
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
@@ -54,6 +55,7 @@ pub mod stdout;
 pub mod store;
 pub mod traffic;
 pub mod upstream;
+pub mod wildcard;
 
 pub use config::ServeConfig;
 pub use proxy::{run, run_with_admin};

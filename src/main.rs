@@ -1,6 +1,8 @@
 //! The `shadowdiff` binary: parse, set up logging, call the library, map the result to an
 //! exit code: 0 ok, 1 differences found (gate and diff), 2 error.
 
+mod commands;
+
 use anyhow::Context;
 use clap::Parser;
 use shadowdiff::cli::{Cli, Command, ConfigCommand, LogFormat, ServeArgs};
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => shadowdiff::demo::command::run_command(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::Diff(args) => shadowdiff::compare::files::run(&args, &mut std::io::stdout())
+        Command::Diff(args) => commands::diff::run(&args, &mut std::io::stdout())
             .map(|outcome| ExitCode::from(outcome.exit_code()))
             .map_err(Into::into),
         Command::Config(ConfigCommand::Check(args)) => {

@@ -180,7 +180,7 @@ impl RoutePattern {
     }
 
     fn segments_match(&self, segs: &[&str]) -> bool {
-        crate::compare::path::glob_segments(
+        crate::wildcard::glob_segments(
             &self.segments,
             segs,
             false,

@@ -17,7 +17,6 @@
 //! - [`files`]: `shadowdiff diff A B`, the same engine on two files.
 
 pub mod decode;
-pub mod files;
 pub mod json;
 pub mod path;
 pub mod rules;

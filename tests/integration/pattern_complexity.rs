@@ -6,8 +6,9 @@ use crate::support::store as common;
 
 use assert_cmd::Command;
 use proptest::prelude::*;
-use shadowdiff::compare::path::{glob_segments, segments, PathPattern};
+use shadowdiff::compare::path::{segments, PathPattern};
 use shadowdiff::store::StoreOptions;
+use shadowdiff::wildcard::glob_segments;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 //! without traffic. A file is a bare body (JSON or text), or a captured response written
 //! as JSON `{"status": 200, "headers": {...}, "body": ...}`.
 
-use super::{Comparator, RulesConfig, RulesError, Verdict};
-use crate::cli::DiffArgs;
-use crate::config::{ConfigError, FileConfig};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use shadowdiff::cli::DiffArgs;
+use shadowdiff::compare::{Comparator, RulesConfig, RulesError, Verdict};
+use shadowdiff::config::{ConfigError, FileConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -110,7 +110,7 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<DiffOutcome, DiffErro
     }
     .and_then(|()| out.flush());
     // A reader that stopped early does not change the verdict (exit 0 or 1).
-    crate::stdout::quiet_on_broken_pipe(written).map_err(DiffError::Write)?;
+    shadowdiff::stdout::quiet_on_broken_pipe(written).map_err(DiffError::Write)?;
     Ok(DiffOutcome { verdict })
 }
 

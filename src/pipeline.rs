@@ -349,7 +349,8 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
         primary,
         secondary,
     } = exchange;
-    let route = comparator.route_of(&request.method, request.path());
+    // The route and its rules, found once.
+    let (route, rules) = comparator.route(&request.method, request.path());
     let mut record = Record {
         primary_status: primary.as_ref().ok().map(|c| c.status.as_u16()),
         secondary_status: secondary.as_ref().ok().map(|c| c.status.as_u16()),
@@ -389,7 +390,7 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
         }
         (Ok(p), Ok(s)) => (p, s),
     };
-    let verdict = comparator.compare(&record.route, &primary, &secondary);
+    let verdict = comparator.compare_in(rules, &primary, &secondary);
     record.hidden = verdict.hidden;
     if !verdict.differences.is_empty() {
         record.outcome = Outcome::Mismatched;

@@ -119,6 +119,10 @@ impl Verdict {
     }
 }
 
+/// The rules in force for one route, as [`Comparator::route`] found them.
+#[derive(Clone, Copy)]
+pub struct RouteRules<'a>(&'a rules::RuleSet);
+
 /// A compiled rule set. Built once at startup, so a bad rule fails before the first request.
 #[derive(Debug, Default)]
 pub struct Comparator {
@@ -143,10 +147,32 @@ impl Comparator {
         self.rules.route_of(method, path)
     }
 
-    /// Compares two complete responses under the rules of `route`.
+    /// Compares two complete responses under the rules of the route key `route`.
     pub fn compare(&self, route: &str, primary: &Captured, secondary: &Captured) -> Verdict {
         self.compare_with_trailers(
-            route,
+            self.rules.for_route(route),
+            (primary.status, &primary.headers, &primary.body),
+            (secondary.status, &secondary.headers, &secondary.body),
+            (&primary.trailers, &secondary.trailers),
+        )
+    }
+
+    /// A request's route key together with its rules, found in one pass (the compare
+    /// thread's path: [`Comparator::compare_in`] then needs no second lookup).
+    pub fn route(&self, method: &Method, path: &str) -> (String, RouteRules<'_>) {
+        let (key, rules) = self.rules.route(method, path);
+        (key, RouteRules(rules))
+    }
+
+    /// Compares two complete responses under a route's rules.
+    pub fn compare_in(
+        &self,
+        rules: RouteRules<'_>,
+        primary: &Captured,
+        secondary: &Captured,
+    ) -> Verdict {
+        self.compare_with_trailers(
+            rules.0,
             (primary.status, &primary.headers, &primary.body),
             (secondary.status, &secondary.headers, &secondary.body),
             (&primary.trailers, &secondary.trailers),
@@ -162,17 +188,17 @@ impl Comparator {
         secondary: (StatusCode, &HeaderMap, &[u8]),
     ) -> Verdict {
         let none = HeaderMap::new();
-        self.compare_with_trailers(route, primary, secondary, (&none, &none))
+        let rules = self.rules.for_route(route);
+        self.compare_with_trailers(rules, primary, secondary, (&none, &none))
     }
 
     fn compare_with_trailers(
         &self,
-        route: &str,
+        rules: &rules::RuleSet,
         primary: (StatusCode, &HeaderMap, &[u8]),
         secondary: (StatusCode, &HeaderMap, &[u8]),
         trailers: (&HeaderMap, &HeaderMap),
     ) -> Verdict {
-        let rules = self.rules.for_route(route);
         let mut sink = Sink::new(rules);
         if primary.0 != secondary.0 {
             sink.emit(

@@ -279,14 +279,23 @@ impl CompiledRules {
     /// The route key of a request: the first explicit pattern that matches, else the
     /// automatic template.
     pub fn route_of(&self, method: &Method, path: &str) -> String {
+        self.route(method, path).0
+    }
+
+    /// The route key of a request together with its rules, found in one pass: the first
+    /// explicit pattern that matches (its own rules, then the global ones), else the
+    /// automatic template (the global rules).
+    pub fn route(&self, method: &Method, path: &str) -> (String, &RuleSet) {
         self.routes
             .iter()
             .find(|(pattern, _)| pattern.matches(method, path))
-            .map(|(pattern, _)| pattern.key(method))
-            .unwrap_or_else(|| auto_route(method, path))
+            .map(|(pattern, set)| (pattern.key(method), set))
+            .unwrap_or_else(|| (auto_route(method, path), &self.global))
     }
 
-    /// The rules in force for a route key produced by [`CompiledRules::route_of`].
+    /// The rules in force for a route key produced by [`CompiledRules::route_of`], for
+    /// callers that have only the key (tests, benchmarks); a request's route and rules
+    /// come together from [`CompiledRules::route`].
     pub fn for_route(&self, route: &str) -> &RuleSet {
         let (method, path) = route.split_once(' ').unwrap_or(("", route));
         self.routes

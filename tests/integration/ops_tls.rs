@@ -214,3 +214,73 @@ async fn tls_clients_that_stall_the_handshake_or_the_h2_preface_are_closed() {
     assert_eq!(timeouts, Some(2.0), "{metrics}");
     proxy.stop().await;
 }
+
+/// Issue 14: a tunnelled upgrade told the primary `X-Forwarded-Proto: http` even when the
+/// client had come in over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_over_tls_reaches_the_primary_as_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A primary that records the upgrade's head, then switches protocols.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary_addr = listener.local_addr().unwrap();
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let _ = head_tx.send(String::from_utf8_lossy(&head).to_lowercase());
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+            )
+            .await;
+        let _ = stream.shutdown().await;
+    });
+    let secondary = support::fixed(200, "same").await;
+    let (mut config, dir) = support::config(&format!("http://{primary_addr}"), &secondary.url());
+    let (files, cert_pem) = self_signed(dir.path());
+    config.tls = Some(files);
+    let proxy = support::start(config, dir).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    roots.add(der).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let head = tokio::time::timeout(Duration::from_secs(30), head_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(head.contains("x-forwarded-proto: https\r\n"), "{head}");
+    drop(stream);
+    proxy.stop().await;
+}

@@ -11,7 +11,10 @@
 //! - [`accept`]: accepting TCP connections, with the one error policy (backoff).
 //! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
 //! - [`budget`]: the one byte budget for everything held for shadows (`--max-shadow-memory`).
-//! - [`cli`]: clap definitions of every subcommand, nothing else.
+//! - [`cli`]: clap definitions of every subcommand, nothing else. The glue that turns
+//!   them into library calls is the binary's `src/commands/` (report, gate, show, diff,
+//!   demo, replay's final report); serve's and replay's settings still read clap's
+//!   structs here (`config`, `replay`, `demo::drive`).
 //! - [`config`]: flags + TOML file merged and validated into typed settings.
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.

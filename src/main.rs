@@ -32,13 +32,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Report(args) => verdict(shadowdiff::report::run_report(&args)),
-        Command::Gate(args) => verdict(shadowdiff::report::run_gate(&args)),
-        Command::Show(args) => shadowdiff::report::run_show(&args)
+        Command::Report(args) => verdict(commands::report::run_report(&args)),
+        Command::Gate(args) => verdict(commands::report::run_gate(&args)),
+        Command::Show(args) => commands::report::run_show(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::Replay(args) => verdict(shadowdiff::replay::run_command(args)),
-        Command::Demo(args) => shadowdiff::demo::command::run_command(&args)
+        Command::Replay(args) => commands::replay::run(args).map(exit_code),
+        Command::Demo(args) => commands::demo::run(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::Diff(args) => commands::diff::run(&args, &mut std::io::stdout())
@@ -80,10 +80,14 @@ fn verdict<E>(result: Result<GateStatus, E>) -> anyhow::Result<ExitCode>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    Ok(match result? {
+    Ok(exit_code(result?))
+}
+
+fn exit_code(status: GateStatus) -> ExitCode {
+    match status {
         GateStatus::Pass => ExitCode::SUCCESS,
         GateStatus::Fail => ExitCode::from(1),
-    })
+    }
 }
 
 /// `--log-level` wins over RUST_LOG, which wins over `default_level`. Logs go to stderr so that

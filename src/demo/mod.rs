@@ -9,17 +9,20 @@
 //! - [`api`]: the routes and the deliberate differences.
 //! - [`mix`]: the built-in traffic mix.
 //! - [`drive`]: the mix sent through the real proxy between the two backends.
-//! - [`command`]: `shadowdiff demo`: both passes (no rules, then `fixtures/demo.toml`) and
-//!   their reports.
+//!
+//! The command itself (both passes, no rules then `fixtures/demo.toml`, and their reports)
+//! is the binary's `commands::demo`.
 
 pub mod api;
-pub mod command;
 pub mod drive;
 pub mod mix;
 
 pub use api::Flavor;
 pub use drive::{run, DemoError, DemoOptions, DemoSummary};
 pub use mix::traffic;
+
+/// The demo's rules, embedded so the demo works from any directory.
+pub const DEMO_RULES: &str = include_str!("../../fixtures/demo.toml");
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;

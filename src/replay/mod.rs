@@ -15,12 +15,11 @@
 
 pub mod progress;
 
-use crate::cli::{ReplayArgs, ReportArgs, ReportFormat, ServeArgs, StoreSelection};
+use crate::cli::{ReplayArgs, ServeArgs};
 use crate::compare::{Comparator, RulesError};
 use crate::config::{ConfigError, ServeConfig};
 use crate::exchange::{is_write, Exchange, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
-use crate::report::GateStatus;
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
 use crate::upstream::{self, ClientError, Fetch, FetchOptions, Trust, Upstream, SHADOW_HEADER};
@@ -149,33 +148,6 @@ pub fn parse_rps(value: &str) -> Result<f64, String> {
             "{value:?} is not a positive number of requests per second"
         )),
     }
-}
-
-/// `shadowdiff replay` as a CI job: replays, prints the text report of this run, and
-/// applies the gate's thresholds (0 pass, 1 a threshold broken).
-pub fn run_command(args: ReplayArgs) -> Result<GateStatus, ReplayError> {
-    let thresholds = args.thresholds.clone();
-    let summary = run(args)?;
-    if summary.invalid > 0 {
-        crate::stdout::write(&format!(
-            "{} invalid traffic lines skipped (--skip-invalid)\n",
-            summary.invalid
-        ))
-        .map_err(ReplayError::Stdout)?;
-    }
-    let run = Some(summary.run);
-    let status = crate::report::run_report(&ReportArgs {
-        stores: StoreSelection {
-            db: vec![summary.db],
-            run,
-            ..StoreSelection::default()
-        },
-        format: ReportFormat::Text,
-        output: None,
-        examples: 3,
-        thresholds,
-    })?;
-    Ok(status)
 }
 
 /// Runs `replay` from parsed flags on its own runtime; for `main`.

@@ -8,7 +8,6 @@
 //! out for the memory budget (`overload`) says nothing about either upstream.
 
 use super::model::{GateFailure, GateReport, Report};
-use crate::cli::ThresholdArgs;
 
 /// A threshold flag that makes no sense.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +37,23 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    pub fn from_args(args: &ThresholdArgs) -> Result<Thresholds, ThresholdError> {
-        let rate = |flag: &'static str, value: &Option<String>| {
+    /// The thresholds from their flags' texts: rates as fractions or percentages,
+    /// `--route-max` as `PATTERN=RATE`.
+    pub fn parse(
+        max_mismatch_rate: Option<&str>,
+        route_max: &[String],
+        max_error_rate: Option<&str>,
+        min_compared: Option<u64>,
+    ) -> Result<Thresholds, ThresholdError> {
+        let rate = |flag: &'static str, value: Option<&str>| {
             value
-                .as_deref()
                 .map(parse_rate)
                 .transpose()
                 .map_err(|reason| ThresholdError { flag, reason })
         };
+        let specs = route_max;
         let mut route_max = Vec::new();
-        for spec in &args.route_max {
+        for spec in specs {
             let error = |reason: String| ThresholdError {
                 flag: "--route-max",
                 reason,
@@ -63,10 +69,10 @@ impl Thresholds {
             });
         }
         Ok(Thresholds {
-            max_mismatch_rate: rate("--max-mismatch-rate", &args.max_mismatch_rate)?,
+            max_mismatch_rate: rate("--max-mismatch-rate", max_mismatch_rate)?,
             route_max,
-            max_error_rate: rate("--max-error-rate", &args.max_error_rate)?,
-            min_compared: args.min_compared,
+            max_error_rate: rate("--max-error-rate", max_error_rate)?,
+            min_compared,
         })
     }
 

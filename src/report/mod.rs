@@ -15,11 +15,9 @@ pub mod model;
 pub mod show;
 pub mod text;
 
-use crate::cli::{GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection};
 use crate::store::{ReadFilter, StoreError, StoreReader};
 use gate::{ThresholdError, Thresholds};
 use model::{Report, Scope};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -49,55 +47,66 @@ pub enum GateStatus {
     Fail,
 }
 
-/// `shadowdiff report`: renders the report; with thresholds, also gates.
-pub fn run_report(args: &ReportArgs) -> Result<GateStatus, ReportError> {
-    let thresholds = Thresholds::from_args(&args.thresholds)?;
-    let mut report = load(&args.stores, args.examples)?;
-    let status = apply_gate(&mut report, &thresholds);
-    let thresholds = (!thresholds.is_empty()).then_some(&thresholds);
-    let rendered = match args.format {
-        ReportFormat::Json => json::render(&report),
-        ReportFormat::Text => {
-            let colour = args.output.is_none() && std::io::stdout().is_terminal();
-            text::render(&report, colour)
-        }
-        ReportFormat::Markdown => markdown::render(&report),
-        ReportFormat::Html => html::render(&report),
-        ReportFormat::Junit => junit::render(&report, thresholds),
+/// Which stores a report reads, and which part of them: typed values (the commands turn
+/// flags into them).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub db: Vec<PathBuf>,
+    /// Only the last span of time.
+    pub since: Option<std::time::Duration>,
+    pub run: Option<i64>,
+    pub route: Option<crate::route::RoutePattern>,
+    /// Stored examples shown per route.
+    pub examples_per_route: usize,
+}
+
+/// How a report is rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text { colour: bool },
+    Json,
+    Markdown,
+    Html,
+    Junit,
+}
+
+/// Reads and merges the selected stores into one report.
+pub fn load(selection: &Selection) -> Result<Report, ReportError> {
+    let since_ms = selection.since.map(|span| {
+        let start = SystemTime::now()
+            .checked_sub(span)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        crate::store::millis_since_epoch(start)
+    });
+    let readers = selection
+        .db
+        .iter()
+        .map(|path| StoreReader::open(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scope = Scope {
+        filter: ReadFilter {
+            run: selection.run,
+            since_ms,
+        },
+        route: selection.route.clone(),
+        examples_per_route: selection.examples_per_route,
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, rendered).map_err(|source| ReportError::Output {
-            path: path.clone(),
-            source,
-        })?,
-        None => print_stdout(&rendered)?,
+    Ok(Report::build(&readers, &scope)?)
+}
+
+/// The report in `format`; JUnit marks the routes over `thresholds`.
+pub fn render(report: &Report, format: Format, thresholds: Option<&Thresholds>) -> String {
+    match format {
+        Format::Json => json::render(report),
+        Format::Text { colour } => text::render(report, colour),
+        Format::Markdown => markdown::render(report),
+        Format::Html => html::render(report),
+        Format::Junit => junit::render(report, thresholds),
     }
-    Ok(status)
 }
 
-/// `shadowdiff gate`: a one-screen verdict.
-pub fn run_gate(args: &GateArgs) -> Result<GateStatus, ReportError> {
-    let thresholds = Thresholds::from_args(&args.thresholds)?;
-    if thresholds.max_mismatch_rate.is_none() {
-        return Err(ReportError::BadFlag {
-            flag: "--max-mismatch-rate",
-            reason: "gate needs it (a rate such as 0.01 or 1%)".into(),
-        });
-    }
-    let mut report = load(&args.stores, 0)?;
-    let status = apply_gate(&mut report, &thresholds);
-    print_stdout(&text::render_gate(&report))?;
-    Ok(status)
-}
-
-/// `shadowdiff show`: one stored mismatch in full.
-pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
-    let reader = StoreReader::open(&args.db)?;
-    let row = reader.mismatch(args.id)?;
-    print_stdout(&show::render(&row))
-}
-
-fn apply_gate(report: &mut Report, thresholds: &Thresholds) -> GateStatus {
+/// Applies the thresholds (if any) and records the verdict in the report.
+pub fn apply_gate(report: &mut Report, thresholds: &Thresholds) -> GateStatus {
     if thresholds.is_empty() {
         return GateStatus::Pass;
     }
@@ -111,49 +120,7 @@ fn apply_gate(report: &mut Report, thresholds: &Thresholds) -> GateStatus {
     status
 }
 
-fn load(selection: &StoreSelection, examples_per_route: usize) -> Result<Report, ReportError> {
-    let since_ms = selection
-        .since
-        .as_deref()
-        .map(|text| {
-            let span = humantime::parse_duration(text).map_err(|e| ReportError::BadFlag {
-                flag: "--since",
-                reason: format!("{text:?}: {e} (use e.g. 30m, 2h, 1d)"),
-            })?;
-            let start = SystemTime::now()
-                .checked_sub(span)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            Ok::<_, ReportError>(crate::store::millis_since_epoch(start))
-        })
-        .transpose()?;
-    // The one route grammar (`crate::route`); its matcher is polynomial in pattern and
-    // route length (issue 12, bug 11; pinned by tests/integration/pattern_complexity.rs).
-    let route = selection
-        .route
-        .as_deref()
-        .map(|text| {
-            crate::route::RoutePattern::parse(text).map_err(|reason| ReportError::BadFlag {
-                flag: "--route",
-                reason: format!("{text:?}: {reason}"),
-            })
-        })
-        .transpose()?;
-    let readers = selection
-        .db
-        .iter()
-        .map(|path| StoreReader::open(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let scope = Scope {
-        filter: ReadFilter {
-            run: selection.run,
-            since_ms,
-        },
-        route,
-        examples_per_route,
-    };
-    Ok(Report::build(&readers, &scope)?)
-}
-
-fn print_stdout(text: &str) -> Result<(), ReportError> {
+/// Writes a rendered report or verdict to standard output.
+pub fn print(text: &str) -> Result<(), ReportError> {
     crate::stdout::write(text).map_err(ReportError::Stdout)
 }

@@ -3,14 +3,12 @@
 //! included; then with `fixtures/demo.toml`, whose rules hide the noise, so what is left is
 //! what the "migration" really changed.
 
-use super::drive::{run, DemoError, DemoOptions};
-use crate::cli::{DemoArgs, ReportArgs, ReportFormat, StoreSelection, ThresholdArgs};
+use shadowdiff::cli::{DemoArgs, ThresholdArgs};
+use shadowdiff::demo::drive::{self, DemoError, DemoOptions};
+use shadowdiff::demo::DEMO_RULES;
 use std::path::Path;
-/// The demo's rules, embedded so the demo works from any directory.
-pub const DEMO_RULES: &str = include_str!("../../fixtures/demo.toml");
-
 /// Runs both passes and prints both reports on standard output.
-pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
+pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
     // Kept after the run, so the `shadowdiff show` commands in the report work.
     let dir = args
         .out
@@ -34,7 +32,7 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
          == 1/2: no rules: every difference shows, noise included ==\n",
         args.requests
     ))?;
-    runtime.block_on(run(DemoOptions {
+    runtime.block_on(drive::run(DemoOptions {
         db: raw.clone(),
         config: None,
         requests: args.requests as usize,
@@ -46,7 +44,7 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
          (request ids and timestamps ignored, orders compared as a set keyed by id,\n    \
          prices within half a cent equal: what is left is what the migration changed)\n",
     )?;
-    runtime.block_on(run(DemoOptions {
+    runtime.block_on(drive::run(DemoOptions {
         db: judged.clone(),
         config: Some(rules),
         requests: args.requests as usize,
@@ -61,20 +59,11 @@ pub fn run_command(args: &DemoArgs) -> Result<(), DemoError> {
 }
 
 fn say(text: &str) -> Result<(), DemoError> {
-    crate::stdout::write(text).map_err(DemoError::Stdout)
+    shadowdiff::stdout::write(text).map_err(DemoError::Stdout)
 }
 
 fn print_report(db: &Path) -> Result<(), DemoError> {
-    crate::report::run_report(&ReportArgs {
-        stores: StoreSelection {
-            db: vec![db.to_path_buf()],
-            ..StoreSelection::default()
-        },
-        format: ReportFormat::Text,
-        output: None,
-        examples: 1,
-        thresholds: ThresholdArgs::default(),
-    })?;
+    super::report::print_text_report(db.to_path_buf(), None, 1, &ThresholdArgs::default())?;
     Ok(())
 }
 

@@ -1,0 +1,124 @@
+//! `report`, `gate` and `show`: flags turned into the report module's typed selection,
+//! thresholds and format, the result printed. Also the text report that `replay` and
+//! `demo` end with.
+
+use shadowdiff::cli::{
+    GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs,
+};
+use shadowdiff::report::gate::Thresholds;
+use shadowdiff::report::{self, Format, GateStatus, ReportError, Selection};
+use shadowdiff::store::StoreReader;
+use std::io::IsTerminal;
+
+/// `shadowdiff report`: renders the report; with thresholds, also gates.
+pub fn run_report(args: &ReportArgs) -> Result<GateStatus, ReportError> {
+    let thresholds = thresholds(&args.thresholds)?;
+    let mut report = report::load(&selection(&args.stores, args.examples)?)?;
+    let status = report::apply_gate(&mut report, &thresholds);
+    let format = match args.format {
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Text => Format::Text {
+            colour: args.output.is_none() && std::io::stdout().is_terminal(),
+        },
+        ReportFormat::Markdown => Format::Markdown,
+        ReportFormat::Html => Format::Html,
+        ReportFormat::Junit => Format::Junit,
+    };
+    let rendered = report::render(
+        &report,
+        format,
+        (!thresholds.is_empty()).then_some(&thresholds),
+    );
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).map_err(|source| ReportError::Output {
+            path: path.clone(),
+            source,
+        })?,
+        None => report::print(&rendered)?,
+    }
+    Ok(status)
+}
+
+/// `shadowdiff gate`: a one-screen verdict.
+pub fn run_gate(args: &GateArgs) -> Result<GateStatus, ReportError> {
+    let thresholds = thresholds(&args.thresholds)?;
+    if thresholds.max_mismatch_rate.is_none() {
+        return Err(ReportError::BadFlag {
+            flag: "--max-mismatch-rate",
+            reason: "gate needs it (a rate such as 0.01 or 1%)".into(),
+        });
+    }
+    let mut report = report::load(&selection(&args.stores, 0)?)?;
+    let status = report::apply_gate(&mut report, &thresholds);
+    report::print(&report::text::render_gate(&report))?;
+    Ok(status)
+}
+
+/// `shadowdiff show`: one stored mismatch in full.
+pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
+    let reader = StoreReader::open(&args.db)?;
+    let row = reader.mismatch(args.id)?;
+    report::print(&report::show::render(&row))
+}
+
+/// The text report of one store (one run of it, if given), as `replay` and `demo` print
+/// it at their end, gated by `thresholds`.
+pub fn print_text_report(
+    db: std::path::PathBuf,
+    run: Option<i64>,
+    examples: usize,
+    thresholds: &ThresholdArgs,
+) -> Result<GateStatus, ReportError> {
+    run_report(&ReportArgs {
+        stores: StoreSelection {
+            db: vec![db],
+            run,
+            ..StoreSelection::default()
+        },
+        format: ReportFormat::Text,
+        output: None,
+        examples,
+        thresholds: thresholds.clone(),
+    })
+}
+
+fn thresholds(args: &ThresholdArgs) -> Result<Thresholds, ReportError> {
+    Ok(Thresholds::parse(
+        args.max_mismatch_rate.as_deref(),
+        &args.route_max,
+        args.max_error_rate.as_deref(),
+        args.min_compared,
+    )?)
+}
+
+fn selection(stores: &StoreSelection, examples_per_route: usize) -> Result<Selection, ReportError> {
+    let since = stores
+        .since
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text).map_err(|e| ReportError::BadFlag {
+                flag: "--since",
+                reason: format!("{text:?}: {e} (use e.g. 30m, 2h, 1d)"),
+            })
+        })
+        .transpose()?;
+    // The one route grammar (`shadowdiff::route`); its matcher is polynomial in pattern and
+    // route length (issue 12, bug 11; pinned by tests/integration/pattern_complexity.rs).
+    let route = stores
+        .route
+        .as_deref()
+        .map(|text| {
+            shadowdiff::route::RoutePattern::parse(text).map_err(|reason| ReportError::BadFlag {
+                flag: "--route",
+                reason: format!("{text:?}: {reason}"),
+            })
+        })
+        .transpose()?;
+    Ok(Selection {
+        db: stores.db.clone(),
+        since,
+        run: stores.run,
+        route,
+        examples_per_route,
+    })
+}

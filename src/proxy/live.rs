@@ -48,15 +48,21 @@ impl Live {
     /// that changed needs a restart and is left as it is. A config whose rules do not
     /// compile changes nothing. Either way the attempt is counted in the metrics.
     pub fn reload(&self, config: &ServeConfig) -> Result<(), ReloadError> {
-        let result = Comparator::new(&config.rules);
-        self.metrics.count_reload(result.is_ok());
-        let comparator = result.map_err(ReloadError::Rules)?;
+        let comparator = match Comparator::new(&config.rules) {
+            Ok(comparator) => comparator,
+            Err(error) => {
+                self.metrics.count_reload(false);
+                return Err(ReloadError::Rules(error));
+            }
+        };
         self.rules.store(Arc::new(comparator));
         self.sampling.store(Arc::new(Sampling {
             rate: config.sample,
             by: config.sample_by.clone(),
         }));
         self.digest.store(Arc::new(config.digest.clone()));
+        // Counted once in effect: whoever sees the count then gets the new rules.
+        self.metrics.count_reload(true);
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! past `max_route_labels` distinct routes the rest are counted as [`OVERFLOW_ROUTE`].
 
 use crate::exchange::SkipReason;
-use crate::store::{Outcome, Record};
+use crate::store::{Outcome, OutcomeKind, Record};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -18,9 +18,6 @@ use std::sync::Mutex;
 
 /// The route label of every route past the configured number of distinct ones.
 pub const OVERFLOW_ROUTE: &str = "other";
-
-/// The outcome label values of `shadowdiff_requests_total`.
-const OUTCOMES: [&str; 4] = ["matched", "mismatched", "error", "skipped"];
 
 /// Latency buckets from 1 ms to 30 s: upstreams of web services live in this range.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -209,17 +206,12 @@ impl Metrics {
 
     /// Counts one judged request. Called by the compare thread.
     pub fn observe(&self, record: &Record) {
-        let outcome = match record.outcome {
-            Outcome::Matched => 0,
-            Outcome::Mismatched => 1,
-            Outcome::Error { .. } => 2,
-            Outcome::Skipped(reason) => {
-                if let Some((_, counter)) = self.skipped.iter().find(|(r, _)| *r == reason) {
-                    counter.inc_by(record.count);
-                }
-                3
+        if let Outcome::Skipped(reason) = record.outcome {
+            if let Some((_, counter)) = self.skipped.iter().find(|(r, _)| *r == reason) {
+                counter.inc_by(record.count);
             }
-        };
+        }
+        let outcome = record.outcome.kind().index();
         let differences = record
             .mismatch
             .as_ref()
@@ -257,7 +249,8 @@ impl Metrics {
 
     fn route_counters(&self, route: &str) -> RouteCounters {
         RouteCounters {
-            outcomes: OUTCOMES.map(|outcome| self.requests.with_label_values(&[route, outcome])),
+            outcomes: OutcomeKind::ALL
+                .map(|outcome| self.requests.with_label_values(&[route, outcome.as_str()])),
             differences: self.differences.with_label_values(&[route]),
         }
     }

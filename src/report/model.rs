@@ -3,7 +3,7 @@
 //! rows, so building it costs the same for a thousand mismatches as for a million.
 
 use crate::store::read::{DifferenceRow, MismatchRow, RunRow};
-use crate::store::{latency, ReadFilter, StoreError, StoreReader};
+use crate::store::{latency, OutcomeKind, ReadFilter, StoreError, StoreReader};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -42,19 +42,28 @@ impl Counts {
         self.matched + self.mismatched
     }
 
-    fn add(&mut self, outcome: &str, reason: &str, count: u64) {
+    /// `outcome` is `None` for a row no release writes: counted as not compared, under
+    /// the reason `unknown outcome`, rather than guessed into another outcome.
+    fn add(&mut self, outcome: Option<OutcomeKind>, reason: &str, count: u64) {
         match outcome {
-            "matched" => self.matched += count,
-            "mismatched" => self.mismatched += count,
-            "error" => {
+            Some(OutcomeKind::Matched) => self.matched += count,
+            Some(OutcomeKind::Mismatched) => self.mismatched += count,
+            Some(OutcomeKind::Error) => {
                 self.errors += count;
                 *self.errors_by_kind.entry(reason.to_string()).or_default() += count;
             }
-            _ => {
+            Some(OutcomeKind::Skipped) => {
                 self.skipped += count;
                 *self
                     .skipped_by_reason
                     .entry(reason.to_string())
+                    .or_default() += count;
+            }
+            None => {
+                self.skipped += count;
+                *self
+                    .skipped_by_reason
+                    .entry("unknown outcome".to_string())
                     .or_default() += count;
             }
         }
@@ -221,13 +230,13 @@ impl Report {
             for row in reader.outcome_counts(scope.filter)? {
                 if wanted(&row.route) {
                     let route = routes.entry(row.route).or_default();
-                    route.counts.add(&row.outcome, &row.reason, row.count);
+                    route.counts.add(row.outcome, &row.reason, row.count);
                 }
             }
             for (minute, route, outcome, count) in reader.timeline(scope.filter)? {
                 if wanted(&route) {
                     let point = timeline.entry(minute).or_default();
-                    if outcome == "matched" {
+                    if outcome == Some(OutcomeKind::Matched) {
                         point.0 += count;
                     } else {
                         point.1 += count;

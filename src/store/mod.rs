@@ -128,6 +128,55 @@ pub enum Outcome {
     Skipped(SkipReason),
 }
 
+impl Outcome {
+    pub fn kind(self) -> OutcomeKind {
+        match self {
+            Outcome::Matched => OutcomeKind::Matched,
+            Outcome::Mismatched => OutcomeKind::Mismatched,
+            Outcome::Error { .. } => OutcomeKind::Error,
+            Outcome::Skipped(_) => OutcomeKind::Skipped,
+        }
+    }
+}
+
+/// The four ways a request ends, without their detail: the one spelling of the store's
+/// `outcome` column and of the `outcome` label of `shadowdiff_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutcomeKind {
+    Matched,
+    Mismatched,
+    Error,
+    Skipped,
+}
+
+impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 4] = [
+        OutcomeKind::Matched,
+        OutcomeKind::Mismatched,
+        OutcomeKind::Error,
+        OutcomeKind::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Matched => "matched",
+            OutcomeKind::Mismatched => "mismatched",
+            OutcomeKind::Error => "error",
+            OutcomeKind::Skipped => "skipped",
+        }
+    }
+
+    /// The kind a stored `outcome` column names; `None` for a value no release writes.
+    pub fn parse(text: &str) -> Option<OutcomeKind> {
+        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Its index in [`OutcomeKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Everything stored about a mismatch beyond its counters. Secrets are already redacted.
 #[derive(Clone, Debug)]
 pub struct MismatchDetail {

@@ -37,12 +37,16 @@ pub struct RunRow {
     pub examples_stopped_ms: Option<i64>,
 }
 
+/// (minute, route, outcome, count): matched or mismatched requests of one route in one
+/// minute.
+pub type TimelineRow = (i64, String, Option<super::OutcomeKind>, u64);
+
 /// Requests of one route that ended one way, summed over the filter.
 #[derive(Clone, Debug)]
 pub struct OutcomeRow {
     pub route: String,
-    /// `matched`, `mismatched`, `error` or `skipped`.
-    pub outcome: String,
+    /// `None`: an outcome no release writes (the row is counted apart, never guessed).
+    pub outcome: Option<super::OutcomeKind>,
     /// Empty, `<leg>:<error kind>` or a skip reason.
     pub reason: String,
     pub count: u64,
@@ -200,7 +204,7 @@ impl StoreReader {
             |row| {
                 Ok(OutcomeRow {
                     route: row.get(0)?,
-                    outcome: row.get(1)?,
+                    outcome: super::OutcomeKind::parse(&row.get::<_, String>(1)?),
                     reason: row.get(2)?,
                     count: row.get::<_, i64>(3)? as u64,
                 })
@@ -208,12 +212,8 @@ impl StoreReader {
         )
     }
 
-    /// Matched and mismatched counts per minute, for the mismatch-rate-over-time chart:
-    /// (minute, route, outcome, count).
-    pub fn timeline(
-        &self,
-        filter: ReadFilter,
-    ) -> Result<Vec<(i64, String, String, u64)>, StoreError> {
+    /// Matched and mismatched counts per minute, for the mismatch-rate-over-time chart.
+    pub fn timeline(&self, filter: ReadFilter) -> Result<Vec<TimelineRow>, StoreError> {
         self.grouped(
             "SELECT minute, route, outcome, SUM(count) FROM outcome_counts
              WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
@@ -224,7 +224,7 @@ impl StoreReader {
                 Ok((
                     row.get(0)?,
                     row.get(1)?,
-                    row.get(2)?,
+                    super::OutcomeKind::parse(&row.get::<_, String>(2)?),
                     row.get::<_, i64>(3)? as u64,
                 ))
             },

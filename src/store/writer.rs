@@ -376,15 +376,12 @@ impl ExampleSlots<'_> {
 
 /// The `outcome` and `reason` columns of a record.
 fn outcome_columns(outcome: Outcome) -> (&'static str, Cow<'static, str>) {
-    match outcome {
-        Outcome::Matched => ("matched", Cow::Borrowed("")),
-        Outcome::Mismatched => ("mismatched", Cow::Borrowed("")),
-        Outcome::Error { leg, kind } => (
-            "error",
-            Cow::Owned(format!("{}:{}", leg.as_str(), kind.as_str())),
-        ),
-        Outcome::Skipped(reason) => ("skipped", Cow::Borrowed(reason.as_str())),
-    }
+    let reason = match outcome {
+        Outcome::Matched | Outcome::Mismatched => Cow::Borrowed(""),
+        Outcome::Error { leg, kind } => Cow::Owned(format!("{}:{}", leg.as_str(), kind.as_str())),
+        Outcome::Skipped(reason) => Cow::Borrowed(reason.as_str()),
+    };
+    (outcome.kind().as_str(), reason)
 }
 
 /// The sorted set of differing paths: mismatches that differ in the same places are one

@@ -253,3 +253,25 @@ fn route_filter_uses_the_route_pattern_grammar() {
         "{err}"
     );
 }
+
+/// Issue 14 (outcomes typed end to end): a stored outcome no release writes used to be
+/// counted as a skip under whatever reason its row carried; it is now named for what it is.
+#[test]
+fn an_outcome_no_release_writes_is_counted_apart_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let run = write(&db, vec![matched("GET /a")], StoreOptions::default());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO outcome_counts (run_id, minute, route, outcome, reason, count)
+         VALUES (?1, 0, 'GET /a', 'quarantined', 'sampled_out', 3)",
+        [run],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, json, err) = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json["summary"]["matched"], 1);
+    assert_eq!(json["summary"]["skipped_by_reason"]["unknown outcome"], 3);
+    assert!(json["summary"]["skipped_by_reason"]["sampled_out"].is_null());
+}

@@ -129,13 +129,19 @@ pub(super) async fn accept_loop(
             watcher: graceful.watcher(),
         };
         if let Err(accepted) = dispatch(accepted) {
-            serve_here(accepted, &proxy, &settings);
+            spawn_connection(accepted, &proxy, &settings, &http_builder(&settings));
         }
     }
 }
 
-/// Serves a connection on the accepting runtime: the fallback for a worker that is gone.
-fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSettings>) {
+/// Starts serving an accepted connection on the current runtime: a serve worker's, or the
+/// accepting one's for a connection a worker gave back.
+pub(super) fn spawn_connection(
+    accepted: Accepted,
+    proxy: &Arc<Proxy>,
+    settings: &Arc<ListenerSettings>,
+    builder: &auto::Builder<TokioExecutor>,
+) {
     let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
         Ok(stream) => stream,
         Err(error) => {
@@ -146,7 +152,7 @@ fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSet
     let connection = Connection {
         proxy: proxy.clone(),
         settings: settings.clone(),
-        builder: http_builder(settings),
+        builder: builder.clone(),
         peer: accepted.peer,
         permit: accepted.permit,
     };
@@ -154,18 +160,18 @@ fn serve_here(accepted: Accepted, proxy: &Arc<Proxy>, settings: &Arc<ListenerSet
 }
 
 /// One accepted client connection and what it holds until it closes.
-pub(super) struct Connection {
-    pub proxy: Arc<Proxy>,
-    pub settings: Arc<ListenerSettings>,
-    pub builder: auto::Builder<TokioExecutor>,
+struct Connection {
+    proxy: Arc<Proxy>,
+    settings: Arc<ListenerSettings>,
+    builder: auto::Builder<TokioExecutor>,
     /// The client's address.
-    pub peer: SocketAddr,
+    peer: SocketAddr,
     /// The connection's slot under `--max-connections`, released when it closes.
-    pub permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
-    pub(super) async fn serve(
+    async fn serve(
         self,
         stream: tokio::net::TcpStream,
         watcher: hyper_util::server::graceful::Watcher,

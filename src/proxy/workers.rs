@@ -14,7 +14,7 @@
 //! A worker that is gone (it cannot be, short of a bug) gives its connections back, and
 //! the accept loop serves them on its own runtime instead.
 
-use super::listener::{self, Accepted, Connection, ListenerSettings};
+use super::listener::{self, Accepted, ListenerSettings};
 use super::Proxy;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -133,21 +133,7 @@ impl Worker {
         runtime.block_on(async move {
             let builder = listener::http_builder(&settings);
             while let Some(accepted) = accepted.recv().await {
-                let stream = match tokio::net::TcpStream::from_std(accepted.stream) {
-                    Ok(stream) => stream,
-                    Err(error) => {
-                        tracing::warn!(%error, peer = %accepted.peer, "a serve worker could not take a connection");
-                        continue;
-                    }
-                };
-                let connection = Connection {
-                    proxy: proxy.clone(),
-                    settings: settings.clone(),
-                    builder: builder.clone(),
-                    peer: accepted.peer,
-                    permit: accepted.permit,
-                };
-                tokio::spawn(connection.serve(stream, accepted.watcher));
+                listener::spawn_connection(accepted, &proxy, &settings, &builder);
             }
         });
     }

@@ -459,10 +459,9 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
     );
     // What is stored (and `show` prints) is the request as the primary received it, not
     // the Host of wherever the traffic was recorded.
-    let host = links
+    links
         .primary
-        .host_sent(&request.headers, legs.preserve_host);
-    request.headers.insert(header::HOST, host);
+        .set_host(&mut request.headers, legs.preserve_host);
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
             at,

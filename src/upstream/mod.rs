@@ -180,18 +180,17 @@ impl<B: OutgoingBody> Upstream<B> {
 
     /// The one Host rule of every leg: the upstream's authority, unless the client's Host
     /// is preserved and there is one.
-    fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
-        let host = self.host_sent(headers, preserve_host);
-        headers.insert(header::HOST, host);
+    /// Sets the Host header this leg sends ([`Upstream::host_to_set`]).
+    pub fn set_host(&self, headers: &mut HeaderMap, preserve_host: bool) {
+        if let Some(host) = self.host_to_set(headers, preserve_host) {
+            headers.insert(header::HOST, host);
+        }
     }
 
-    /// The Host header a request with these headers gets on this leg: the upstream's own,
-    /// or with `preserve_host` the client's (the upstream's when it has none).
-    pub fn host_sent(&self, headers: &HeaderMap, preserve_host: bool) -> HeaderValue {
-        match headers.get(header::HOST) {
-            Some(host) if preserve_host => host.clone(),
-            _ => self.host.clone(),
-        }
+    /// The one Host rule: a request gets the upstream's own Host, unless `preserve_host`
+    /// keeps the client's (`None`: the headers' Host stays as it is).
+    fn host_to_set(&self, headers: &HeaderMap, preserve_host: bool) -> Option<HeaderValue> {
+        (!preserve_host || !headers.contains_key(header::HOST)).then(|| self.host.clone())
     }
 
     /// The absolute URI the pool is given (it sends the origin form on HTTP/1.1 and the

@@ -1,7 +1,9 @@
 //! Command-line definitions, and nothing else: parsing into typed settings happens in
-//! [`crate::config`], so the same checks apply to flags, environment and files.
+//! [`shadowdiff::config`], so the same checks apply to flags, environment and files.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use shadowdiff::config::Overrides;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -52,121 +54,113 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
-/// Every flag of `serve` is optional here: a missing flag falls back to the environment,
-/// then the config file, then the default (see [`crate::config`]).
-#[derive(Clone, Debug, Default, Args)]
+/// `serve`'s flags, declared once in [`serve_flags`] and read by key into the library's
+/// [`Overrides`]: a flag's long name is its key in the config file, and flags, their
+/// `SHADOWDIFF_*` variables and the file meet in one merge ([`shadowdiff::config`]).
+#[derive(Clone, Debug, Default)]
 pub struct ServeArgs {
-    /// TOML file with the same keys as the flags, plus compare rules.
-    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to accept clients on (HTTP/1.1 and cleartext HTTP/2). [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "ADDR", env = "SHADOWDIFF_LISTEN")]
-    pub listen: Option<String>,
-    /// The system of record; clients get its responses.
-    #[arg(long, value_name = "URL", env = "SHADOWDIFF_PRIMARY")]
-    pub primary: Option<String>,
-    /// The system being migrated to; receives copies of sampled requests.
-    #[arg(long, value_name = "URL", env = "SHADOWDIFF_SECONDARY")]
-    pub secondary: Option<String>,
-    /// SQLite file for results. [default: shadowdiff.db]
-    #[arg(long, value_name = "PATH", env = "SHADOWDIFF_DB")]
-    pub db: Option<PathBuf>,
-    /// Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]
-    #[arg(long, value_name = "RATE", env = "SHADOWDIFF_SAMPLE")]
-    pub sample: Option<String>,
-    /// Decide sampling by hashing header:NAME, query:NAME or path, so the same key is
-    /// always shadowed or never.
-    #[arg(long, value_name = "KEY", env = "SHADOWDIFF_SAMPLE_BY")]
-    pub sample_by: Option<String>,
-    /// Also shadow POST, PUT, PATCH, DELETE and other unsafe methods.
-    #[arg(long, env = "SHADOWDIFF_SHADOW_WRITES")]
-    pub shadow_writes: bool,
-    /// Largest body shadowed and compared, e.g. 1MiB, 512KB. [default: 1MiB]
-    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_BODY")]
-    pub max_body: Option<String>,
-    /// Memory all shadows together may buffer (request bodies, both responses, exchanges
-    /// waiting for comparison); beyond it requests are skipped as overload. [default: 256MiB]
-    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_SHADOW_MEMORY")]
-    pub max_shadow_memory: Option<String>,
-    /// Time allowed for the secondary's whole response. [default: 5s]
-    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_SECONDARY_TIMEOUT")]
-    pub secondary_timeout: Option<String>,
-    /// Time allowed for the primary's response headers; past it the client gets 504. [default: 30s]
-    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_PRIMARY_TIMEOUT")]
-    pub primary_timeout: Option<String>,
-    /// Most shadow requests in flight at once; beyond it requests are skipped as overload.
-    /// [default: 1024]
-    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_INFLIGHT")]
-    pub max_inflight: Option<String>,
-    /// Send the client's Host header to both upstreams instead of each upstream's authority.
-    #[arg(long, env = "SHADOWDIFF_PRESERVE_HOST")]
-    pub preserve_host: bool,
-    /// On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]
-    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_DRAIN_TIMEOUT")]
-    pub drain_timeout: Option<String>,
-    /// Time a client has to send a complete request head (HTTP/1.1) or its connection
-    /// preface and first request (HTTP/2), TLS handshake included; then the connection is
-    /// closed. [default: 30s]
-    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_HEADER_READ_TIMEOUT")]
-    pub header_read_timeout: Option<String>,
-    /// Most client connections open at once; at the cap, accepting pauses until one closes.
-    /// [default: the open-file limit less a reserve, see docs/SECURITY.md]
-    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_CONNECTIONS")]
-    pub max_connections: Option<String>,
-    /// Mismatches kept with full request and bodies per (route, set of differing paths);
-    /// later ones keep only their differences. [default: 20]
-    #[arg(long, value_name = "N", env = "SHADOWDIFF_EXAMPLES_PER_SIGNATURE")]
-    pub examples_per_signature: Option<String>,
-    /// Stop keeping examples once the store reaches this size, e.g. 2GiB (counts continue).
-    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_MAX_DB_SIZE")]
-    pub max_db_size: Option<String>,
-    /// Append every shadowed request to this JSON Lines traffic file, for `replay`.
-    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_RECORD")]
-    pub record: Option<PathBuf>,
-    /// Rotate the traffic file when it would grow past this size (FILE.1, FILE.2, ...).
-    /// [default: 100MiB]
-    #[arg(long, value_name = "SIZE", env = "SHADOWDIFF_RECORD_MAX_SIZE")]
-    pub record_max_size: Option<String>,
-    /// Keep secrets (Authorization, Cookie, secret query parameters and body fields, see
-    /// `[redact]`) in the traffic file instead of redacting them.
-    #[arg(long, env = "SHADOWDIFF_RECORD_SECRETS")]
-    pub record_secrets: bool,
-    /// Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own
-    /// listener. [default: 127.0.0.1:9090]
-    #[arg(long, value_name = "ADDR", env = "SHADOWDIFF_ADMIN")]
-    pub admin: Option<String>,
-    /// Distinct route labels in metrics; later routes are counted under `other`. [default: 200]
-    #[arg(long, value_name = "N", env = "SHADOWDIFF_MAX_ROUTE_LABELS")]
-    pub max_route_labels: Option<String>,
-    /// Consecutive secondary errors or timeouts that open the circuit breaker and pause
-    /// shadowing; 0 disables it. [default: 20]
-    #[arg(long, value_name = "N", env = "SHADOWDIFF_BREAKER_THRESHOLD")]
-    pub breaker_threshold: Option<String>,
-    /// First pause once the breaker opens; doubles up to 5m while probes keep failing. [default: 10s]
-    #[arg(long, value_name = "DURATION", env = "SHADOWDIFF_BREAKER_COOLDOWN")]
-    pub breaker_cooldown: Option<String>,
-    /// PEM certificate chain: serve clients over TLS (needs --tls-key).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "SHADOWDIFF_TLS_CERT",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "SHADOWDIFF_TLS_KEY",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-    /// PEM CA certificate(s) trusted for the secondary, on top of the system roots.
-    #[arg(long, value_name = "FILE", env = "SHADOWDIFF_SECONDARY_CA")]
-    pub secondary_ca: Option<PathBuf>,
-    /// Accept any certificate from the secondary. For test environments only.
-    #[arg(long, env = "SHADOWDIFF_INSECURE_SECONDARY")]
-    pub insecure_secondary: bool,
+    pub overrides: Overrides,
+}
+
+impl FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<ServeArgs, clap::Error> {
+        let mut overrides = Overrides::new();
+        for arg in serve_flags() {
+            let key = arg.get_id().as_str();
+            // Defaults are the config's to decide, after the file.
+            if !matches!(
+                matches.value_source(key),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                continue;
+            }
+            if key == "config" {
+                overrides.config_file = matches.get_one::<PathBuf>(key).cloned();
+            } else if arg.get_action().takes_values() {
+                if let Some(value) = matches.get_one::<String>(key) {
+                    overrides.set(key, value.clone());
+                }
+            } else if let Some(on) = matches.get_one::<bool>(key) {
+                overrides.set(key, on.to_string());
+            }
+        }
+        Ok(ServeArgs { overrides })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = ServeArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        command.args(serve_flags())
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        ServeArgs::augment_args(command)
+    }
+}
+
+/// A serve setting that takes a value.
+fn setting(key: &'static str, value_name: &'static str, help: &'static str) -> Arg {
+    flag(key, help).value_name(value_name)
+}
+
+/// A serve setting that is on or off.
+fn switch(key: &'static str, help: &'static str) -> Arg {
+    flag(key, help).action(ArgAction::SetTrue)
+}
+
+/// `--KEY`, with its `SHADOWDIFF_*` variable.
+fn flag(key: &'static str, help: &'static str) -> Arg {
+    Arg::new(key)
+        .long(key)
+        .env(format!(
+            "SHADOWDIFF_{}",
+            key.replace('-', "_").to_ascii_uppercase()
+        ))
+        .help(help)
+}
+
+/// Every flag of `serve`; each is optional: a missing flag falls back to its environment
+/// variable, then the config file, then the default.
+pub fn serve_flags() -> Vec<Arg> {
+    vec![
+        setting("config", "FILE", "TOML file with the same keys as the flags, plus compare rules.")
+            .value_parser(clap::value_parser!(PathBuf)),
+        setting("listen", "ADDR", "Address to accept clients on (HTTP/1.1 and cleartext HTTP/2). [default: 127.0.0.1:8080]"),
+        setting("primary", "URL", "The system of record; clients get its responses."),
+        setting("secondary", "URL", "The system being migrated to; receives copies of sampled requests."),
+        setting("db", "PATH", "SQLite file for results. [default: shadowdiff.db]"),
+        setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),
+        setting("sample-by", "KEY", "Decide sampling by hashing header:NAME, query:NAME or path, so the same key is always shadowed or never."),
+        switch("shadow-writes", "Also shadow POST, PUT, PATCH, DELETE and other unsafe methods."),
+        setting("max-body", "SIZE", "Largest body shadowed and compared, e.g. 1MiB, 512KB. [default: 1MiB]"),
+        setting("max-shadow-memory", "SIZE", "Memory all shadows together may buffer (request bodies, both responses, exchanges waiting for comparison); beyond it requests are skipped as overload. [default: 256MiB]"),
+        setting("secondary-timeout", "DURATION", "Time allowed for the secondary's whole response. [default: 5s]"),
+        setting("primary-timeout", "DURATION", "Time allowed for the primary's response headers; past it the client gets 504. [default: 30s]"),
+        setting("connect-timeout", "DURATION", "Time allowed for a TCP connect to either upstream; past it the leg fails as a connect error. [default: the leg's own timeout]"),
+        setting("max-inflight", "N", "Most shadow requests in flight at once; beyond it requests are skipped as overload. [default: 1024]"),
+        switch("preserve-host", "Send the client's Host header to both upstreams instead of each upstream's authority."),
+        setting("drain-timeout", "DURATION", "On SIGINT/SIGTERM, how long to wait for shadows in flight. [default: 10s]"),
+        setting("header-read-timeout", "DURATION", "Time a client has to send a complete request head (HTTP/1.1) or its connection preface and first request (HTTP/2), TLS handshake included; then the connection is closed. [default: 30s]"),
+        setting("max-connections", "N", "Most client connections open at once; at the cap, accepting pauses until one closes. [default: the open-file limit less a reserve, see docs/SECURITY.md]"),
+        setting("examples-per-signature", "N", "Mismatches kept with full request and bodies per (route, set of differing paths); later ones keep only their differences. [default: 20]"),
+        setting("max-db-size", "SIZE", "Stop keeping examples once the store reaches this size, e.g. 2GiB (counts continue)."),
+        setting("record", "FILE", "Append every shadowed request to this JSON Lines traffic file, for `replay`."),
+        setting("record-max-size", "SIZE", "Rotate the traffic file when it would grow past this size (FILE.1, FILE.2, ...). [default: 100MiB]"),
+        switch("record-secrets", "Keep secrets (Authorization, Cookie, secret query parameters and body fields, see `[redact]`) in the traffic file instead of redacting them."),
+        setting("admin", "ADDR", "Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own listener. [default: 127.0.0.1:9090]"),
+        setting("max-route-labels", "N", "Distinct route labels in metrics; later routes are counted under `other`. [default: 200]"),
+        setting("breaker-threshold", "N", "Consecutive secondary errors or timeouts that open the circuit breaker and pause shadowing; 0 disables it. [default: 20]"),
+        setting("breaker-cooldown", "DURATION", "First pause once the breaker opens; doubles up to 5m while probes keep failing. [default: 10s]"),
+        setting("tls-cert", "FILE", "PEM certificate chain: serve clients over TLS (needs --tls-key).").requires("tls-key"),
+        setting("tls-key", "FILE", "PEM private key of --tls-cert.").requires("tls-cert"),
+        setting("secondary-ca", "FILE", "PEM CA certificate(s) trusted for the secondary, on top of the system roots."),
+        switch("insecure-secondary", "Accept any certificate from the secondary. For test environments only."),
+    ]
 }
 
 /// How log lines are written.

@@ -42,7 +42,6 @@
 pub mod accept;
 pub mod admin;
 pub mod budget;
-pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod demo;

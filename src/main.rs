@@ -1,11 +1,12 @@
 //! The `shadowdiff` binary: parse, set up logging, call the library, map the result to an
 //! exit code: 0 ok, 1 differences found (gate and diff), 2 error.
 
+mod cli;
 mod commands;
 
+use crate::cli::{Cli, Command, ConfigCommand, LogFormat, ServeArgs};
 use anyhow::Context;
 use clap::Parser;
-use shadowdiff::cli::{Cli, Command, ConfigCommand, LogFormat, ServeArgs};
 use shadowdiff::config::ServeConfig;
 use shadowdiff::report::GateStatus;
 use std::process::ExitCode;
@@ -118,14 +119,14 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
     let serve = ServeArgs::augment_args(clap::Command::new("serve").no_binary_name(true));
     let matches =
         serve.try_get_matches_from([std::ffi::OsStr::new("--config"), file.as_os_str()])?;
-    let checked = ServeConfig::check(ServeArgs::from_arg_matches(&matches)?)?;
+    let checked = ServeConfig::check(&ServeArgs::from_arg_matches(&matches)?.overrides)?;
     let comparator = shadowdiff::compare::Comparator::new(&checked.config.rules)?;
     shadowdiff::stdout::write(&checked.effective(&comparator.rule_ids()))
         .context("writing to standard output")
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServeConfig::from_args(args.clone())?;
+    let config = ServeConfig::load(&args.overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,10 +134,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // Everything that can fail on bad settings fails before the listener opens.
         let prepared = shadowdiff::proxy::prepare(&config)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listen = config.listener.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("--listen {}: cannot listen", config.listen))?;
-        let admin = match config.admin {
+            .with_context(|| format!("--listen {listen}: cannot listen"))?;
+        let admin = match config.admin.addr {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
                     .await
@@ -160,9 +162,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .as_ref()
                 .and_then(|a| a.local_addr().ok())
                 .map_or_else(|| "off".to_string(), |a| a.to_string()),
-            tls = config.tls.is_some(),
-            primary = %shadowdiff::redact::url::shown(&config.primary),
-            secondary = %shadowdiff::redact::url::shown(&config.secondary),
+            tls = config.listener.tls.is_some(),
+            primary = %shadowdiff::redact::url::shown(&config.primary.url),
+            secondary = %shadowdiff::redact::url::shown(&config.secondary.url),
             "serving"
         );
         shadowdiff::proxy::serve_with_admin(listener, admin, config, prepared, shutdown_signal())
@@ -181,7 +183,7 @@ async fn reload_on_hangup(
     live: shadowdiff::proxy::Live,
 ) {
     while hangups.recv().await.is_some() {
-        let result = ServeConfig::from_args(args.clone())
+        let result = ServeConfig::load(&args.overrides)
             .map_err(shadowdiff::proxy::ReloadError::from)
             .inspect_err(|_| live.count_rejected())
             .and_then(|config| live.reload(&config).map(|()| config));
@@ -189,7 +191,7 @@ async fn reload_on_hangup(
             Ok(config) => {
                 tracing::info!(
                     digest = %config.digest,
-                    sample = config.sample,
+                    sample = config.shadow.sample,
                     "config reloaded: compare rules and sampling applied"
                 );
                 let ignored = running.restart_only_changes(&config);
@@ -230,5 +232,34 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shadowdiff::config::{Overrides, ServeConfig};
+
+    /// Every serve flag is a setting the config knows: a flag the merge never reads would
+    /// be accepted and silently do nothing.
+    #[test]
+    fn every_serve_flag_is_a_setting() {
+        for arg in crate::cli::serve_flags() {
+            let key = arg.get_id().as_str();
+            if key == "config" {
+                continue;
+            }
+            let result = ServeConfig::load(
+                &Overrides::new()
+                    .with("primary", "http://a")
+                    .with("secondary", "http://b")
+                    .with(key, "true"),
+            );
+            if let Err(error) = result {
+                assert!(
+                    !error.to_string().contains("not a serve setting"),
+                    "--{key}: {error}"
+                );
+            }
+        }
     }
 }

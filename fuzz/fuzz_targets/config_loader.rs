@@ -3,9 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shadowdiff::cli::ServeArgs;
 use shadowdiff::compare::Comparator;
-use shadowdiff::config::{FileConfig, ServeConfig};
+use shadowdiff::config::{FileConfig, Overrides, ServeConfig};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -24,11 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = FileConfig::parse(Path::new("f.toml"), text);
     let path = scratch();
     std::fs::write(path, text).expect("the scratch config file is writable");
-    let args = ServeArgs {
-        config: Some(path.clone()),
-        ..ServeArgs::default()
-    };
-    if let Ok(config) = ServeConfig::from_args(args) {
+    if let Ok(config) = ServeConfig::load(&Overrides::over_file(Some(path.clone()))) {
         let _ = config.effective(&[]);
         if let Ok(engine) = Comparator::new(&config.rules) {
             let _ = engine.rule_ids();

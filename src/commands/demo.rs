@@ -3,7 +3,7 @@
 //! included; then with `fixtures/demo.toml`, whose rules hide the noise, so what is left is
 //! what the "migration" really changed.
 
-use shadowdiff::cli::{DemoArgs, ThresholdArgs};
+use crate::cli::{DemoArgs, ThresholdArgs};
 use shadowdiff::demo::drive::{self, DemoError, DemoOptions};
 use shadowdiff::demo::DEMO_RULES;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! without traffic. A file is a bare body (JSON or text), or a captured response written
 //! as JSON `{"status": 200, "headers": {...}, "body": ...}`.
 
+use crate::cli::DiffArgs;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use shadowdiff::cli::DiffArgs;
 use shadowdiff::compare::{Comparator, RulesConfig, RulesError, Verdict};
 use shadowdiff::config::{ConfigError, FileConfig};
 use std::io::Write;

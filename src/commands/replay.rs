@@ -1,13 +1,16 @@
-//! `replay` as a CI job: replays, prints the text report of this run, and applies the
-//! gate's thresholds (0 pass, 1 a threshold broken).
+//! `replay` as a CI job: reads its flags into [`ReplayOptions`] (upstreams, store and
+//! rules through serve's own settings merge), replays, prints the text report of this run,
+//! and applies the gate's thresholds (0 pass, 1 a threshold broken).
 
-use shadowdiff::cli::ReplayArgs;
-use shadowdiff::replay::{self, ReplayError};
+use crate::cli::ReplayArgs;
+use anyhow::Context;
+use shadowdiff::config::{Overrides, ServeConfig};
+use shadowdiff::replay::{self, parse_rps, ProgressMode, ReplayError, ReplayOptions};
 use shadowdiff::report::GateStatus;
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<GateStatus> {
     let thresholds = args.thresholds.clone();
-    let summary = replay::run(args)?;
+    let summary = replay::run(options(args)?)?;
     if summary.invalid > 0 {
         shadowdiff::stdout::write(&format!(
             "{} invalid traffic lines skipped (--skip-invalid)\n",
@@ -17,4 +20,49 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<GateStatus> {
     }
     let status = super::report::print_text_report(summary.db, Some(summary.run), 3, &thresholds)?;
     Ok(status)
+}
+
+/// Replay's flags over the file `--config` names, validated as serve validates them.
+fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
+    let mut overrides = Overrides::over_file(args.config);
+    if let Some(url) = args.primary {
+        overrides.set("primary", url);
+    }
+    if let Some(url) = args.secondary {
+        overrides.set("secondary", url);
+    }
+    if let Some(db) = args.db {
+        let db = db
+            .to_str()
+            .context("--db: the path is not valid UTF-8")?
+            .to_string();
+        overrides.set("db", db);
+    }
+    if args.shadow_writes {
+        overrides.set("shadow-writes", "true");
+    }
+    let config = ServeConfig::load(&overrides)?;
+    let rate = args
+        .rate
+        .as_deref()
+        .map(parse_rps)
+        .transpose()
+        .map_err(|reason| anyhow::anyhow!("--rate: {reason}"))?;
+    Ok(ReplayOptions {
+        input: args.input,
+        config,
+        concurrency: args.concurrency as usize,
+        threads: args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        ),
+        rate,
+        repeat: args.repeat,
+        skip_invalid: args.skip_invalid,
+        progress: if args.quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        },
+    })
 }

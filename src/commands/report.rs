@@ -2,9 +2,7 @@
 //! thresholds and format, the result printed. Also the text report that `replay` and
 //! `demo` end with.
 
-use shadowdiff::cli::{
-    GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs,
-};
+use crate::cli::{GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs};
 use shadowdiff::report::gate::Thresholds;
 use shadowdiff::report::{self, Format, GateStatus, ReportError, Selection};
 use shadowdiff::store::StoreReader;

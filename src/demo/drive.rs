@@ -2,8 +2,7 @@
 //! first half of `shadowdiff demo` (the report that follows reads the store it fills).
 
 use super::{mix::traffic, Backends};
-use crate::cli::ServeArgs;
-use crate::config::{ConfigError, ServeConfig};
+use crate::config::{ConfigError, Overrides, ServeConfig};
 use crate::store::StoreError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -62,16 +61,15 @@ pub enum DemoError {
 /// through the proxy, then shuts the proxy down so every shadow is compared and stored.
 pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let backends = Backends::start().await?;
-    let config = ServeConfig::from_args(ServeArgs {
-        config: options.config.clone(),
-        listen: Some("127.0.0.1:0".into()),
-        primary: Some(backends.primary_url()),
-        secondary: Some(backends.secondary_url()),
-        db: Some(options.db.clone()),
+    let mut overrides = Overrides::over_file(options.config.clone());
+    overrides
+        .set("listen", "127.0.0.1:0")
+        .set("primary", backends.primary_url())
+        .set("secondary", backends.secondary_url())
+        .set("db", options.db.display().to_string())
         // The demo must run anywhere, beside anything: no fixed admin port.
-        admin: Some("off".into()),
-        ..ServeArgs::default()
-    })?;
+        .set("admin", "off");
+    let config = ServeConfig::load(&overrides)?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let proxy_url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

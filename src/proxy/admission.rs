@@ -6,7 +6,7 @@
 
 use super::breaker::{Breaker, Ticket};
 use crate::budget::{MemoryBudget, Reservation};
-use crate::config::SampleKey;
+use crate::config::{SampleKey, ShadowConfig};
 use crate::exchange::{is_write, SkipReason};
 use crate::upstream::SHADOW_HEADER;
 use arc_swap::ArcSwap;
@@ -20,6 +20,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Sampling {
     pub rate: f64,
     pub by: Option<SampleKey>,
+}
+
+impl Sampling {
+    pub fn of(config: &ShadowConfig) -> Sampling {
+        Sampling {
+            rate: config.sample,
+            by: config.sample_by.clone(),
+        }
+    }
 }
 
 /// A shadow allowed out: the in-flight permit, what its result means to the breaker, and
@@ -46,24 +55,17 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(
-        sample: f64,
-        sample_by: Option<SampleKey>,
-        shadow_writes: bool,
-        max_body: usize,
-        max_inflight: usize,
-    ) -> Admission {
+    /// The admission rules `config` sets, with a memory budget of its
+    /// `max_shadow_memory`, and no breaker until [`Admission::with_breaker`].
+    pub fn new(config: &ShadowConfig) -> Admission {
         Admission {
-            sampling: Arc::new(ArcSwap::from_pointee(Sampling {
-                rate: sample,
-                by: sample_by,
-            })),
+            sampling: Arc::new(ArcSwap::from_pointee(Sampling::of(config))),
             breaker: None,
-            shadow_writes,
-            max_body,
-            inflight: Arc::new(Semaphore::new(max_inflight)),
-            inflight_capacity: max_inflight,
-            memory: MemoryBudget::unlimited(),
+            shadow_writes: config.shadow_writes,
+            max_body: config.max_body,
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            inflight_capacity: config.max_inflight,
+            memory: MemoryBudget::new(config.max_shadow_memory),
         }
     }
 
@@ -213,9 +215,26 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
+    fn shadow(
+        sample: f64,
+        sample_by: Option<SampleKey>,
+        shadow_writes: bool,
+        max_body: usize,
+        max_inflight: usize,
+    ) -> ShadowConfig {
+        ShadowConfig {
+            sample,
+            sample_by,
+            shadow_writes,
+            max_body,
+            max_inflight,
+            ..ShadowConfig::default()
+        }
+    }
+
     #[test]
     fn refusals_carry_their_reason() {
-        let a = Admission::new(1.0, None, false, 10, 1);
+        let a = Admission::new(&shadow(1.0, None, false, 10, 1));
         let loop_guard = parts(Method::GET, "/", &[("x-shadowdiff", "shadow")]);
         assert_eq!(a.admit(&loop_guard).unwrap_err(), SkipReason::Loop);
         let post = parts(Method::POST, "/", &[]);
@@ -240,7 +259,7 @@ mod tests {
     #[test]
     fn a_full_memory_budget_refuses_as_overload() {
         let budget = MemoryBudget::new(100);
-        let a = Admission::new(1.0, None, true, 1000, 10).with_memory(budget.clone());
+        let a = Admission::new(&shadow(1.0, None, true, 1000, 10)).with_memory(budget.clone());
         let declared = |len: &str| parts(Method::POST, "/", &[("content-length", len)]);
         let held = a.admit(&declared("60")).unwrap();
         assert_eq!(held.memory.bytes(), 60);
@@ -255,13 +274,13 @@ mod tests {
 
     #[test]
     fn keyed_sampling_is_stable_and_near_the_rate() {
-        let a = Admission::new(
+        let a = Admission::new(&shadow(
             0.3,
             Some(SampleKey::Query("user".into())),
             false,
             10,
             100_000,
-        );
+        ));
         let mut admitted = 0;
         for user in 0..2000 {
             let uri = format!("/x?user={user}");

@@ -6,7 +6,7 @@
 //! one request is let through as a probe. The probe's success closes the breaker; its
 //! failure reopens it for twice the previous cool-down, up to [`BREAKER_MAX_COOLDOWN`].
 
-use crate::config::BREAKER_MAX_COOLDOWN;
+use crate::config::{BreakerConfig, BREAKER_MAX_COOLDOWN};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,11 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// The breaker `config` asks for; none when its threshold is 0.
+    pub fn from_config(config: &BreakerConfig) -> Option<Breaker> {
+        (config.threshold > 0).then(|| Breaker::new(config.threshold, config.cooldown))
+    }
+
     /// `threshold` 0 disables the breaker: it never opens.
     pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
         Breaker {

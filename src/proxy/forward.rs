@@ -92,7 +92,7 @@ pub async fn handle(
             ShadowBody::Ready(Bytes::new()),
         )
     } else {
-        let (tee, rx) = RequestTee::new(body, proxy.config.max_body, permit.memory.clone());
+        let (tee, rx) = RequestTee::new(body, proxy.config.shadow.max_body, permit.memory.clone());
         (PrimaryBody::Teed(Box::new(tee)), ShadowBody::Pending(rx))
     };
     let shadow = ShadowRequest {
@@ -118,7 +118,7 @@ pub async fn handle(
                 head.status,
                 head.headers.clone(),
                 started,
-                proxy.config.max_body,
+                proxy.config.shadow.max_body,
                 memory,
                 primary_tx,
             );

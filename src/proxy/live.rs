@@ -35,11 +35,8 @@ impl Live {
     pub(crate) fn new(config: &ServeConfig, comparator: Arc<Comparator>) -> Live {
         Live {
             rules: Arc::new(ArcSwap::new(comparator)),
-            sampling: Arc::new(ArcSwap::from_pointee(Sampling {
-                rate: config.sample,
-                by: config.sample_by.clone(),
-            })),
-            metrics: Arc::new(Metrics::new(config.max_route_labels)),
+            sampling: Arc::new(ArcSwap::from_pointee(Sampling::of(&config.shadow))),
+            metrics: Arc::new(Metrics::new(config.admin.max_route_labels)),
             digest: Arc::new(ArcSwap::from_pointee(config.digest.clone())),
         }
     }
@@ -56,10 +53,7 @@ impl Live {
             }
         };
         self.rules.store(Arc::new(comparator));
-        self.sampling.store(Arc::new(Sampling {
-            rate: config.sample,
-            by: config.sample_by.clone(),
-        }));
+        self.sampling.store(Arc::new(Sampling::of(&config.shadow)));
         self.digest.store(Arc::new(config.digest.clone()));
         // Counted once in effect: whoever sees the count then gets the new rules.
         self.metrics.count_reload(true);

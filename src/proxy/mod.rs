@@ -29,7 +29,7 @@ use crate::exchange::LegError;
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::recorder::{Recorder, RecorderError, RecorderOptions};
-use crate::upstream::{ClientError, Trust, Upstream};
+use crate::upstream::{ClientError, Upstream};
 use admission::Admission;
 use breaker::Breaker;
 pub use live::{Live, ReloadError};
@@ -98,22 +98,27 @@ impl Prepared {
 /// clients.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
-    let primary = Upstream::new(&config.primary, &Trust::default())?;
-    let secondary = Upstream::new(&config.secondary, &config.secondary_trust())?;
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let primary = Upstream::new(&config.primary.url, &config.primary.connect)?;
+    let secondary = Upstream::new(&config.secondary.url, &config.secondary.connect)?;
+    let tls = config
+        .listener
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()?;
     let dropped = Arc::new(AtomicU64::new(0));
     let write_errors = Arc::new(AtomicU64::new(0));
     let run = RunInfo {
         mode: "serve".into(),
-        primary: crate::redact::url::shown(&config.primary),
-        secondary: crate::redact::url::shown(&config.secondary),
+        primary: crate::redact::url::shown(&config.primary.url),
+        secondary: crate::redact::url::shown(&config.secondary.url),
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
     };
-    let mut options = config.store_options(dropped.clone());
+    let mut options = config.store.options(dropped.clone());
     options.write_errors = write_errors.clone();
     let lost = options.lost.clone();
-    let store = StoreWriter::open(&config.db, run, options)?;
+    let store = StoreWriter::open(&config.store.db, run, options)?;
     let recorder = match &config.record {
         Some(record) => Some(Arc::new(
             Recorder::open(
@@ -176,7 +181,7 @@ impl Proxy {
 
     /// X-Forwarded-Proto for requests that reached this listener.
     pub(crate) fn proto(&self) -> &'static str {
-        if self.config.tls.is_some() {
+        if self.config.listener.tls.is_some() {
             "https"
         } else {
             "http"
@@ -194,12 +199,16 @@ impl Proxy {
         body: PrimaryBody,
     ) -> Result<http::Response<hyper::body::Incoming>, LegError> {
         let sent = async {
-            let request =
-                self.primary
-                    .request(method, target, headers, self.config.preserve_host, body)?;
+            let request = self.primary.request(
+                method,
+                target,
+                headers,
+                self.config.primary.preserve_host,
+                body,
+            )?;
             self.primary.send(request, started).await
         };
-        crate::upstream::within(self.config.primary_timeout, started, "response", sent).await
+        crate::upstream::within(self.config.primary.timeout, started, "response", sent).await
     }
 }
 
@@ -246,14 +255,14 @@ pub async fn run_with_admin(
 /// Accepts connections until `shutdown` resolves. Then: stop accepting, let the client
 /// requests in flight finish, wait up to the drain timeout for shadows, record the ones
 /// still running as shutdown errors, and commit everything to the store.
-/// The admin endpoint is bound from `config.admin`, if set; see [`serve_with_admin`].
+/// The admin endpoint is bound from `config.admin.addr`, if set; see [`serve_with_admin`].
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
     prepared: Prepared,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let admin = match config.admin {
+    let admin = match config.admin.addr {
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
@@ -289,26 +298,13 @@ pub async fn serve_with_admin(
         config.redact.clone(),
         store,
         dropped.clone(),
-        config.max_inflight.max(1024),
+        config.shadow.max_inflight.max(1024),
         Some(live.metrics().clone()),
     );
     let (abandon, _) = watch::channel(false);
-    let drain_timeout = config.drain_timeout;
-    let breaker = (config.breaker_threshold > 0).then(|| {
-        Arc::new(Breaker::new(
-            config.breaker_threshold,
-            config.breaker_cooldown,
-        ))
-    });
-    let mut admission = Admission::new(
-        config.sample,
-        config.sample_by.clone(),
-        config.shadow_writes,
-        config.max_body,
-        config.max_inflight,
-    )
-    .with_sampling(live.sampling())
-    .with_memory(crate::budget::MemoryBudget::new(config.max_shadow_memory));
+    let drain_timeout = config.listener.drain_timeout;
+    let breaker = Breaker::from_config(&config.shadow.breaker).map(Arc::new);
+    let mut admission = Admission::new(&config.shadow).with_sampling(live.sampling());
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }
@@ -341,12 +337,15 @@ pub async fn serve_with_admin(
     });
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let max_connections = proxy.config.max_connections.unwrap_or_else(|| {
-        listener::default_max_connections(listener::open_file_limit(), proxy.config.max_inflight)
+    let max_connections = proxy.config.listener.max_connections.unwrap_or_else(|| {
+        listener::default_max_connections(
+            listener::open_file_limit(),
+            proxy.config.shadow.max_inflight,
+        )
     });
     let settings = Arc::new(listener::ListenerSettings {
         tls,
-        header_read_timeout: proxy.config.header_read_timeout,
+        header_read_timeout: proxy.config.listener.header_read_timeout,
         max_connections,
         metrics: live.metrics().connections().clone(),
     });

@@ -173,9 +173,9 @@ async fn send_secondary(
     let how = Fetch {
         memory: Some(memory),
         options: FetchOptions {
-            preserve_host: proxy.config.preserve_host,
-            max_body: proxy.config.max_body,
-            timeout: proxy.config.secondary_timeout,
+            preserve_host: proxy.config.secondary.preserve_host,
+            max_body: proxy.config.shadow.max_body,
+            timeout: proxy.config.secondary.timeout,
             mark: Some("shadow"),
         },
     };

@@ -63,7 +63,11 @@ impl Workers {
         settings: &Arc<ListenerSettings>,
     ) -> std::io::Result<Workers> {
         let count = count.max(1);
-        let pools = PoolSizes::split(count, settings.max_connections, proxy.config.max_inflight);
+        let pools = PoolSizes::split(
+            count,
+            settings.max_connections,
+            proxy.config.shadow.max_inflight,
+        );
         let mut workers = Workers {
             queues: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),

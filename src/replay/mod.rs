@@ -15,14 +15,13 @@
 
 pub mod progress;
 
-use crate::cli::{ReplayArgs, ServeArgs};
 use crate::compare::{Comparator, RulesError};
-use crate::config::{ConfigError, ServeConfig};
+use crate::config::{LegConfig, ServeConfig};
 use crate::exchange::{is_write, Exchange, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
-use crate::upstream::{self, ClientError, Fetch, FetchOptions, Trust, Upstream, SHADOW_HEADER};
+use crate::upstream::{self, ClientError, Fetch, FetchOptions, Upstream, SHADOW_HEADER};
 use http::{header, HeaderMap, HeaderValue};
 use progress::Progress;
 pub use progress::ProgressMode;
@@ -76,10 +75,6 @@ pub struct ReplaySummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("{flag}: {reason}")]
-    Flag { flag: &'static str, reason: String },
-    #[error(transparent)]
     Rules(#[from] RulesError),
     #[error(transparent)]
     Traffic(#[from] TrafficError),
@@ -99,47 +94,6 @@ pub enum ReplayError {
     Stdout(std::io::Error),
 }
 
-impl ReplayOptions {
-    /// Validates the command line; upstreams and rules come through the same
-    /// [`ServeConfig`] validation as serve's.
-    pub fn from_args(args: ReplayArgs) -> Result<ReplayOptions, ReplayError> {
-        let config = ServeConfig::from_args(ServeArgs {
-            config: args.config,
-            primary: args.primary,
-            secondary: args.secondary,
-            db: args.db,
-            shadow_writes: args.shadow_writes,
-            ..ServeArgs::default()
-        })?;
-        let rate = args
-            .rate
-            .as_deref()
-            .map(parse_rps)
-            .transpose()
-            .map_err(|reason| ReplayError::Flag {
-                flag: "--rate",
-                reason,
-            })?;
-        Ok(ReplayOptions {
-            input: args.input,
-            config,
-            concurrency: args.concurrency as usize,
-            threads: args.threads.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |n| n as usize,
-            ),
-            rate,
-            repeat: args.repeat,
-            skip_invalid: args.skip_invalid,
-            progress: if args.quiet {
-                ProgressMode::Quiet
-            } else {
-                ProgressMode::Auto
-            },
-        })
-    }
-}
-
 /// Requests per second: a positive number.
 pub fn parse_rps(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
@@ -150,9 +104,8 @@ pub fn parse_rps(value: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs `replay` from parsed flags on its own runtime; for `main`.
-pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
-    let options = ReplayOptions::from_args(args)?;
+/// Runs a replay on its own runtime.
+pub fn run(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // The workers run on threads of their own (see `send_all`); this runtime only reads
     // the file, shows progress and waits.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -166,20 +119,20 @@ pub fn run(args: ReplayArgs) -> Result<ReplaySummary, ReplayError> {
 pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // Open the input first: a typo in the file name should not create a database.
     let config = &options.config;
-    let bound = traffic::EntryBound::for_max_body(config.max_body);
+    let bound = traffic::EntryBound::for_max_body(config.shadow.max_body);
     drop(traffic::open(&options.input, bound)?);
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
-        &config.db,
+        &config.store.db,
         RunInfo {
             mode: "replay".into(),
-            primary: crate::redact::url::shown(&config.primary),
-            secondary: crate::redact::url::shown(&config.secondary),
+            primary: crate::redact::url::shown(&config.primary.url),
+            secondary: crate::redact::url::shown(&config.secondary.url),
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
         },
-        config.store_options(dropped.clone()),
+        config.store.options(dropped.clone()),
     )?;
     let run_id = store.run_id();
     let pipeline = Pipeline::start(
@@ -191,18 +144,13 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     );
     let tally = pipeline.tally();
     // Both upstreams are checked before anything is sent; each thread builds its own.
-    Upstream::<upstream::FullBody>::new(&config.primary, &Trust::default())?;
-    Upstream::<upstream::FullBody>::new(&config.secondary, &config.secondary_trust())?;
     let legs = Arc::new(Legs {
         primary: config.primary.clone(),
         secondary: config.secondary.clone(),
-        secondary_trust: config.secondary_trust(),
-        preserve_host: config.preserve_host,
-        max_body: config.max_body,
-        primary_timeout: config.primary_timeout,
-        secondary_timeout: config.secondary_timeout,
-        shadow_writes: config.shadow_writes,
+        max_body: config.shadow.max_body,
+        shadow_writes: config.shadow.shadow_writes,
     });
+    Links::new(&legs)?;
 
     let requests = Arc::new(AtomicU64::new(0));
     let invalid = Arc::new(AtomicU64::new(0));
@@ -241,7 +189,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         .await
         .map_err(|_| PipelineError::FinishPanicked)??;
     let summary = ReplaySummary {
-        db: config.db.clone(),
+        db: config.store.db.clone(),
         run: run_id,
         requests: requests.load(Ordering::Relaxed),
         matched: tally.matched.load(Ordering::Relaxed),
@@ -398,13 +346,9 @@ fn read_traffic(
 /// Everything needed to send one request to both upstreams, shared by the workers.
 #[derive(Clone)]
 struct Legs {
-    primary: url::Url,
-    secondary: url::Url,
-    secondary_trust: Trust,
-    preserve_host: bool,
+    primary: LegConfig,
+    secondary: LegConfig,
     max_body: usize,
-    primary_timeout: Duration,
-    secondary_timeout: Duration,
     shadow_writes: bool,
 }
 
@@ -417,8 +361,8 @@ struct Links {
 impl Links {
     fn new(legs: &Legs) -> Result<Links, ClientError> {
         Ok(Links {
-            primary: Upstream::new(&legs.primary, &Trust::default())?,
-            secondary: Upstream::new(&legs.secondary, &legs.secondary_trust)?,
+            primary: Upstream::new(&legs.primary.url, &legs.primary.connect)?,
+            secondary: Upstream::new(&legs.secondary.url, &legs.secondary.connect)?,
         })
     }
 }
@@ -439,12 +383,12 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
         return;
     }
     let headers = outgoing_headers(&request.headers);
-    let how = |timeout| Fetch {
+    let how = |leg: &LegConfig| Fetch {
         memory: None,
         options: FetchOptions {
-            preserve_host: legs.preserve_host,
+            preserve_host: leg.preserve_host,
             max_body: legs.max_body,
-            timeout,
+            timeout: leg.timeout,
             mark: None,
         },
     };
@@ -452,16 +396,16 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
     let (primary, secondary) = tokio::join!(
         links
             .primary
-            .fetch(how(legs.primary_timeout), method, uri, &headers, body),
+            .fetch(how(&legs.primary), method, uri, &headers, body),
         links
             .secondary
-            .fetch(how(legs.secondary_timeout), method, uri, &headers, body),
+            .fetch(how(&legs.secondary), method, uri, &headers, body),
     );
     // What is stored (and `show` prints) is the request as the primary received it, not
     // the Host of wherever the traffic was recorded.
     links
         .primary
-        .set_host(&mut request.headers, legs.preserve_host);
+        .set_host(&mut request.headers, legs.primary.preserve_host);
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
             at,

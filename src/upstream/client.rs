@@ -59,6 +59,14 @@ pub struct Trust {
     pub insecure: bool,
 }
 
+/// How an upstream is reached: whom its TLS may present, and how long a TCP connect may
+/// take before the leg fails as a connect error (unset: the leg's own timeout bounds it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Connect {
+    pub trust: Trust,
+    pub timeout: Option<Duration>,
+}
+
 /// Why an upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -73,15 +81,18 @@ pub enum ClientError {
 /// The connector of one upstream: TCP, and TLS with the upstream's trust for `https`.
 /// Built once (reading `--secondary-ca` and the system's roots); every pool of that
 /// upstream shares it.
-pub fn connector(protocol: Protocol, trust: &Trust) -> Result<Connector, ClientError> {
+pub fn connector(protocol: Protocol, connect: &Connect) -> Result<Connector, ClientError> {
     let mut tcp = HttpConnector::new();
+    // A host that drops SYNs holds a shadow's permit until the leg's timeout; a connect
+    // deadline fails it sooner, so the breaker sees it sooner.
+    tcp.set_connect_timeout(connect.timeout);
     // Requests are written whole; waiting for an ACK before the next small write only adds
     // latency (RFC 896's algorithm is for interactive byte streams).
     tcp.set_nodelay(true);
     // The https connector below decides the scheme; the TCP connector must not refuse it.
     tcp.enforce_http(false);
     let tls = match protocol {
-        Protocol::Https => tls_config(trust)?,
+        Protocol::Https => tls_config(&connect.trust)?,
         // Never used for a handshake: these upstreams are reached over plain TCP.
         Protocol::Http | Protocol::H2c => rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?

@@ -14,7 +14,7 @@
 pub mod client;
 pub mod target;
 
-pub use client::{ClientError, Protocol, Trust};
+pub use client::{ClientError, Connect, Protocol, Trust};
 
 use crate::budget::Reservation;
 use crate::exchange::{is_write, Captured, ErrorKind, LegError};
@@ -84,9 +84,9 @@ impl<B> std::fmt::Debug for Upstream<B> {
 }
 
 impl<B: OutgoingBody> Upstream<B> {
-    /// The upstream named by a URL that [`crate::config::parse_upstream`] accepted, with
-    /// its own pool. `trust` applies to `https` upstreams.
-    pub fn new(base: &url::Url, trust: &Trust) -> Result<Upstream<B>, ClientError> {
+    /// The upstream named by a URL that the config's upstream grammar accepted, with its
+    /// own pool, reached as `connect` says.
+    pub fn new(base: &url::Url, connect: &Connect) -> Result<Upstream<B>, ClientError> {
         let protocol = Protocol::from_scheme(base.scheme()).ok_or_else(|| ClientError::Url {
             reason: format!("scheme {:?} is not http, https or h2c", base.scheme()),
         })?;
@@ -101,7 +101,7 @@ impl<B: OutgoingBody> Upstream<B> {
         let host = HeaderValue::from_str(&host_port).map_err(|e| ClientError::Url {
             reason: format!("host {host_port:?}: {e}"),
         })?;
-        let connector = client::connector(protocol, trust)?;
+        let connector = client::connector(protocol, connect)?;
         Ok(Upstream {
             pool: client::pool(protocol, connector.clone(), client::DEFAULT_MAX_IDLE),
             connector,
@@ -627,7 +627,7 @@ mod tests {
     use super::*;
 
     fn upstream(url: &str) -> Upstream {
-        Upstream::new(&url::Url::parse(url).unwrap(), &Trust::default()).unwrap()
+        Upstream::new(&url::Url::parse(url).unwrap(), &Connect::default()).unwrap()
     }
 
     fn uri(upstream: &Upstream, target: &str) -> Result<String, LegError> {

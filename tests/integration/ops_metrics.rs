@@ -104,7 +104,7 @@ async fn routes_past_the_label_limit_are_counted_as_other() {
     let primary = support::fixed(200, "same").await;
     let secondary = support::fixed(200, "same").await;
     let (mut config, dir) = support::config(&primary.url(), &secondary.url());
-    config.max_route_labels = 2;
+    config.admin.max_route_labels = 2;
     let (proxy, admin) = support::start_with_admin(config, dir).await;
     let http = support::client();
     // Labels are handed out in the order the compare thread judges, and shadows finish in
@@ -165,8 +165,8 @@ async fn breaker_opens_on_a_failing_secondary_and_closes_when_it_recovers() {
     let failing = Arc::new(AtomicBool::new(true));
     let secondary = flaky_secondary(failing.clone()).await;
     let (mut config, dir) = support::config(&primary.url(), &format!("http://{secondary}"));
-    config.breaker_threshold = 3;
-    config.breaker_cooldown = Duration::from_millis(50);
+    config.shadow.breaker.threshold = 3;
+    config.shadow.breaker.cooldown = Duration::from_millis(50);
     let (proxy, admin) = support::start_with_admin(config, dir).await;
     let http = support::client();
     let breaker_state = || async { status(admin).await["breaker"]["state"].clone() };

@@ -37,7 +37,7 @@ async fn the_listener_speaks_tls_with_http2_and_http1() {
     let secondary = support::fixed(200, "same").await;
     let (mut config, dir) = support::config(&primary.url(), &secondary.url());
     let (files, cert_pem) = self_signed(dir.path());
-    config.tls = Some(files);
+    config.listener.tls = Some(files);
     let proxy = support::start(config, dir).await;
     let url = format!("https://localhost:{}/t", proxy.addr.port());
 
@@ -73,7 +73,7 @@ async fn the_listener_speaks_tls_with_http2_and_http1() {
 #[tokio::test]
 async fn unreadable_certificate_files_are_named() {
     let (mut config, dir) = support::config("http://127.0.0.1:1", "http://127.0.0.1:1");
-    config.tls = Some(TlsFiles {
+    config.listener.tls = Some(TlsFiles {
         cert: dir.path().join("missing.pem"),
         key: dir.path().join("key.pem"),
     });
@@ -92,7 +92,7 @@ async fn a_secondary_ca_that_is_not_pem_is_named() {
     let (mut config, dir) = support::config("http://127.0.0.1:1", "https://127.0.0.1:1");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
-    config.secondary_ca = Some(ca);
+    config.secondary.connect.trust.extra_ca = Some(ca);
     let error = shadowdiff::proxy::prepare(&config)
         .err()
         .unwrap()
@@ -113,8 +113,8 @@ async fn shadow_to_tls_secondary(
     let (files, _) = self_signed(front_dir.path());
     let ca = front_dir.path().join("ca.pem");
     std::fs::copy(&files.cert, &ca).unwrap();
-    front.tls = Some(files);
-    front.sample = 0.0;
+    front.listener.tls = Some(files);
+    front.shadow.sample = 0.0;
     let tls_secondary = support::start(front, front_dir).await;
 
     let primary = support::fixed(200, "same").await;
@@ -153,11 +153,14 @@ async fn shadow_to_tls_secondary(
 async fn the_secondary_certificate_is_verified_unless_trusted_or_waived() {
     assert_eq!(shadow_to_tls_secondary(|_, _| {}).await, "error");
     assert_eq!(
-        shadow_to_tls_secondary(|config, ca| config.secondary_ca = Some(ca.to_path_buf())).await,
+        shadow_to_tls_secondary(
+            |config, ca| config.secondary.connect.trust.extra_ca = Some(ca.to_path_buf())
+        )
+        .await,
         "matched"
     );
     assert_eq!(
-        shadow_to_tls_secondary(|config, _| config.insecure_secondary = true).await,
+        shadow_to_tls_secondary(|config, _| config.secondary.connect.trust.insecure = true).await,
         "matched"
     );
 }
@@ -170,8 +173,8 @@ async fn tls_clients_that_stall_the_handshake_or_the_h2_preface_are_closed() {
     let secondary = support::fixed(200, "same").await;
     let (mut config, dir) = support::config(&primary.url(), &secondary.url());
     let (files, cert_pem) = self_signed(dir.path());
-    config.tls = Some(files);
-    config.header_read_timeout = Duration::from_secs(1);
+    config.listener.tls = Some(files);
+    config.listener.header_read_timeout = Duration::from_secs(1);
     let (proxy, admin) = support::start_with_admin(config, dir).await;
 
     // Never sends a ClientHello.
@@ -245,7 +248,7 @@ async fn an_upgrade_over_tls_reaches_the_primary_as_https() {
     let secondary = support::fixed(200, "same").await;
     let (mut config, dir) = support::config(&format!("http://{primary_addr}"), &secondary.url());
     let (files, cert_pem) = self_signed(dir.path());
-    config.tls = Some(files);
+    config.listener.tls = Some(files);
     let proxy = support::start(config, dir).await;
 
     let mut roots = rustls::RootCertStore::empty();

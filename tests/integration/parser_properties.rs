@@ -9,11 +9,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
-use shadowdiff::cli::ServeArgs;
 use shadowdiff::compare::json::Tape;
 use shadowdiff::compare::path::{segments, PathPattern};
 use shadowdiff::compare::{Comparator, RulesConfig};
-use shadowdiff::config::{FileConfig, ServeConfig};
+use shadowdiff::config::{FileConfig, Overrides, ServeConfig};
 use shadowdiff::exchange::RecordedRequest;
 use shadowdiff::traffic::har::HarReader;
 use shadowdiff::traffic::jsonl::{to_line, JsonLinesReader};
@@ -294,10 +293,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         std::fs::write(&path, &text).unwrap();
-        let loaded = ServeConfig::from_args(ServeArgs {
-            config: Some(path),
-            ..ServeArgs::default()
-        });
+        let loaded = ServeConfig::load(&Overrides::over_file(Some(path)));
         if let Ok(config) = loaded {
             let _ = config.effective(&[]);
             let _ = Comparator::new(&config.rules);

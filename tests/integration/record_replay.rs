@@ -12,7 +12,7 @@ async fn recorded_traffic_replays_the_same_requests() {
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
     let traffic = dir.path().join("traffic.jsonl");
-    config.shadow_writes = true;
+    config.shadow.shadow_writes = true;
     config.record = Some(RecordConfig {
         path: traffic.clone(),
         max_size: 1 << 20,

@@ -111,7 +111,7 @@ fn replay_between(primary: &str, secondary: &str, requests: usize) -> ReplaySumm
 /// [`replay_between`] with the traffic file and the store in `dir`, kept for reading.
 fn replay_in(dir: &Path, primary: &str, secondary: &str, requests: usize) -> ReplaySummary {
     let mut config = ServeConfig::new(primary, secondary).unwrap();
-    config.db = dir.join("replay.db");
+    config.store.db = dir.join("replay.db");
     let options = ReplayOptions {
         input: traffic(dir, requests),
         config,

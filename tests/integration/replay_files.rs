@@ -11,8 +11,8 @@ use std::path::Path;
 fn run(servers: &Servers, input: &Path, shadow_writes: bool, repeat: u32) -> ReplaySummary {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new(&servers.primary_url(), &servers.secondary_url()).unwrap();
-    config.db = dir.path().join("replay.db");
-    config.shadow_writes = shadow_writes;
+    config.store.db = dir.path().join("replay.db");
+    config.shadow.shadow_writes = shadow_writes;
     let options = ReplayOptions {
         input: input.to_path_buf(),
         config,
@@ -97,7 +97,7 @@ fn an_unreachable_secondary_is_an_error_per_request() {
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new(&servers.primary_url(), &dead).unwrap();
-    config.db = dir.path().join("replay.db");
+    config.store.db = dir.path().join("replay.db");
     let options = ReplayOptions {
         input: fixture("sample.har"),
         config,

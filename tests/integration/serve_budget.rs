@@ -74,11 +74,11 @@ fn budget_config(
     secondary: &Backend,
 ) -> (shadowdiff::ServeConfig, tempfile::TempDir) {
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.shadow_writes = true;
-    config.max_shadow_memory = 4 * BODY - 1024;
-    config.secondary_timeout = Duration::from_secs(60);
-    config.drain_timeout = Duration::from_millis(200);
-    config.breaker_threshold = 0;
+    config.shadow.shadow_writes = true;
+    config.shadow.max_shadow_memory = 4 * BODY - 1024;
+    config.secondary.timeout = Duration::from_secs(60);
+    config.listener.drain_timeout = Duration::from_millis(200);
+    config.shadow.breaker.threshold = 0;
     (config, dir)
 }
 

@@ -145,7 +145,7 @@ async fn h2c_upstreams_get_te_trailers_and_the_client_gets_their_trailers_unchan
     let secondary = Grpc::start("5", "not found", "b", None).await;
     let (mut config, dir) = config(&h2c(primary.addr), &format!("{}/v2", h2c(secondary.addr)));
     // gRPC calls are POSTs: shadowing them is the user's explicit choice.
-    config.shadow_writes = true;
+    config.shadow.shadow_writes = true;
     let proxy = start(config, dir).await;
     let (status, body, trailers) = call(proxy.addr, "/pkg.Users/Get").await;
     let db = proxy.stop().await;
@@ -176,10 +176,10 @@ async fn other_trailers_are_compared_when_listed_like_headers_and_equal_status_m
     let primary = Grpc::start("0", "ok", "a", None).await;
     let secondary = Grpc::start("0", "ok", "b", None).await;
     let (mut config, dir) = config(&h2c(primary.addr), &h2c(secondary.addr));
-    config.shadow_writes = true;
+    config.shadow.shadow_writes = true;
     let (unlisted, unlisted_dir) = {
         let (mut c, d) = support::config(&h2c(primary.addr), &h2c(secondary.addr));
-        c.shadow_writes = true;
+        c.shadow.shadow_writes = true;
         (c, d)
     };
     config.rules.compare.headers.push("x-other-trailer".into());
@@ -223,8 +223,8 @@ async fn an_https_secondary_that_offers_only_h2_is_reached_over_http2_by_alpn() 
         &h2c(primary.addr),
         &format!("https://localhost:{}", secondary.addr.port()),
     );
-    config.shadow_writes = true;
-    config.secondary_ca = Some(ca);
+    config.shadow.shadow_writes = true;
+    config.secondary.connect.trust.extra_ca = Some(ca);
     let proxy = start(config, dir).await;
     let (status, _, trailers) = call(proxy.addr, "/pkg.Users/Get").await;
     let db = proxy.stop().await;
@@ -255,8 +255,8 @@ fn replay_sends_to_h2c_upstreams_and_compares_their_grpc_status() {
     )
     .unwrap();
     let mut config = ServeConfig::new(&h2c(primary.addr), &h2c(secondary.addr)).unwrap();
-    config.db = dir.path().join("replay.db");
-    config.shadow_writes = true;
+    config.store.db = dir.path().join("replay.db");
+    config.shadow.shadow_writes = true;
     let options = ReplayOptions {
         input: traffic,
         config,

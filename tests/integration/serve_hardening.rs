@@ -69,7 +69,8 @@ async fn two_host_headers_are_refused_even_with_preserve_host() {
     let primary = fixed(200, "primary").await;
     let secondary = fixed(200, "secondary").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.preserve_host = true;
+    config.primary.preserve_host = true;
+    config.secondary.preserve_host = true;
     let proxy = start(config, dir).await;
     let request =
         "GET /a HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\nConnection: close\r\n\r\n";
@@ -87,7 +88,7 @@ async fn malformed_chunked_request_body_gets_400_not_502() {
     let secondary = fixed(200, "secondary").await;
     for shadow_writes in [false, true] {
         let (mut config, dir) = config(&primary.url(), &secondary.url());
-        config.shadow_writes = shadow_writes;
+        config.shadow.shadow_writes = shadow_writes;
         let proxy = start(config, dir).await;
         let request = "POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
                        Connection: close\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n0\r\n\r\n";
@@ -109,7 +110,7 @@ async fn content_length_with_transfer_encoding_forwards_the_chunked_body_only() 
     let primary = fixed(200, "primary").await;
     let secondary = fixed(200, "secondary").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.shadow_writes = true;
+    config.shadow.shadow_writes = true;
     let proxy = start(config, dir).await;
     let request = "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\
                    Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
@@ -153,8 +154,8 @@ async fn half_sent_requests_cannot_lock_new_clients_out() {
     let primary = fixed(200, "primary").await;
     let secondary = fixed(200, "secondary").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.header_read_timeout = Duration::from_secs(1);
-    config.max_connections = Some(3);
+    config.listener.header_read_timeout = Duration::from_secs(1);
+    config.listener.max_connections = Some(3);
     let (proxy, admin) = start_with_admin(config, dir).await;
 
     // Slowloris: three connections that never finish their head, one that never speaks,

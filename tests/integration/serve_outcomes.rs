@@ -87,7 +87,7 @@ async fn matches_mismatches_and_skips_are_counted_per_route() {
 async fn errors_recorded_with(secondary_url: String, timeout: Duration) -> Value {
     let primary = fixed(200, "primary").await;
     let (mut config, dir) = config(&primary.url(), &secondary_url);
-    config.secondary_timeout = timeout;
+    config.secondary.timeout = timeout;
     let proxy = start(config, dir).await;
     for _ in 0..3 {
         let response = client().get(proxy.url("/e")).send().await.unwrap();
@@ -128,7 +128,7 @@ async fn a_secondary_body_over_max_body_is_too_large() {
     let primary = fixed(200, "small").await;
     let secondary = backend(|_| async { text(200, &"x".repeat(4096)) }).await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.max_body = 1024;
+    config.shadow.max_body = 1024;
     let proxy = start(config, dir).await;
     client().get(proxy.url("/big")).send().await.unwrap();
     let report = report(&proxy.stop().await);
@@ -307,5 +307,48 @@ async fn a_secondary_head_of_a_mebibyte_is_head_too_large_not_protocol() {
         report["summary"]["errors_by_kind"]["secondary:head_too_large"], 3,
         "{:#}",
         report["summary"]
+    );
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+/// hangs, as to a host that blackholes its traffic. The held connections keep it full.
+async fn never_accepting() -> (
+    std::net::SocketAddr,
+    tokio::net::TcpListener,
+    Vec<std::net::TcpStream>,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    (addr, listener, held)
+}
+
+/// Issue 14's example setting: `connect-timeout` ends a connect that hangs as a connect
+/// error, long before the secondary's own timeout would end it as a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_that_never_accepts_fails_as_connect_within_the_connect_timeout() {
+    let (blackhole, _listener, _held) = never_accepting().await;
+    let primary = fixed(200, "primary").await;
+    let (mut config, dir) = config(&primary.url(), &format!("http://{blackhole}"));
+    config.secondary.timeout = Duration::from_secs(20);
+    config.secondary.connect.timeout = Some(Duration::from_millis(300));
+    let proxy = start(config, dir).await;
+    for _ in 0..3 {
+        let response = client().get(proxy.url("/e")).send().await.unwrap();
+        assert_eq!(response.text().await.unwrap(), "primary");
+    }
+    let report = report(&proxy.stop().await);
+    assert_eq!(report["summary"]["errors"], 3, "{report:#}");
+    assert_eq!(
+        report["summary"]["errors_by_kind"]["secondary:connect"], 3,
+        "{report:#}"
     );
 }

@@ -255,8 +255,8 @@ async fn primary_timeout_gives_504() {
     .await;
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.primary_timeout = Duration::from_millis(200);
-    config.drain_timeout = Duration::from_millis(500);
+    config.primary.timeout = Duration::from_millis(200);
+    config.listener.drain_timeout = Duration::from_millis(500);
     let proxy = start(config, dir).await;
     let response = client().get(proxy.url("/slow")).send().await.unwrap();
     assert_eq!(response.status(), 504);
@@ -286,7 +286,8 @@ async fn preserve_host_sends_the_clients_host_to_both_legs() {
     let primary = fixed(200, "ok").await;
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.preserve_host = true;
+    config.primary.preserve_host = true;
+    config.secondary.preserve_host = true;
     let proxy = start(config, dir).await;
     client()
         .get(proxy.url("/h"))

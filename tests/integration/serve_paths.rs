@@ -243,8 +243,8 @@ async fn an_https_secondary_gets_the_normalized_path_and_nothing_hostile() {
     std::fs::write(&tls.cert, made.cert.pem()).unwrap();
     std::fs::write(&tls.key, made.signing_key.serialize_pem()).unwrap();
     let ca = tls.cert.clone();
-    front.tls = Some(tls);
-    front.sample = 0.0;
+    front.listener.tls = Some(tls);
+    front.shadow.sample = 0.0;
     let front = start(front, front_dir).await;
 
     let primary = recording().await;
@@ -252,7 +252,7 @@ async fn an_https_secondary_gets_the_normalized_path_and_nothing_hostile() {
         &format!("{}/api/v2", primary.url()),
         &format!("https://localhost:{}/api/v2", front.addr.port()),
     );
-    config.secondary_ca = Some(ca);
+    config.secondary.connect.trust.extra_ca = Some(ca);
     let proxy = start(config, dir).await;
     for target in HOSTILE {
         let response = get(&proxy, target).await;

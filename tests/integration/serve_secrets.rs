@@ -330,7 +330,7 @@ async fn record_secrets_keeps_query_and_body_secrets_in_the_record_file() {
         let secondary = support::fixed(200, "ok").await;
         let (mut config, dir) = support::config(&primary.url(), &secondary.url());
         let path = dir.path().join("kept.jsonl");
-        config.shadow_writes = true;
+        config.shadow.shadow_writes = true;
         config.record = Some(shadowdiff::config::RecordConfig {
             path: path.clone(),
             max_size: 1 << 20,

@@ -12,7 +12,7 @@ async fn writes_are_shadowed_only_with_shadow_writes() {
         let primary = fixed(201, "created").await;
         let secondary = fixed(201, "created").await;
         let (mut config, dir) = config(&primary.url(), &secondary.url());
-        config.shadow_writes = shadow_writes;
+        config.shadow.shadow_writes = shadow_writes;
         let proxy = start(config, dir).await;
         let response = client()
             .post(proxy.url("/orders"))
@@ -50,7 +50,7 @@ async fn streamed_request_body_reaches_both_legs_whole() {
     let primary = fixed(200, "ok").await;
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.shadow_writes = true;
+    config.shadow.shadow_writes = true;
     let proxy = start(config, dir).await;
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..64)
         .map(|i| Ok(bytes::Bytes::from(vec![b'a' + (i % 26) as u8; 1000])))
@@ -92,7 +92,7 @@ async fn sampling_rate_bounds_what_is_shadowed() {
         let primary = fixed(200, "ok").await;
         let secondary = fixed(200, "ok").await;
         let (mut config, dir) = config(&primary.url(), &secondary.url());
-        config.sample = rate;
+        config.shadow.sample = rate;
         let n = 300;
         let proxy = start(config, dir).await;
         let http = client();
@@ -117,8 +117,8 @@ async fn sample_by_key_shadows_a_key_always_or_never() {
     let primary = fixed(200, "ok").await;
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.sample = 0.5;
-    config.sample_by = Some(shadowdiff::config::parse_sample_key("header:x-user").unwrap());
+    config.shadow.sample = 0.5;
+    config.shadow.sample_by = Some(shadowdiff::config::parse_sample_key("header:x-user").unwrap());
     let proxy = start(config, dir).await;
     let http = client();
     for round in 0..4 {
@@ -146,8 +146,8 @@ async fn sample_by_key_shadows_a_key_always_or_never() {
 async fn client_sees_primary_despite(secondary_url: String, timeout: Duration) {
     let primary = fixed(200, "primary says hi").await;
     let (mut config, dir) = config(&primary.url(), &secondary_url);
-    config.secondary_timeout = timeout;
-    config.drain_timeout = Duration::from_secs(5);
+    config.secondary.timeout = timeout;
+    config.listener.drain_timeout = Duration::from_secs(5);
     let proxy = start(config, dir).await;
     for _ in 0..3 {
         let response = client().get(proxy.url("/x")).send().await.unwrap();
@@ -223,7 +223,7 @@ async fn sampled_out_requests_counted_as_one_record_per_route_still_add_up_exact
     let primary = fixed(200, "ok").await;
     let secondary = fixed(200, "ok").await;
     let (mut config, dir) = config(&primary.url(), &secondary.url());
-    config.sample = 0.0;
+    config.shadow.sample = 0.0;
     let (proxy, admin) = start_with_admin(config, dir).await;
     let client = client();
     let sends = (0..300).map(|i| {

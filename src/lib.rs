@@ -3,22 +3,24 @@
 //!
 //! The client always talks to the **primary** through [`proxy`]; a sampled copy of each
 //! request goes to the **secondary**. Both responses flow as an [`exchange::Exchange`] into
-//! the [`pipeline`], which compares them off the hot path ([`compare`]) and hands the result
+//! the `pipeline`, which compares them off the hot path ([`compare`]) and hands the result
 //! to the single SQLite writer ([`store`]). [`report`] turns stored results into verdicts.
 //!
 //! # Layout
 //!
-//! - [`accept`]: accepting TCP connections, with the one error policy (backoff).
-//! - [`admin`]: the admin listener: `/metrics`, `/healthz`, `/status`.
-//! - [`budget`]: the one byte budget for everything held for shadows (`--max-shadow-memory`).
-//! - [`cli`]: clap definitions of every subcommand, nothing else. The glue that turns
-//!   them into library calls is the binary's `src/commands/` (report, gate, show, diff,
-//!   demo, replay's final report); serve's and replay's settings still read clap's
-//!   structs here (`config`, `replay`, `demo::drive`).
-//! - [`config`]: flags + TOML file merged and validated into typed settings.
+//! Modules without `pub` are the library's own; what callers outside need of them is
+//! re-exported where it belongs.
+//!
+//! - `accept`: accepting TCP connections, with the one error policy (backoff).
+//! - `admin`: the admin listener: `/metrics`, `/healthz`, `/status`.
+//! - `budget`: the one byte budget for everything held for shadows (`--max-shadow-memory`).
+//! - [`config`]: serve's settings per component (listener, each leg, shadow, store,
+//!   admin, record): flags, environment and TOML file merged by one path and validated
+//!   once. The command line itself (clap) is the binary's: `src/cli.rs`, with each
+//!   subcommand's glue in `src/commands/`; the library takes typed settings only.
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
-//! - [`metrics`]: the Prometheus registry and what is counted where.
+//! - `metrics`: the Prometheus registry and what is counted where.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
 //! - [`upstream`]: the one request builder, pooled hyper-util client (HTTP/1.1, HTTP/2 by
 //!   ALPN or `h2c://`, rustls) and timeout behind every leg, and the request-target check
@@ -28,7 +30,7 @@
 //!   rules, the hot path's bodies.
 //! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
 //!   anything reaches the disk or the logs.
-//! - [`pipeline`]: bounded hand-off from the hot path to the compare thread and the store.
+//! - `pipeline`: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`stdout`]: what the commands print; a reader that stops early is not an error.
@@ -39,15 +41,15 @@
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
-pub mod accept;
-pub mod admin;
-pub mod budget;
+mod accept;
+mod admin;
+mod budget;
 pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod exchange;
-pub mod metrics;
-pub mod pipeline;
+mod metrics;
+mod pipeline;
 pub mod proxy;
 pub mod redact;
 pub mod replay;

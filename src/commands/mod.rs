@@ -1,7 +1,7 @@
 //! The subcommands' glue that lives with the binary, not in the library: each reads its
-//! clap arguments, calls the library with typed values and prints the result. Still in
-//! the library: serve's and replay's settings (`config::ServeConfig::from_args`,
-//! `replay::ReplayOptions::from_args`), which take clap's structs (issue 14).
+//! clap arguments (src/cli.rs), calls the library with typed values and prints the result.
+//! Serve and `config check` are in main itself: their flags become `config::Overrides`
+//! in `cli::ServeArgs`, and the library does the rest.
 
 pub mod demo;
 pub mod diff;

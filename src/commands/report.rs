@@ -48,7 +48,7 @@ pub fn run_gate(args: &GateArgs) -> Result<GateStatus, ReportError> {
     }
     let mut report = report::load(&selection(&args.stores, 0)?)?;
     let status = report::apply_gate(&mut report, &thresholds);
-    report::print(&report::text::render_gate(&report))?;
+    report::print(&report::render_gate(&report))?;
     Ok(status)
 }
 
@@ -56,7 +56,7 @@ pub fn run_gate(args: &GateArgs) -> Result<GateStatus, ReportError> {
 pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
     let reader = StoreReader::open(&args.db)?;
     let row = reader.mismatch(args.id)?;
-    report::print(&report::show::render(&row))
+    report::print(&report::render_mismatch(&row))
 }
 
 /// The text report of one store (one run of it, if given), as `replay` and `demo` print

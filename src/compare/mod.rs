@@ -16,12 +16,12 @@
 //! - [`json`], [`text`]: the body diffs.
 //! - [`files`]: `shadowdiff diff A B`, the same engine on two files.
 
-pub mod decode;
+pub(crate) mod decode;
 pub mod json;
 pub mod path;
-pub mod rules;
-pub mod sink;
-pub mod text;
+mod rules;
+mod sink;
+mod text;
 
 pub use rules::{
     CompareSection, MaskSetting, RouteSection, RulesConfig, RulesError, ToleranceSetting,

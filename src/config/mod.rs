@@ -13,13 +13,13 @@
 //! settings here, and the code that uses it. `config check`, the digest stored with each
 //! run and the restart diff of a reload follow from the merge.
 
-pub mod admin;
-pub mod layer;
-pub mod leg;
-pub mod listener;
-pub mod record;
-pub mod shadow;
-pub mod store;
+mod admin;
+mod layer;
+mod leg;
+mod listener;
+mod record;
+mod shadow;
+mod store;
 pub mod value;
 
 pub use admin::AdminConfig;

@@ -13,7 +13,7 @@
 //! The command itself (both passes, no rules then `fixtures/demo.toml`, and their reports)
 //! is the binary's `commands::demo`.
 
-pub mod api;
+mod api;
 pub mod drive;
 pub mod mix;
 

@@ -69,12 +69,6 @@ impl Admission {
         }
     }
 
-    /// Holds every shadow's buffers to `budget` (`--max-shadow-memory`).
-    pub fn with_memory(mut self, budget: Arc<MemoryBudget>) -> Admission {
-        self.memory = budget;
-        self
-    }
-
     /// The budget shadows buffer from.
     pub fn memory(&self) -> &Arc<MemoryBudget> {
         &self.memory
@@ -258,8 +252,11 @@ mod tests {
 
     #[test]
     fn a_full_memory_budget_refuses_as_overload() {
-        let budget = MemoryBudget::new(100);
-        let a = Admission::new(&shadow(1.0, None, true, 1000, 10)).with_memory(budget.clone());
+        let a = Admission::new(&ShadowConfig {
+            max_shadow_memory: 100,
+            ..shadow(1.0, None, true, 1000, 10)
+        });
+        let budget = a.memory().clone();
         let declared = |len: &str| parts(Method::POST, "/", &[("content-length", len)]);
         let held = a.admit(&declared("60")).unwrap();
         assert_eq!(held.memory.bytes(), 60);

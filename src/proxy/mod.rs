@@ -7,20 +7,20 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! drive the real thing.
 
-pub mod admission;
-pub mod body;
-pub mod breaker;
-pub mod capture;
-pub mod forward;
-pub mod listener;
-pub mod live;
-pub mod peer;
-pub mod refusal;
-pub mod response;
-pub mod shadow;
-pub mod tls;
-pub mod tunnel;
-pub mod workers;
+mod admission;
+mod body;
+mod breaker;
+mod capture;
+mod forward;
+mod listener;
+mod live;
+mod peer;
+mod refusal;
+mod response;
+mod shadow;
+mod tls;
+mod tunnel;
+mod workers;
 
 use crate::admin::AdminState;
 use crate::compare::{Comparator, RulesError};

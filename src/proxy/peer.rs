@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 /// The client connection a request arrived on, with what every request on it forwards.
 #[derive(Clone, Debug)]
 pub struct Peer {
-    pub addr: SocketAddr,
     /// The address as X-Forwarded-For writes it, formatted once per connection.
     pub forwarded_for: HeaderValue,
 }
@@ -14,7 +13,6 @@ pub struct Peer {
 impl Peer {
     pub fn new(addr: SocketAddr) -> Peer {
         Peer {
-            addr,
             forwarded_for: crate::upstream::forwarded_for(addr.ip()),
         }
     }

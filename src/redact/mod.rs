@@ -9,8 +9,8 @@
 //! `[redacted hmac:<12 hex digits>]`, an HMAC-SHA256 keyed with the store's own key, so
 //! that a difference in a secret stays visible (two digests that differ) without the value.
 
-pub mod body;
-pub mod rules;
+mod body;
+mod rules;
 pub mod url;
 
 use rules::unescape;

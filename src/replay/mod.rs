@@ -13,7 +13,7 @@
 //!
 //! - [`progress`]: the progress bar on a terminal, periodic lines elsewhere.
 
-pub mod progress;
+mod progress;
 
 use crate::compare::{Comparator, RulesError};
 use crate::config::{LegConfig, ServeConfig};

@@ -7,13 +7,17 @@
 //! - [`show`]: one stored mismatch in full.
 
 pub mod gate;
-pub mod html;
-pub mod json;
-pub mod junit;
-pub mod markdown;
+mod html;
+mod json;
+mod junit;
+mod markdown;
 pub mod model;
-pub mod show;
-pub mod text;
+mod show;
+mod text;
+
+/// `gate`'s verdict as text; `show`'s page of one mismatch.
+pub use show::render as render_mismatch;
+pub use text::render_gate;
 
 use crate::store::{ReadFilter, StoreError, StoreReader};
 use gate::{ThresholdError, Thresholds};

@@ -15,11 +15,11 @@
 //! - [`workload`]: synthetic mismatches for benchmarks and demos.
 
 mod inspect;
-pub mod latency;
-pub mod read;
+pub(crate) mod latency;
+pub(crate) mod read;
 pub mod schema;
 pub mod workload;
-pub mod writer;
+mod writer;
 
 pub use read::{ReadFilter, StoreReader};
 pub use schema::SCHEMA_VERSION;

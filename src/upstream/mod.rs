@@ -11,7 +11,7 @@
 //! - [`client`]: the pooled hyper-util client: HTTP/1.1, HTTP/2 by ALPN or `h2c`, rustls.
 //! - [`target`]: the request-target check, so that no request leaves the base path.
 
-pub mod client;
+mod client;
 pub mod target;
 
 pub use client::{ClientError, Connect, Protocol, Trust};

@@ -108,9 +108,12 @@ fn setting(key: &'static str, value_name: &'static str, help: &'static str) -> A
     flag(key, help).value_name(value_name)
 }
 
-/// A serve setting that is on or off.
+/// A serve setting that is on or off; its variable takes what people write for a
+/// boolean (`1`, `yes`, `on`, `true`, and their opposites).
 fn switch(key: &'static str, help: &'static str) -> Arg {
-    flag(key, help).action(ArgAction::SetTrue)
+    flag(key, help)
+        .action(ArgAction::SetTrue)
+        .value_parser(clap::builder::BoolishValueParser::new())
 }
 
 /// `--KEY`, with its `SHADOWDIFF_*` variable.

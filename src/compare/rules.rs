@@ -58,6 +58,46 @@ struct RuleTables<'a> {
     tolerance: Option<&'a Spanned<ToleranceSetting>>,
 }
 
+impl RuleTables<'_> {
+    /// The rules' values without the places they were written at.
+    fn canonical(&self) -> String {
+        let inner = |v: &dyn std::fmt::Debug| format!("{v:?}");
+        format!(
+            "headers={:?} ignore={:?} mask={:?} unordered={:?} tolerance={:?}",
+            self.headers,
+            self.ignore
+                .iter()
+                .map(|s| inner(s.get_ref()))
+                .collect::<Vec<_>>(),
+            self.mask
+                .iter()
+                .map(|s| inner(s.get_ref()))
+                .collect::<Vec<_>>(),
+            self.unordered
+                .iter()
+                .map(|s| inner(s.get_ref()))
+                .collect::<Vec<_>>(),
+            self.tolerance.map(|s| inner(s.get_ref())),
+        )
+    }
+}
+
+impl RulesConfig {
+    /// The rules as values, not as positions in their file: what the settings digest
+    /// hashes, so that a comment added above a rule does not change the digest.
+    pub fn canonical(&self) -> String {
+        let mut text = format!("[compare] {}\n", self.compare.tables().canonical());
+        for route in &self.routes {
+            text.push_str(&format!(
+                "[[route]] {:?} {}\n",
+                route.pattern.get_ref(),
+                route.tables().canonical()
+            ));
+        }
+        text
+    }
+}
+
 impl CompareSection {
     fn tables(&self) -> RuleTables<'_> {
         RuleTables {

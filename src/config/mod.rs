@@ -244,8 +244,7 @@ impl ServeConfig {
         for (key, value) in &self.resolved {
             hash.update(format!("{key}={value}\n").as_bytes());
         }
-        hash.update(format!("{:?}", self.rules.compare).as_bytes());
-        hash.update(format!("{:?}", self.rules.routes).as_bytes());
+        hash.update(self.rules.canonical().as_bytes());
         hash.update(self.redact.effective().join("\n").as_bytes());
         format!("{:x}", hash.finalize())
     }

@@ -58,6 +58,10 @@ impl Default for ShadowConfig {
 impl ShadowConfig {
     pub(super) fn merge(m: &mut Merge<'_>) -> Result<ShadowConfig, ConfigError> {
         let d = ShadowConfig::default();
+        let sample = m.or("sample", &RATE, d.sample)?;
+        let sample_by = m.optional("sample-by", &SAMPLE_KEY)?;
+        let shadow_writes = m.or("shadow-writes", &SWITCH, d.shadow_writes)?;
+        let max_body = machine_size(m, "max-body", d.max_body)?;
         let max_inflight = m.or("max-inflight", &COUNT, d.max_inflight)?;
         if max_inflight > MAX_INFLIGHT_LIMIT {
             return Err(m.invalid(
@@ -65,6 +69,8 @@ impl ShadowConfig {
                 format!("{max_inflight} is more than {MAX_INFLIGHT_LIMIT}"),
             ));
         }
+        let max_shadow_memory = machine_size(m, "max-shadow-memory", d.max_shadow_memory)?;
+        let threshold = m.or("breaker-threshold", &COUNT32, d.breaker.threshold)?;
         let cooldown = m.or("breaker-cooldown", &DURATION, d.breaker.cooldown)?;
         if cooldown.is_zero() || cooldown > BREAKER_MAX_COOLDOWN {
             return Err(m.invalid(
@@ -76,14 +82,14 @@ impl ShadowConfig {
             ));
         }
         Ok(ShadowConfig {
-            sample: m.or("sample", &RATE, d.sample)?,
-            sample_by: m.optional("sample-by", &SAMPLE_KEY)?,
-            shadow_writes: m.or("shadow-writes", &SWITCH, d.shadow_writes)?,
-            max_body: machine_size(m, "max-body", d.max_body)?,
+            sample,
+            sample_by,
+            shadow_writes,
+            max_body,
             max_inflight,
-            max_shadow_memory: machine_size(m, "max-shadow-memory", d.max_shadow_memory)?,
+            max_shadow_memory,
             breaker: BreakerConfig {
-                threshold: m.or("breaker-threshold", &COUNT32, d.breaker.threshold)?,
+                threshold,
                 cooldown,
             },
         })

@@ -254,6 +254,53 @@ fn config_check_prints_the_effective_config_or_names_the_problem() {
     assert!(err.contains("key `breaker-cooldown`"), "{err}");
 }
 
+/// What `config check` prints is a config file: checked again, it prints the same, digest
+/// included (one spelling per value, read back by the same grammar).
+#[test]
+fn config_check_prints_a_file_that_checks_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.toml");
+    std::fs::write(
+        &first,
+        "primary = \"http://a\"\nsecondary = \"http://b\"\nsample = \"25%\"\n\
+         max-body = \"2MiB\"\nconnect-timeout = \"1500ms\"\nsample-by = \"header:x-user\"\n\
+         record = \"traffic.jsonl\"\nadmin = \"off\"\n[compare]\nignore = [\"body/ts\"]\n",
+    )
+    .unwrap();
+    let check = |path: &std::path::Path| {
+        let output = Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["config", "check"])
+            .arg(path)
+            .env_remove("SHADOWDIFF_PRIMARY")
+            .env_remove("SHADOWDIFF_SECONDARY")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let printed = check(&first);
+    for line in [
+        "sample = 0.25",
+        "max-body = 2097152",
+        "connect-timeout = \"1s 500ms\"",
+        "admin = \"off\"",
+        "record = \"traffic.jsonl\"",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} missing in\n{printed}"
+        );
+    }
+    // The rules are summarized, not printed: put them back for the second check.
+    let second = dir.path().join("second.toml");
+    let rules = "[compare]\nignore = [\"body/ts\"]\n";
+    let (settings, redact) = printed.split_once("[redact]").unwrap();
+    std::fs::write(&second, format!("{settings}{rules}[redact]{redact}")).unwrap();
+    assert_eq!(check(&second), printed);
+}
+
 /// Issue 14: `config check` on a file of rules alone (upstreams given as flags at serve
 /// time) failed with `--primary: required` and never looked at the rules.
 #[test]

@@ -111,6 +111,21 @@ CREATE TABLE losses (
     count   INTEGER NOT NULL                -- observations that never reached the store
 );
 "#,
+    // Additive (issue 15): older writers go on writing without these, so the oldest
+    // writer allowed stays the same.
+    r#"
+ALTER TABLE differences ADD COLUMN to_path TEXT;  -- a renamed key's new path
+
+CREATE TABLE baseline_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    minute   INTEGER NOT NULL,
+    route    TEXT NOT NULL,
+    state    TEXT NOT NULL,                 -- used | unusable
+    reason   TEXT NOT NULL,                 -- '' | baseline:<error kind> | status | ...
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, minute, route, state, reason)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Length of the per-store key for keyed digests of redacted values.

@@ -136,6 +136,11 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("listen", "ADDR", "Address to accept clients on (HTTP/1.1 and cleartext HTTP/2). [default: 127.0.0.1:8080]"),
         setting("primary", "URL", "The system of record; clients get its responses."),
         setting("secondary", "URL", "The system being migrated to; receives copies of sampled requests."),
+        setting("baseline", "URL", "A second instance of the primary's version (or `self`: the primary again, safe methods only): where primary and baseline differ is noise, not a mismatch. Gets the secondary's admission, timeout and connect settings."),
+        setting("noise-window", "N", "Comparisons per route the baseline's noise memory spans. [default: 200]"),
+        setting("noise-threshold", "RATE", "Share of a route's comparisons in which primary and baseline must differ at a path for it to be noise on the route. [default: 1%]"),
+        setting("noise-relative", "RATE", "Largest relative gap between the secondary's and the baseline's difference rates at a path for it to be noise on the route. [default: 20%]"),
+        setting("baseline-max-inflight", "N", "With --baseline self: the primary's extra copies in flight at once; beyond it a request is compared without a baseline. [default: 32]"),
         setting("db", "PATH", "SQLite file for results. [default: shadowdiff.db]"),
         setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),
         setting("sample-by", "KEY", "Decide sampling by hashing header:NAME, query:NAME or path, so the same key is always shadowed or never."),
@@ -313,6 +318,20 @@ pub struct ReplayArgs {
     /// The system being migrated to.
     #[arg(long, value_name = "URL")]
     pub secondary: Option<String>,
+    /// A second instance of the primary's version, or `self` (see `serve --baseline`).
+    #[arg(long, value_name = "URL")]
+    pub baseline: Option<String>,
+    /// Comparisons per route the baseline's noise memory spans. [default: 200]
+    #[arg(long, value_name = "N")]
+    pub noise_window: Option<String>,
+    /// Least share of comparisons with a baseline difference at a path for it to be noise
+    /// on the route. [default: 1%]
+    #[arg(long, value_name = "RATE")]
+    pub noise_threshold: Option<String>,
+    /// Largest relative gap between the secondary's and the baseline's difference rates
+    /// at a path for it to be noise on the route. [default: 20%]
+    #[arg(long, value_name = "RATE")]
+    pub noise_relative: Option<String>,
     /// SQLite file for results. [default: shadowdiff.db]
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,

@@ -207,13 +207,63 @@ impl SkipReason {
     }
 }
 
-/// Both legs of one shadowed request, ready for comparison.
+/// Both legs of one shadowed request, ready for comparison, and the baseline's answer when
+/// one is configured.
 #[derive(Debug)]
 pub struct Exchange {
     pub at: SystemTime,
     pub request: RecordedRequest,
     pub primary: LegOutcome,
     pub secondary: LegOutcome,
+    pub baseline: BaselineLeg,
+}
+
+/// What the baseline leg did for one request.
+// The exchange travels boxed whole (`Observation::Exchange`); boxing the answer again
+// would only add an allocation per shadow.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum BaselineLeg {
+    /// No baseline is configured.
+    Absent,
+    /// Configured, but this request's copy was not sent.
+    NotSent(BaselineSkip),
+    Sent(LegOutcome),
+}
+
+/// Why a configured baseline did not get a request's copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BaselineSkip {
+    /// The baseline's own breaker was open.
+    BreakerOpen,
+    /// `--baseline self`'s in-flight cap was full.
+    Overload,
+    /// `--baseline self` repeats safe methods only: a write reaches the primary once.
+    Write,
+}
+
+/// Why a baseline told nothing about one request's noise: the comparison went on
+/// without it. Never a mismatch, never an error of the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BaselineUnusable {
+    NotSent(BaselineSkip),
+    /// The baseline failed: its differences from the primary would be the failure's.
+    Failed(ErrorKind),
+    /// It answered another status than the primary: another answer, not noise.
+    Status,
+}
+
+impl BaselineUnusable {
+    /// The `reason` column of `baseline_counts`.
+    pub fn as_string(self) -> String {
+        match self {
+            BaselineUnusable::NotSent(BaselineSkip::BreakerOpen) => "breaker_open".into(),
+            BaselineUnusable::NotSent(BaselineSkip::Overload) => "overload".into(),
+            BaselineUnusable::NotSent(BaselineSkip::Write) => "write".into(),
+            BaselineUnusable::Failed(kind) => format!("baseline:{}", kind.as_str()),
+            BaselineUnusable::Status => "status".into(),
+        }
+    }
 }
 
 /// What the hot path hands to the pipeline: a pair to compare, or a request that was not

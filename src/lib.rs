@@ -30,6 +30,7 @@
 //!   rules, the hot path's bodies.
 //! - [`redact`]: secrets (headers, query, body fields, URL passwords) replaced before
 //!   anything reaches the disk or the logs.
+//! - `noise`: what the baseline teaches: per-request and per-route noisy paths.
 //! - `pipeline`: bounded hand-off from the hot path to the compare thread and the store.
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
@@ -49,6 +50,7 @@ pub mod config;
 pub mod demo;
 pub mod exchange;
 mod metrics;
+mod noise;
 mod pipeline;
 pub mod proxy;
 pub mod redact;

@@ -8,10 +8,12 @@
 
 use crate::budget::Reservation;
 use crate::compare::Comparator;
-use crate::exchange::{Exchange, Observation};
+use crate::config::NoiseConfig;
+use crate::exchange::{BaselineLeg, BaselineUnusable, Exchange, Observation};
 use crate::metrics::Metrics;
+use crate::noise::NoiseMemory;
 use crate::redact::{RedactRules, Redactor};
-use crate::store::{MismatchDetail, Outcome, Record, StoreError, StoreWriter};
+use crate::store::{BaselineUse, MismatchDetail, Outcome, Record, StoreError, StoreWriter};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -134,14 +136,16 @@ impl Pipeline {
         store: StoreWriter,
         dropped: Arc<AtomicU64>,
         capacity: usize,
+        noise: Option<NoiseConfig>,
     ) -> Pipeline {
         let rules = Arc::new(ArcSwap::new(comparator));
-        Pipeline::start_live(rules, redact, store, dropped, capacity, None)
+        Pipeline::start_live(rules, redact, store, dropped, capacity, None, noise)
     }
 
     /// Like [`Pipeline::start`], for a running proxy: the rules can be swapped while it runs
     /// (each observation is judged by the rules current when the compare thread takes it),
-    /// and every judged record is counted in `metrics`.
+    /// and every judged record is counted in `metrics`. With a baseline configured,
+    /// `noise` says how its differences from the primary are remembered per route.
     pub fn start_live(
         rules: Arc<ArcSwap<Comparator>>,
         redact: Arc<RedactRules>,
@@ -149,6 +153,7 @@ impl Pipeline {
         dropped: Arc<AtomicU64>,
         capacity: usize,
         metrics: Option<Arc<Metrics>>,
+        noise: Option<NoiseConfig>,
     ) -> Pipeline {
         let (tx, rx) = flume::bounded::<Queued>(capacity.max(1));
         let records = store.sender();
@@ -161,6 +166,7 @@ impl Pipeline {
         let compare_thread = std::thread::Builder::new()
             .name("shadowdiff-compare".into())
             .spawn(move || {
+                let mut noise = noise.map(NoiseMemory::new);
                 compare_loop(
                     &rules,
                     &redactor,
@@ -169,6 +175,7 @@ impl Pipeline {
                     &stop,
                     &counts,
                     metrics.as_deref(),
+                    noise.as_mut(),
                 );
                 // An offer racing with the close may have slipped in after the last read.
                 let left = rx.drain().count() as u64;
@@ -209,6 +216,7 @@ impl Pipeline {
 
 /// Producers may outlive the pipeline (a connection stuck past the drain timeout), so the
 /// end is the closing flag and an empty queue, not only a disconnected channel.
+#[allow(clippy::too_many_arguments)]
 fn compare_loop(
     rules: &ArcSwap<Comparator>,
     redactor: &Redactor,
@@ -217,6 +225,7 @@ fn compare_loop(
     stop: &AtomicBool,
     tally: &Tally,
     metrics: Option<&Metrics>,
+    mut noise: Option<&mut NoiseMemory>,
 ) {
     // Counts a record and hands it to the store; false once the store is gone.
     let deliver = |record: Record| -> bool {
@@ -238,12 +247,12 @@ fn compare_loop(
     // a low sample rate nearly every request is a skip, and one record each would cost the
     // store and the metrics more than the proxy spends on the request.
     let mut skips: Vec<Record> = Vec::new();
-    let judge_one = |queued: Queued, skips: &mut Vec<Record>| -> bool {
+    let mut judge_one = |queued: Queued, skips: &mut Vec<Record>| -> bool {
         let Queued {
             observation,
             _memory: memory,
         } = queued;
-        let record = judge(&rules.load(), redactor, observation);
+        let record = judge(&rules.load(), redactor, observation, noise.as_deref_mut());
         // Compared: the buffers the comparison needed are gone. (A mismatch's copy goes on
         // to the store's queue, which is bounded by its own length, not by this budget.)
         drop(memory);
@@ -325,8 +334,14 @@ const COMPARE_BATCH: usize = 256;
 /// the queue (at least 1,024 deep) fills in at any realistic request rate.
 const COMPARE_POLL: Duration = Duration::from_millis(1);
 
-/// Turns one observation into the record the store keeps, redacted by `redactor`.
-pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observation) -> Record {
+/// Turns one observation into the record the store keeps, redacted by `redactor`; with a
+/// baseline, `noise` decides what of the verdict is noise.
+fn judge(
+    comparator: &Comparator,
+    redactor: &Redactor,
+    observation: Observation,
+    noise: Option<&mut NoiseMemory>,
+) -> Record {
     match observation {
         Observation::Skipped {
             at,
@@ -338,16 +353,22 @@ pub fn judge(comparator: &Comparator, redactor: &Redactor, observation: Observat
             comparator.route_of(&method, &path),
             Outcome::Skipped(reason),
         ),
-        Observation::Exchange(exchange) => judge_exchange(comparator, redactor, *exchange),
+        Observation::Exchange(exchange) => judge_exchange(comparator, redactor, *exchange, noise),
     }
 }
 
-fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchange) -> Record {
+fn judge_exchange(
+    comparator: &Comparator,
+    redactor: &Redactor,
+    exchange: Exchange,
+    noise: Option<&mut NoiseMemory>,
+) -> Record {
     let Exchange {
         at,
         request,
         primary,
         secondary,
+        baseline,
     } = exchange;
     // The route and its rules, found once.
     let (route, rules) = comparator.route(&request.method, request.path());
@@ -390,7 +411,24 @@ fn judge_exchange(comparator: &Comparator, redactor: &Redactor, exchange: Exchan
         }
         (Ok(p), Ok(s)) => (p, s),
     };
-    let verdict = comparator.compare_in(rules, &primary, &secondary);
+    let mut verdict = comparator.compare_in(rules, &primary, &secondary);
+    if !matches!(baseline, BaselineLeg::Absent) {
+        // The baseline is judged under the same rules: what they hide is not noise to learn.
+        let usable = match baseline {
+            BaselineLeg::Absent => unreachable!("checked above"),
+            BaselineLeg::NotSent(why) => Err(BaselineUnusable::NotSent(why)),
+            BaselineLeg::Sent(Err(error)) => Err(BaselineUnusable::Failed(error.kind)),
+            BaselineLeg::Sent(Ok(b)) if b.status != primary.status => Err(BaselineUnusable::Status),
+            BaselineLeg::Sent(Ok(b)) => Ok(comparator.compare_in(rules, &primary, &b).differences),
+        };
+        record.baseline = Some(match &usable {
+            Ok(_) => BaselineUse::Used,
+            Err(why) => BaselineUse::Unusable(*why),
+        });
+        if let Some(noise) = noise {
+            noise.apply(&record.route, &mut verdict, usable.as_deref().ok());
+        }
+    }
     record.hidden = verdict.hidden;
     if !verdict.differences.is_empty() {
         record.outcome = Outcome::Mismatched;

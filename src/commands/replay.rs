@@ -25,11 +25,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<GateStatus> {
 /// Replay's flags over the file `--config` names, validated as serve validates them.
 fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
     let mut overrides = Overrides::over_file(args.config);
-    if let Some(url) = args.primary {
-        overrides.set("primary", url);
-    }
-    if let Some(url) = args.secondary {
-        overrides.set("secondary", url);
+    for (key, value) in [
+        ("primary", args.primary),
+        ("secondary", args.secondary),
+        ("baseline", args.baseline),
+        ("noise-window", args.noise_window),
+        ("noise-threshold", args.noise_threshold),
+        ("noise-relative", args.noise_relative),
+    ] {
+        if let Some(value) = value {
+            overrides.set(key, value);
+        }
     }
     if let Some(db) = args.db {
         let db = db

@@ -14,6 +14,7 @@
 //! run and the restart diff of a reload follow from the merge.
 
 mod admin;
+mod baseline;
 mod layer;
 mod leg;
 mod listener;
@@ -23,6 +24,7 @@ mod store;
 pub mod value;
 
 pub use admin::AdminConfig;
+pub use baseline::{BaselineConfig, BaselineTarget, NoiseConfig};
 pub use layer::{FileConfig, Merge, Overrides};
 pub use leg::LegConfig;
 pub use listener::{ListenerConfig, TlsFiles};
@@ -62,6 +64,8 @@ pub struct ServeConfig {
     pub listener: ListenerConfig,
     pub primary: LegConfig,
     pub secondary: LegConfig,
+    /// The baseline leg, if any (`--baseline`).
+    pub baseline: Option<BaselineConfig>,
     pub shadow: ShadowConfig,
     pub store: StoreConfig,
     pub admin: AdminConfig,
@@ -143,6 +147,7 @@ impl ServeConfig {
         let secondary_url = url(&mut m, "secondary")?;
         let primary = LegConfig::merge(&mut m, Side::Primary, primary_url)?;
         let secondary = LegConfig::merge(&mut m, Side::Secondary, secondary_url)?;
+        let baseline = BaselineConfig::merge(&mut m, &primary, &secondary)?;
         let shadow = ShadowConfig::merge(&mut m)?;
         let store = StoreConfig::merge(&mut m)?;
         let admin = AdminConfig::merge(&mut m)?;
@@ -164,6 +169,7 @@ impl ServeConfig {
             listener,
             primary,
             secondary,
+            baseline,
             shadow,
             store,
             admin,

@@ -83,6 +83,7 @@ pub struct Prepared {
     lost: Arc<crate::store::LossCounters>,
     primary: Upstream<PrimaryBody>,
     secondary: Upstream,
+    baseline: Option<Upstream>,
     recorder: Option<Arc<Recorder>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     live: Live,
@@ -100,6 +101,12 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let primary = Upstream::new(&config.primary.url, &config.primary.connect)?;
     let secondary = Upstream::new(&config.secondary.url, &config.secondary.connect)?;
+    // `--baseline self` builds its own upstream to the primary: its own pool, never the
+    // clients' connections.
+    let baseline = match &config.baseline {
+        Some(baseline) => Some(Upstream::new(&baseline.leg.url, &baseline.leg.connect)?),
+        None => None,
+    };
     let tls = config
         .listener
         .tls
@@ -142,6 +149,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         lost,
         primary,
         secondary,
+        baseline,
         tls,
         live,
     })
@@ -154,6 +162,7 @@ pub struct Proxy {
     /// The primary gets the client's body as it streams; the secondary a complete one.
     pub(crate) primary: Upstream<PrimaryBody>,
     pub(crate) secondary: Upstream,
+    pub(crate) baseline: Option<shadow::BaselineLink>,
     pub(crate) admission: Admission,
     pub(crate) pipeline: PipelineHandle,
     /// `--record`: shadowed requests are appended here for a later replay.
@@ -172,6 +181,10 @@ impl Proxy {
             breaker: self.breaker.clone(),
             primary: self.primary.with_own_pool(pools.primary),
             secondary: self.secondary.with_own_pool(pools.secondary),
+            baseline: self
+                .baseline
+                .as_ref()
+                .map(|b| b.with_own_pool(pools.secondary)),
             admission: self.admission.clone(),
             pipeline: self.pipeline.clone(),
             recorder: self.recorder.clone(),
@@ -288,6 +301,7 @@ pub async fn serve_with_admin(
         lost,
         primary,
         secondary,
+        baseline,
         recorder,
         tls,
         live,
@@ -300,6 +314,7 @@ pub async fn serve_with_admin(
         dropped.clone(),
         config.shadow.max_inflight.max(1024),
         Some(live.metrics().clone()),
+        config.baseline.as_ref().map(|b| b.noise),
     );
     let (abandon, _) = watch::channel(false);
     let drain_timeout = config.listener.drain_timeout;
@@ -308,11 +323,20 @@ pub async fn serve_with_admin(
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }
+    let baseline = match (baseline, &config.baseline) {
+        (Some(upstream), Some(settings)) => Some(shadow::BaselineLink::new(
+            upstream,
+            settings,
+            &config.shadow.breaker,
+        )),
+        _ => None,
+    };
     let proxy = Arc::new(Proxy {
         admission,
         breaker,
         primary,
         secondary,
+        baseline,
         pipeline: pipeline.handle(),
         recorder: recorder.clone(),
         abandon,

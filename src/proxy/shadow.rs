@@ -2,18 +2,21 @@
 //! (slow, down, resetting, answering garbage) can reach the client's response.
 
 use super::admission::Admitted;
+use super::breaker::Breaker;
 use super::capture::{PrimaryCapture, RequestBodyResult};
 use super::Proxy;
 use crate::budget::Reservation;
+use crate::config::{BaselineConfig, BaselineTarget, BreakerConfig, LegConfig};
 use crate::exchange::{
-    ErrorKind, Exchange, LegError, LegOutcome, Observation, RecordedRequest, SkipReason,
+    is_write, BaselineLeg, BaselineSkip, ErrorKind, Exchange, LegError, LegOutcome, Observation,
+    RecordedRequest, SkipReason,
 };
-use crate::upstream::{Fetch, FetchOptions};
+use crate::upstream::{Fetch, FetchOptions, Upstream};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 /// Where the shadow gets the request body from: known at once (no body), or from the tee
 /// on the primary's request once the client has sent all of it.
@@ -122,7 +125,11 @@ async fn shadow_exchange(
     if let Some(recorder) = &proxy.recorder {
         recorder.record_at(at, &request);
     }
-    let secondary = send_secondary(proxy, &request, memory).await;
+    // The baseline's copy goes out with the secondary's, under the same permit and budget.
+    let (secondary, baseline) = tokio::join!(
+        send_secondary(proxy, &request, memory),
+        send_baseline(proxy, &request, memory),
+    );
     let sent = Sent::Yes {
         failed: secondary_failed(&secondary),
     };
@@ -160,6 +167,7 @@ async fn shadow_exchange(
         request,
         primary,
         secondary,
+        baseline,
     };
     (Observation::Exchange(Box::new(exchange)), sent)
 }
@@ -191,6 +199,97 @@ async fn send_secondary(
         .await
 }
 
+/// The baseline leg of a running proxy: its upstream, its own breaker (the secondary's
+/// rules, its own state), and for `--baseline self` its own in-flight cap.
+pub(crate) struct BaselineLink {
+    upstream: Upstream,
+    leg: LegConfig,
+    breaker: Option<Arc<Breaker>>,
+    /// `--baseline self`: the primary's extra copies in flight; safe methods only.
+    own_permits: Option<Arc<Semaphore>>,
+}
+
+impl BaselineLink {
+    pub(crate) fn new(
+        upstream: Upstream,
+        config: &BaselineConfig,
+        breaker: &BreakerConfig,
+    ) -> BaselineLink {
+        BaselineLink {
+            upstream,
+            leg: config.leg.clone(),
+            breaker: Breaker::from_config(breaker).map(Arc::new),
+            own_permits: match config.target {
+                BaselineTarget::Instance => None,
+                BaselineTarget::Primary { max_inflight } => {
+                    Some(Arc::new(Semaphore::new(max_inflight)))
+                }
+            },
+        }
+    }
+
+    /// The same link with a pool of its own, for one serve worker.
+    pub(crate) fn with_own_pool(&self, max_idle: usize) -> BaselineLink {
+        BaselineLink {
+            upstream: self.upstream.with_own_pool(max_idle),
+            leg: self.leg.clone(),
+            breaker: self.breaker.clone(),
+            own_permits: self.own_permits.clone(),
+        }
+    }
+}
+
+/// The request again, to the baseline, when one is configured and may take it.
+async fn send_baseline(
+    proxy: &Proxy,
+    request: &RecordedRequest,
+    memory: &Reservation,
+) -> BaselineLeg {
+    let Some(link) = &proxy.baseline else {
+        return BaselineLeg::Absent;
+    };
+    let _permit = match &link.own_permits {
+        None => None,
+        Some(_) if is_write(&request.method, &request.headers) => {
+            return BaselineLeg::NotSent(BaselineSkip::Write)
+        }
+        Some(permits) => match permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return BaselineLeg::NotSent(BaselineSkip::Overload),
+        },
+    };
+    let ticket = match &link.breaker {
+        None => None,
+        Some(breaker) => match breaker.admit() {
+            Some(ticket) => Some(ticket),
+            None => return BaselineLeg::NotSent(BaselineSkip::BreakerOpen),
+        },
+    };
+    let how = Fetch {
+        memory: Some(memory),
+        options: FetchOptions {
+            preserve_host: link.leg.preserve_host,
+            max_body: proxy.config.shadow.max_body,
+            timeout: link.leg.timeout,
+            mark: Some("baseline"),
+        },
+    };
+    let outcome = link
+        .upstream
+        .fetch(
+            how,
+            &request.method,
+            &request.uri,
+            &request.headers,
+            &request.body,
+        )
+        .await;
+    if let (Some(breaker), Some(ticket)) = (&link.breaker, ticket) {
+        breaker.record(ticket, secondary_failed(&outcome));
+    }
+    BaselineLeg::Sent(outcome)
+}
+
 /// A shadow still running when the drain timeout ran out: counted as a shutdown error of
 /// the secondary, not lost.
 fn shutdown_exchange(at: SystemTime, method: Method, uri: Uri) -> Observation {
@@ -209,5 +308,6 @@ fn shutdown_exchange(at: SystemTime, method: Method, uri: Uri) -> Observation {
         },
         primary: Err(error()),
         secondary: Err(error()),
+        baseline: BaselineLeg::Absent,
     }))
 }

@@ -16,8 +16,8 @@
 mod progress;
 
 use crate::compare::{Comparator, RulesError};
-use crate::config::{LegConfig, ServeConfig};
-use crate::exchange::{is_write, Exchange, Observation, SkipReason};
+use crate::config::{BaselineTarget, LegConfig, ServeConfig};
+use crate::exchange::{is_write, BaselineLeg, BaselineSkip, Exchange, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
@@ -141,12 +141,17 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         store,
         dropped,
         PIPELINE_CAPACITY,
+        config.baseline.as_ref().map(|b| b.noise),
     );
     let tally = pipeline.tally();
     // Both upstreams are checked before anything is sent; each thread builds its own.
     let legs = Arc::new(Legs {
         primary: config.primary.clone(),
         secondary: config.secondary.clone(),
+        baseline: config
+            .baseline
+            .as_ref()
+            .map(|b| (b.leg.clone(), b.target != BaselineTarget::Instance)),
         max_body: config.shadow.max_body,
         shadow_writes: config.shadow.shadow_writes,
     });
@@ -348,6 +353,9 @@ fn read_traffic(
 struct Legs {
     primary: LegConfig,
     secondary: LegConfig,
+    /// The baseline's leg, and whether it is the primary itself (`self`: safe methods
+    /// only; the replay's own concurrency bounds its copies).
+    baseline: Option<(LegConfig, bool)>,
     max_body: usize,
     shadow_writes: bool,
 }
@@ -356,6 +364,7 @@ struct Legs {
 struct Links {
     primary: Upstream,
     secondary: Upstream,
+    baseline: Option<Upstream>,
 }
 
 impl Links {
@@ -363,6 +372,10 @@ impl Links {
         Ok(Links {
             primary: Upstream::new(&legs.primary.url, &legs.primary.connect)?,
             secondary: Upstream::new(&legs.secondary.url, &legs.secondary.connect)?,
+            baseline: match &legs.baseline {
+                Some((leg, _)) => Some(Upstream::new(&leg.url, &leg.connect)?),
+                None => None,
+            },
         })
     }
 }
@@ -393,13 +406,25 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
         },
     };
     let (method, uri, body) = (&request.method, &request.uri, &request.body);
-    let (primary, secondary) = tokio::join!(
+    let baseline = async {
+        match (&legs.baseline, &links.baseline) {
+            (Some((_, true)), Some(_)) if is_write(method, &request.headers) => {
+                BaselineLeg::NotSent(BaselineSkip::Write)
+            }
+            (Some((leg, _)), Some(upstream)) => {
+                BaselineLeg::Sent(upstream.fetch(how(leg), method, uri, &headers, body).await)
+            }
+            _ => BaselineLeg::Absent,
+        }
+    };
+    let (primary, secondary, baseline) = tokio::join!(
         links
             .primary
             .fetch(how(&legs.primary), method, uri, &headers, body),
         links
             .secondary
             .fetch(how(&legs.secondary), method, uri, &headers, body),
+        baseline,
     );
     // What is stored (and `show` prints) is the request as the primary received it, not
     // the Host of wherever the traffic was recorded.
@@ -412,6 +437,7 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             request,
             primary,
             secondary,
+            baseline,
         })))
         .await;
 }

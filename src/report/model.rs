@@ -34,6 +34,40 @@ pub struct Counts {
     pub error_rate: f64,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub skipped_by_reason: BTreeMap<String, u64>,
+    /// How the baseline served these comparisons; absent when no baseline was configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineCounts>,
+}
+
+/// Comparisons where the baseline's answer told what is noise (`used`), and where it could
+/// not (`unusable`, by reason): those were judged without it, never counted as mismatches.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct BaselineCounts {
+    pub used: u64,
+    pub unusable: u64,
+    pub unusable_by_reason: BTreeMap<String, u64>,
+}
+
+impl BaselineCounts {
+    fn add(&mut self, state: &str, reason: &str, count: u64) {
+        if state == "used" {
+            self.used += count;
+        } else {
+            self.unusable += count;
+            *self
+                .unusable_by_reason
+                .entry(reason.to_string())
+                .or_default() += count;
+        }
+    }
+
+    fn merge(&mut self, other: &BaselineCounts) {
+        self.used += other.used;
+        self.unusable += other.unusable;
+        for (reason, count) in &other.unusable_by_reason {
+            *self.unusable_by_reason.entry(reason.clone()).or_default() += count;
+        }
+    }
 }
 
 impl Counts {
@@ -258,6 +292,15 @@ impl Report {
                     *route.paths.entry(path).or_default() += count;
                 }
             }
+            for (route, state, reason, count) in reader.baseline_counts(scope.filter)? {
+                if let Some(route) = routes.get_mut(&route) {
+                    route
+                        .counts
+                        .baseline
+                        .get_or_insert_with(BaselineCounts::default)
+                        .add(&state, &reason, count);
+                }
+            }
             for (route, rule, count) in reader.hidden_counts(scope.filter)? {
                 if count > 0 {
                     used_rules.insert(rule.clone());
@@ -321,6 +364,13 @@ impl Report {
                         .skipped_by_reason
                         .entry(reason.clone())
                         .or_default() += count;
+                }
+                if let Some(baseline) = &acc.counts.baseline {
+                    summary
+                        .counts
+                        .baseline
+                        .get_or_insert_with(BaselineCounts::default)
+                        .merge(baseline);
                 }
                 summary.counts.matched += acc.counts.matched;
                 summary.counts.mismatched += acc.counts.mismatched;

@@ -70,6 +70,17 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !s.errors_by_kind.is_empty() {
         let _ = writeln!(out, "errors: {}", reasons(&s.errors_by_kind));
     }
+    if let Some(baseline) = &s.baseline {
+        let _ = write!(
+            out,
+            "baseline: used on {} comparisons, unusable on {}",
+            baseline.used, baseline.unusable
+        );
+        if !baseline.unusable_by_reason.is_empty() {
+            let _ = write!(out, " ({})", reasons(&baseline.unusable_by_reason));
+        }
+        let _ = writeln!(out, "; what it hid is listed as `baseline <path>`");
+    }
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
     if !colour {

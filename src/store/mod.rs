@@ -202,6 +202,16 @@ pub struct Record {
     pub secondary_latency: Option<Duration>,
     pub hidden: Vec<HiddenCount>,
     pub mismatch: Option<Box<MismatchDetail>>,
+    /// How the baseline served this comparison, when one is configured.
+    pub baseline: Option<BaselineUse>,
+}
+
+/// What a configured baseline did for one compared request (`baseline_counts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaselineUse {
+    /// Its differences from the primary were this request's noise.
+    Used,
+    Unusable(crate::exchange::BaselineUnusable),
 }
 
 impl Record {
@@ -219,6 +229,7 @@ impl Record {
             secondary_latency: None,
             hidden: Vec::new(),
             mismatch: None,
+            baseline: None,
         }
     }
 }

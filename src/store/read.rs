@@ -120,15 +120,7 @@ impl StoreReader {
     /// sidecar note a writer leaves when the store stayed unwritable to the end.
     pub fn losses(&self, filter: ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
         let mut sums: std::collections::BTreeMap<String, u64> = Default::default();
-        let has_table: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'losses')",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|e| self.error(e))?;
-        if has_table {
+        if self.has_table("losses")? {
             let mut statement = self
                 .conn
                 .prepare(
@@ -263,6 +255,43 @@ impl StoreReader {
              GROUP BY route, path",
             filter,
             |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64)),
+        )
+    }
+
+    /// Whether the store has `table`: a store of an older schema, read as it is, lacks the
+    /// newer ones.
+    fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [table],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    /// How the baseline served the comparisons, per route: (route, state, reason, count).
+    /// Empty for a store older than schema 3.
+    pub fn baseline_counts(
+        &self,
+        filter: ReadFilter,
+    ) -> Result<Vec<(String, String, String, u64)>, StoreError> {
+        if !self.has_table("baseline_counts")? {
+            return Ok(Vec::new());
+        }
+        self.grouped(
+            "SELECT route, state, reason, SUM(count) FROM baseline_counts
+             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
+             GROUP BY route, state, reason",
+            filter,
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)? as u64,
+                ))
+            },
         )
     }
 

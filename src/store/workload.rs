@@ -46,6 +46,7 @@ pub fn synthetic_mismatch(i: u64, start: SystemTime, spacing: Duration) -> Recor
         latency: Duration::from_millis(5 + i % 50),
     };
     Record {
+        baseline: None,
         count: 1,
         at: start + spacing * (i as u32),
         route,

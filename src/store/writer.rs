@@ -36,6 +36,7 @@ struct BatchCounters<'a> {
     latencies: HashMap<(i64, &'a str, &'static str, i64), u64>,
     paths: HashMap<(i64, &'a str, String), u64>,
     hidden: HashMap<(i64, &'a str, &'a str), u64>,
+    baseline: HashMap<(i64, &'a str, &'static str, String), u64>,
 }
 
 pub(super) struct Writer {
@@ -279,6 +280,16 @@ impl Writer {
                         ))
                         .or_default() += 1;
                 }
+            }
+            if let Some(baseline) = record.baseline {
+                let (state, reason) = match baseline {
+                    super::BaselineUse::Used => ("used", String::new()),
+                    super::BaselineUse::Unusable(why) => ("unusable", why.as_string()),
+                };
+                *counters
+                    .baseline
+                    .entry((minute, record.route.as_str(), state, reason))
+                    .or_default() += record.count;
             }
             for hidden in &record.hidden {
                 *counters
@@ -534,6 +545,16 @@ fn write_counters(
     )?;
     for ((minute, route, rule), count) in counters.hidden {
         hidden.execute(params![run_id, minute, route, rule, count as i64])?;
+    }
+    if !counters.baseline.is_empty() {
+        let mut baseline = tx.prepare_cached(
+            "INSERT INTO baseline_counts (run_id, minute, route, state, reason, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        )?;
+        for ((minute, route, state, reason), count) in counters.baseline {
+            baseline.execute(params![run_id, minute, route, state, reason, count as i64])?;
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod baseline_noise;
 mod compare_cli;
 mod compare_engine;
 mod compare_properties;

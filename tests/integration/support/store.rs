@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 pub fn base(route: &str, outcome: Outcome) -> Record {
     Record {
+        baseline: None,
         count: 1,
         at: SystemTime::now(),
         route: route.to_string(),

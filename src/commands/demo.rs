@@ -23,31 +23,47 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         .build()?;
 
     let raw = dir.join("demo-raw.db");
+    let learnt = dir.join("demo-baseline.db");
     let judged = dir.join("demo-rules.db");
-    for path in [&raw, &judged] {
+    for path in [&raw, &learnt, &judged] {
         remove_store(path)?;
     }
+    let requests = args.requests as usize;
     say(&format!(
-        "shadowdiff demo: {} requests through the proxy, between a primary and its \"migrated\" secondary\n\n\
-         == 1/2: no rules: every difference shows, noise included ==\n",
-        args.requests
+        "shadowdiff demo: {requests} requests through the proxy, between a primary and its \"migrated\" secondary\n\n\
+         == 1/3: no rules: every difference shows, noise included ==\n"
     ))?;
     runtime.block_on(drive::run(DemoOptions {
         db: raw.clone(),
         config: None,
-        requests: args.requests as usize,
+        baseline: false,
+        requests,
         quiet: args.quiet,
     }))?;
     print_report(&raw)?;
     say(
-        "\n== 2/2: the same traffic judged with fixtures/demo.toml ==\n   \
+        "\n== 2/3: no rules, with --baseline (a second instance of the primary's version) ==\n   \
+         (where the primary differs from its own twin is noise: request ids, timestamps;\n    \
+         what the baseline hid is listed as `baseline <path>`; no config written)\n",
+    )?;
+    runtime.block_on(drive::run(DemoOptions {
+        db: learnt.clone(),
+        config: None,
+        baseline: true,
+        requests,
+        quiet: args.quiet,
+    }))?;
+    print_report(&learnt)?;
+    say(
+        "\n== 3/3: the same traffic judged with fixtures/demo.toml ==\n   \
          (request ids and timestamps ignored, orders compared as a set keyed by id,\n    \
          prices within half a cent equal: what is left is what the migration changed)\n",
     )?;
     runtime.block_on(drive::run(DemoOptions {
         db: judged.clone(),
         config: Some(rules),
-        requests: args.requests as usize,
+        baseline: false,
+        requests,
         quiet: args.quiet,
     }))?;
     print_report(&judged)?;

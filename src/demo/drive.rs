@@ -23,6 +23,9 @@ pub struct DemoOptions {
     pub db: PathBuf,
     /// Compare rules (e.g. `fixtures/demo.toml`); none: every difference shows.
     pub config: Option<PathBuf>,
+    /// Also run a second instance of the primary as the baseline (`--baseline`), so the
+    /// noise is learnt instead of written as rules.
+    pub baseline: bool,
     pub requests: usize,
     pub quiet: bool,
 }
@@ -57,6 +60,15 @@ pub enum DemoError {
     ProxyPanicked,
 }
 
+/// Stops a demo server when the run ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Starts the backends and the proxy on ephemeral loopback ports, sends the traffic mix
 /// through the proxy, then shuts the proxy down so every shadow is compared and stored.
 pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
@@ -69,6 +81,14 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         .set("db", options.db.display().to_string())
         // The demo must run anywhere, beside anything: no fixed admin port.
         .set("admin", "off");
+    let baseline = match options.baseline {
+        true => {
+            let (addr, server) = super::serve(super::Flavor::Primary, Default::default()).await?;
+            overrides.set("baseline", format!("http://{addr}"));
+            Some(AbortOnDrop(server))
+        }
+        false => None,
+    };
     let config = ServeConfig::load(&overrides)?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let proxy_url = format!("http://{}", listener.local_addr()?);
@@ -135,7 +155,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         Ok(result) => result?,
         Err(_) => return Err(DemoError::ProxyPanicked),
     }
-    drop(backends);
+    drop((backends, baseline));
     Ok(DemoSummary {
         db: options.db,
         answered: answered.load(Ordering::Relaxed),

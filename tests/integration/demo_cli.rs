@@ -1,5 +1,6 @@
 //! `shadowdiff demo`: one command, no network, and a report that names the deliberate
-//! differences, first with the noise, then with the noise hidden by fixtures/demo.toml.
+//! differences, first with the noise, then with the noise learnt from a baseline, then
+//! with the noise hidden by fixtures/demo.toml.
 
 use assert_cmd::Command;
 
@@ -19,9 +20,12 @@ fn demo_exits_0_and_names_the_deliberate_differences() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let (raw, judged) = stdout
-        .split_once("== 2/2")
-        .expect("two passes in the output");
+    let (raw, rest) = stdout
+        .split_once("== 2/3")
+        .expect("three passes in the output");
+    let (learnt, judged) = rest
+        .split_once("== 3/3")
+        .expect("three passes in the output");
 
     // Without rules: the noise and every real change.
     for expected in [
@@ -55,7 +59,23 @@ fn demo_exits_0_and_names_the_deliberate_differences() {
     assert!(differences.contains("status"), "{judged}");
     assert!(hidden.contains("ignore body/request_id"), "{judged}");
     assert!(hidden.contains("unordered body/orders by id"), "{judged}");
-    // Both stores are kept for `show` and `report`.
+    // With the baseline and no rules: the noise is hidden and named as the baseline's;
+    // the changed status and price remain.
+    let (differences, hidden) = learnt.split_once("hidden on").expect("hidden counts");
+    for noise in ["body/request_id", "body/generated_at"] {
+        assert!(
+            !differences.contains(noise),
+            "the baseline pass still shows {noise}:\n{learnt}"
+        );
+        assert!(
+            hidden.contains(&format!("baseline {noise}")),
+            "the baseline pass does not name {noise} as hidden:\n{learnt}"
+        );
+    }
+    assert!(differences.contains("status"), "{learnt}");
+    assert!(differences.contains("body/price"), "{learnt}");
+    // The stores are kept for `show` and `report`.
+    assert!(dir.path().join("demo-baseline.db").exists());
     assert!(dir.path().join("demo-raw.db").exists());
     assert!(dir.path().join("demo-rules.db").exists());
 }

@@ -76,6 +76,7 @@ async fn the_demo_drives_its_traffic_through_the_proxy() {
     let summary = shadowdiff::demo::run(shadowdiff::demo::DemoOptions {
         db: dir.path().join("demo.db"),
         config: None,
+        baseline: false,
         requests: DEMO_REQUESTS,
         quiet: true,
     })

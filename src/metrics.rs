@@ -60,6 +60,8 @@ pub struct Metrics {
     store_lost: Vec<IntCounter>,
     breaker_open: IntGauge,
     reloads: IntCounterVec,
+    /// Comparisons by how the baseline served them: `used`, `unusable`.
+    baseline: [IntCounter; 2],
     max_route_labels: usize,
     connections: ConnectionMetrics,
     /// Touched by the compare thread only (and scrapes never), so it is never contended.
@@ -150,8 +152,17 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let baseline_vec = IntCounterVec::new(
+            Opts::new(
+                "shadowdiff_baseline_comparisons_total",
+                "Comparisons with a baseline, by whether its answer told the noise (used) or not (unusable).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(baseline_vec.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(differences.clone()),
             Box::new(durations.clone()),
             Box::new(skipped_vec.clone()),
@@ -182,7 +193,9 @@ impl Metrics {
             .into_iter()
             .map(|reason| store_lost_vec.with_label_values(&[reason.as_str()]))
             .collect();
+        let baseline = ["used", "unusable"].map(|state| baseline_vec.with_label_values(&[state]));
         Metrics {
+            baseline,
             connections,
             primary_duration: durations.with_label_values(&["primary"]),
             secondary_duration: durations.with_label_values(&["secondary"]),
@@ -210,6 +223,10 @@ impl Metrics {
             if let Some((_, counter)) = self.skipped.iter().find(|(r, _)| *r == reason) {
                 counter.inc_by(record.count);
             }
+        }
+        if let Some(used) = record.baseline {
+            let state = usize::from(!matches!(used, crate::store::BaselineUse::Used));
+            self.baseline[state].inc_by(record.count);
         }
         let outcome = record.outcome.kind().index();
         let differences = record

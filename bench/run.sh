@@ -10,6 +10,8 @@
 #   sample0       shadowdiff --sample 0: its pass-through path, nothing shadowed
 #   mirror-fast   nginx with its mirror module, fast secondary
 #   full-fast     shadowdiff, every request shadowed, compared and stored, fast secondary
+#   baseline      shadowdiff, every request shadowed to the fast secondary and to a
+#                 baseline (--baseline: a second instance of the primary's backend)
 #   mirror-slow   nginx mirror, secondary that takes 200 ms
 #   full-slow     shadowdiff, 200 ms secondary, --max-inflight 8192 (so that at least ~90%
 #                 are still shadowed rather than skipped as overload)
@@ -57,12 +59,12 @@ if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then
 fi
 
 # Loopback ports, fixed so the nginx config stays readable.
-P=19101; FAST=19102; SLOW=19103; NGX_PLAIN=19111; NGX_MIRROR=19112; NGX_MIRROR_SLOW=19113
+P=19101; FAST=19102; SLOW=19103; BL=19104; NGX_PLAIN=19111; NGX_MIRROR=19112; NGX_MIRROR_SLOW=19113
 BARE_PORT=19115
-SD_S0=19120; SD=19121; SD_SLOW=19122; BASE_SD=19123; BASE_SD_SLOW=19124
-ADMIN_S0=19130; ADMIN=19131; ADMIN_SLOW=19132; BASE_ADMIN=19133; BASE_ADMIN_SLOW=19134
+SD_S0=19120; SD=19121; SD_SLOW=19122; BASE_SD=19123; BASE_SD_SLOW=19124; SD_BL=19125
+ADMIN_S0=19130; ADMIN=19131; ADMIN_SLOW=19132; BASE_ADMIN=19133; BASE_ADMIN_SLOW=19134; ADMIN_BL=19135
 
-for port in $P $FAST $SLOW $NGX_PLAIN $NGX_MIRROR $NGX_MIRROR_SLOW $BARE_PORT $SD_S0 $SD \
+for port in $P $FAST $SLOW $BL $SD_BL $ADMIN_BL $NGX_PLAIN $NGX_MIRROR $NGX_MIRROR_SLOW $BARE_PORT $SD_S0 $SD \
             $SD_SLOW $BASE_SD $BASE_SD_SLOW $ADMIN_S0 $ADMIN $ADMIN_SLOW $BASE_ADMIN $BASE_ADMIN_SLOW; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port on 127.0.0.1 is already in use: is another bench/run.sh running?" >&2
@@ -118,6 +120,7 @@ wait_port() {
 $BACKEND 127.0.0.1:$P 0 a & pids+=($!); wait_port $P $!
 $BACKEND 127.0.0.1:$FAST 0 a & pids+=($!); wait_port $FAST $!
 $BACKEND 127.0.0.1:$SLOW 200 a & pids+=($!); wait_port $SLOW $!
+$BACKEND 127.0.0.1:$BL 0 a & pids+=($!); wait_port $BL $!
 $BARE 127.0.0.1:$BARE_PORT 127.0.0.1:$P & pids+=($!); wait_port $BARE_PORT $!
 
 cat > "$OUT/nginx.conf" <<NGINX
@@ -166,7 +169,8 @@ start_sd() {
 start_sd sample0 "$BIN" $SD_S0 $ADMIN_S0 $FAST --sample 0
 start_sd full-fast "$BIN" $SD $ADMIN $FAST
 start_sd full-slow "$BIN" $SD_SLOW $ADMIN_SLOW $SLOW --max-inflight 8192
-CASES="direct nginx bare sample0 mirror-fast full-fast mirror-slow full-slow"
+start_sd baseline "$BIN" $SD_BL $ADMIN_BL $FAST --baseline "http://127.0.0.1:$BL"
+CASES="direct nginx bare sample0 mirror-fast full-fast baseline mirror-slow full-slow"
 if [ -n "$BASE_BIN" ]; then
   base_flags=()
   if "$BASE_BIN" serve --help 2>/dev/null | grep -q -- '--max-inflight'; then
@@ -176,24 +180,24 @@ if [ -n "$BASE_BIN" ]; then
   fi
   start_sd base-fast "$BASE_BIN" $BASE_SD $BASE_ADMIN $FAST
   start_sd base-slow "$BASE_BIN" $BASE_SD_SLOW $BASE_ADMIN_SLOW $SLOW "${base_flags[@]}"
-  CASES="direct nginx bare sample0 mirror-fast full-fast base-fast mirror-slow full-slow base-slow"
+  CASES="direct nginx bare sample0 mirror-fast full-fast baseline base-fast mirror-slow full-slow base-slow"
 fi
 
 declare -A URL=(
   [direct]=$P [nginx]=$NGX_PLAIN [bare]=$BARE_PORT [sample0]=$SD_S0
   [mirror-fast]=$NGX_MIRROR [full-fast]=$SD [mirror-slow]=$NGX_MIRROR_SLOW [full-slow]=$SD_SLOW
-  [base-fast]=$BASE_SD [base-slow]=$BASE_SD_SLOW
+  [base-fast]=$BASE_SD [base-slow]=$BASE_SD_SLOW [baseline]=$SD_BL
 )
 declare -A ADMIN_OF=(
   [sample0]=$ADMIN_S0 [full-fast]=$ADMIN [full-slow]=$ADMIN_SLOW
-  [base-fast]=$BASE_ADMIN [base-slow]=$BASE_ADMIN_SLOW
+  [base-fast]=$BASE_ADMIN [base-slow]=$BASE_ADMIN_SLOW [baseline]=$ADMIN_BL
 )
 declare -A LABEL=(
   [direct]="direct to primary|-" [nginx]="nginx reverse proxy|-" [bare]="bare_proxy (hyper-util)|-"
   [sample0]="shadowdiff --sample 0|fast" [mirror-fast]="nginx mirror|fast"
   [full-fast]="shadowdiff|fast" [base-fast]="shadowdiff BASE_BIN|fast"
   [mirror-slow]="nginx mirror|200 ms" [full-slow]="shadowdiff --max-inflight 8192|200 ms"
-  [base-slow]="shadowdiff BASE_BIN|200 ms"
+  [base-slow]="shadowdiff BASE_BIN|200 ms" [baseline]="shadowdiff --baseline|fast"
 )
 
 to_ms() {
@@ -288,6 +292,8 @@ RATIOS=(
   "full/bare|shadowdiff full / bare_proxy, req/s, fast secondary|full-fast 1|bare 1|>= 0.6"
   "full/mirror|shadowdiff full / nginx mirror, req/s, fast secondary|full-fast 1|mirror-fast 1|>= 1.5"
   "slow/fast p50|shadowdiff p50, 200 ms secondary / fast secondary|full-slow 2|full-fast 2|<= 1.2"
+  "baseline/full|shadowdiff --baseline / shadowdiff, req/s, fast secondary|baseline 1|full-fast 1|>= 0.7"
+  "baseline/full p50|shadowdiff --baseline p50 / shadowdiff p50, fast secondary|baseline 2|full-fast 2|<= 1.1"
   "mirror slow/fast p50|nginx mirror p50, 200 ms secondary / fast secondary|mirror-slow 2|mirror-fast 2|-"
 )
 if [ -n "$BASE_BIN" ]; then

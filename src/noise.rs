@@ -27,10 +27,77 @@ pub fn rule_id(path: &str) -> String {
     format!("baseline {path}")
 }
 
-/// Whether the baseline's difference `noise` makes `difference` (primary against
-/// secondary) noise: it is at the same path or below it.
+/// [`covers_with`], building the template on the spot.
+#[cfg(test)]
 fn covers(noise: &Difference, difference: &Difference) -> bool {
+    covers_with(noise, line_template(noise).as_ref(), difference)
+}
+
+/// Whether the baseline's difference `noise` makes `difference` (primary against
+/// secondary) noise; `template` is the noise's [`line_template`], built once per request.
+/// A changed text line is noise in its differing tokens only, so it is matched by
+/// content, wherever the line moved: `difference` is noise when both its lines fit the
+/// line the baseline showed with those tokens left open (a query time, an id), and a real
+/// change on such a line (a version string) still shows. Anything else is noise at the
+/// same path or below it.
+fn covers_with(
+    noise: &Difference,
+    template: Option<&regex::Regex>,
+    difference: &Difference,
+) -> bool {
+    if is_line(&noise.path) {
+        return match template {
+            Some(template) => {
+                is_line(&difference.path)
+                    && [&difference.primary, &difference.secondary]
+                        .iter()
+                        .all(|line| line.as_deref().is_some_and(|l| template.is_match(l)))
+            }
+            None => noise.path == difference.path,
+        };
+    }
     at_or_below(&difference.path, &noise.path)
+}
+
+/// A text body's line (`body#L12`).
+fn is_line(path: &str) -> bool {
+    path.starts_with("body#L")
+}
+
+/// Runs of a "word" (letters, digits and the punctuation inside numbers, times and ids)
+/// or of anything else: the units a line's noise is told apart in.
+fn tokens(line: &str) -> Vec<&str> {
+    static TOKEN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    TOKEN
+        .get_or_init(|| regex::Regex::new(r"[A-Za-z0-9_.:+-]+|[^A-Za-z0-9_.:+-]+").expect("valid"))
+        .find_iter(line)
+        .map(|m| m.as_str())
+        .collect()
+}
+
+/// The pattern of a changed line whose two versions differ only in generated-looking
+/// tokens (a token with a digit: numbers, durations, timestamps, ids): those tokens open,
+/// the rest literal. `None` when anything else differs: then the line is noise only where
+/// it is.
+fn line_template(noise: &Difference) -> Option<regex::Regex> {
+    let (a, b) = (noise.primary.as_deref()?, noise.secondary.as_deref()?);
+    let (ta, tb) = (tokens(a), tokens(b));
+    if ta.len() != tb.len() {
+        return None;
+    }
+    let generated = |t: &str| t.bytes().any(|c| c.is_ascii_digit());
+    let mut pattern = String::from("^");
+    for (x, y) in ta.iter().zip(&tb) {
+        if x == y {
+            pattern.push_str(&regex::escape(x));
+        } else if generated(x) && generated(y) {
+            pattern.push_str("[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*");
+        } else {
+            return None;
+        }
+    }
+    pattern.push('$');
+    regex::Regex::new(&pattern).ok()
 }
 
 /// Whether `path` is `noise` or below it (`body/a/b` is below `body/a`; `body#L3` below
@@ -166,11 +233,17 @@ impl NoiseMemory {
             }
         }
         let memory = self.routes.get(route);
+        let noise: Vec<(&Difference, Option<regex::Regex>)> = baseline
+            .unwrap_or_default()
+            .iter()
+            .map(|n| (n, is_line(&n.path).then(|| line_template(n)).flatten()))
+            .collect();
         let mut hidden: Vec<HiddenCount> = Vec::new();
         verdict.differences.retain(|difference| {
-            let this_request = baseline
-                .and_then(|noise| noise.iter().find(|n| covers(n, difference)))
-                .map(|n| n.path.as_str());
+            let this_request = noise
+                .iter()
+                .find(|(n, template)| covers_with(n, template.as_ref(), difference))
+                .map(|(n, _)| n.path.as_str());
             let cause = this_request.or_else(|| memory?.noisy(&difference.path, &self.config));
             let Some(cause) = cause else {
                 return true;
@@ -301,6 +374,43 @@ mod tests {
         memory.apply("GET /a", &mut v, None);
         assert_eq!(paths(&v), ["body/ts"]);
         assert!(memory.routes["GET /a"].counts.is_empty());
+    }
+
+    fn line(n: usize, primary: &str, secondary: &str) -> Difference {
+        Difference {
+            path: format!("body#L{n}"),
+            kind: DiffKind::Changed,
+            primary: Some(primary.into()),
+            secondary: Some(secondary.into()),
+        }
+    }
+
+    #[test]
+    fn a_noisy_text_line_hides_its_tokens_wherever_it_moved_and_a_real_change_still_shows() {
+        let mut memory = NoiseMemory::new(NoiseConfig::default());
+        // Primary against baseline: the footer's query time differs, on line 9.
+        let baseline = [line(
+            9,
+            "<p>Queries took 11.3ms</p>",
+            "<p>Queries took 9.8ms</p>",
+        )];
+        // Primary against secondary: the secondary added a line, so the footer is line 10
+        // there; and the version next to it really changed.
+        let mut v = Verdict {
+            differences: vec![
+                line(9, "<p>Queries took 11.3ms</p>", "<p>Queries took 14ms</p>"),
+                line(10, "<p>version 1.4.2</p>", "<p>version 2.0.0</p>"),
+            ],
+            ..Verdict::default()
+        };
+        memory.apply("GET /page", &mut v, Some(&baseline));
+        assert_eq!(paths(&v), ["body#L10"]);
+        assert_eq!(v.hidden[0].rule, "baseline body#L9");
+        // A line whose words differ (not generated tokens) is noise only where it is.
+        let words = line(3, "<b>Hello Ann</b>", "<b>Hello Bob</b>");
+        assert!(line_template(&words).is_none());
+        assert!(covers(&words, &line(3, "x", "y")));
+        assert!(!covers(&words, &line(4, "x", "y")));
     }
 
     #[test]

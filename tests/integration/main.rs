@@ -9,6 +9,7 @@ mod support;
 
 mod compare_cli;
 mod compare_engine;
+mod compare_kinds;
 mod compare_properties;
 mod demo_cli;
 mod ops_cli;

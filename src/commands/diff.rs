@@ -220,12 +220,19 @@ fn write_json(out: &mut dyn Write, route: &str, verdict: &Verdict) -> std::io::R
     let value = serde_json::json!({
         "match": verdict.is_match(),
         "route": if route.is_empty() { None } else { Some(route) },
-        "differences": verdict.differences.iter().map(|d| serde_json::json!({
-            "path": d.path,
-            "kind": d.kind.as_str(),
-            "primary": d.primary,
-            "secondary": d.secondary,
-        })).collect::<Vec<_>>(),
+        "differences": verdict.differences.iter().map(|d| {
+            let mut value = serde_json::json!({
+                "path": d.path,
+                "kind": d.kind.as_str(),
+                "primary": d.primary,
+                "secondary": d.secondary,
+            });
+            // As in the report: `to` only for a renamed key.
+            if let Some(to) = &d.to {
+                value["to"] = serde_json::json!(to);
+            }
+            value
+        }).collect::<Vec<_>>(),
         "hidden": verdict.hidden.iter().map(|h| serde_json::json!({
             "rule": h.rule,
             "count": h.count,

@@ -98,6 +98,9 @@ impl<'t> Walk<'_, 't> {
         let y_end = x_end + sorted_last_wins(&mut self.keys[x_end..]);
         self.keys.truncate(y_end);
         let (mut i, mut j) = (base, x_end);
+        // Found at the first key that only one side has, so objects with the same keys
+        // never pay for it.
+        let mut renames: Option<Renames> = None;
         while i < x_end || j < y_end {
             if sink.done() {
                 break;
@@ -107,6 +110,9 @@ impl<'t> Walk<'_, 't> {
                 (true, false) => std::cmp::Ordering::Less,
                 _ => std::cmp::Ordering::Greater,
             };
+            if order != std::cmp::Ordering::Equal && renames.is_none() {
+                renames = Some(self.pair_renames(sink.rules, (i, x_end), (j, y_end)));
+            }
             let len = self.path.len();
             self.path.push('/');
             match order {
@@ -120,24 +126,101 @@ impl<'t> Walk<'_, 't> {
                 std::cmp::Ordering::Less => {
                     let (key, value) = self.keys[i];
                     escape_key(key, self.path);
-                    sink.emit(
-                        self.path,
-                        DiffKind::Removed,
-                        || Some(render(value)),
-                        || None,
-                    );
+                    match renames.as_ref().and_then(|r| r.partner(i)) {
+                        Some(k) => {
+                            let (new_key, new_value) = self.keys[k];
+                            let mut to = self.path[..len + 1].to_string();
+                            escape_key(new_key, &mut to);
+                            if let Some(hidden) = renames.as_mut().and_then(|r| r.take_hidden(i)) {
+                                sink.absorb_counts(hidden);
+                            }
+                            sink.emit_renamed(
+                                self.path,
+                                &to,
+                                || Some(render(value)),
+                                || Some(render(new_value)),
+                            );
+                        }
+                        None => sink.emit(
+                            self.path,
+                            DiffKind::Removed,
+                            || Some(render(value)),
+                            || None,
+                        ),
+                    }
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
                     let (key, value) = self.keys[j];
-                    escape_key(key, self.path);
-                    sink.emit(self.path, DiffKind::Added, || None, || Some(render(value)));
+                    if !renames.as_ref().is_some_and(|r| r.is_target(j)) {
+                        escape_key(key, self.path);
+                        sink.emit(self.path, DiffKind::Added, || None, || Some(render(value)));
+                    }
                     j += 1;
                 }
             }
             self.path.truncate(len);
         }
         self.keys.truncate(base);
+    }
+
+    /// Pairs each key only the primary has (in key order) with the first unpaired key only
+    /// the secondary has whose value is equal under the rules (probed at the old key's
+    /// path), so a renamed field is one difference and not a removed and an added one.
+    /// `old` and `new` are the unmerged rest of the two sorted key runs in `self.keys`.
+    fn pair_renames(
+        &mut self,
+        rules: &super::rules::RuleSet,
+        (mut i, x_end): (usize, usize),
+        (mut j, y_end): (usize, usize),
+    ) -> Renames {
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        while i < x_end || j < y_end {
+            let order = match (i < x_end, j < y_end) {
+                (true, true) => self.keys[i].0.cmp(self.keys[j].0),
+                (true, false) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Less => {
+                    removed.push(i);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    added.push(j);
+                    j += 1;
+                }
+            }
+        }
+        let mut renames = Renames::default();
+        let mut budget = MAX_PAIRING_PROBES;
+        for r in removed {
+            let (key, a) = self.keys[r];
+            for &k in &added {
+                if renames.is_target(k) || !same_type(a, self.keys[k].1) {
+                    continue;
+                }
+                if budget == 0 {
+                    return renames;
+                }
+                budget -= 1;
+                let mut probe = Sink::probe(rules);
+                let len = self.path.len();
+                self.path.push('/');
+                escape_key(key, self.path);
+                self.diff(&mut probe, a, self.keys[k].1);
+                self.path.truncate(len);
+                if !probe.failed {
+                    renames.pairs.push((r, k, Some(probe.hidden)));
+                    break;
+                }
+            }
+        }
+        renames
     }
 
     fn diff_arrays(&mut self, sink: &mut Sink<'_>, x: Items<'t>, y: Items<'t>) {
@@ -153,7 +236,7 @@ impl<'t> Walk<'_, 't> {
         };
         let reordered = match &rule {
             None => {
-                self.diff_ordered(sink, x, y);
+                self.diff_in_order(sink, x, y);
                 false
             }
             Some((None, _)) => self.diff_multiset(sink, x, y),
@@ -164,6 +247,127 @@ impl<'t> Walk<'_, 't> {
         if let (true, Some((_, id))) = (reordered, &rule) {
             sink.hide(*id);
         }
+    }
+
+    /// Arrays whose order counts: index by index, unless the two hold the same elements in
+    /// another order, which is one `reordered` difference at the array. Equal arrays cost
+    /// one walk, as before: the first pass is a probe that settles them; only arrays of
+    /// equal length that differ at some index are checked for a permutation.
+    ///
+    /// Arrays that differ in content as well as order are diffed index by index: pairing
+    /// the equal elements first would report an inserted element as one `added` and the
+    /// rest as `reordered`, but it costs a pairing of every element and changes the paths
+    /// that existing ignore rules were written against.
+    fn diff_in_order(&mut self, sink: &mut Sink<'_>, x: Items<'t>, y: Items<'t>) {
+        // A probe only asks "equal?", and a permuted array is not equal either way: an index
+        // difference that shows means no ignore rule covers the array.
+        if sink.is_probe() || x.len() != y.len() {
+            return self.diff_ordered(sink, x, y);
+        }
+        let mut ordered = Sink::probe(sink.rules);
+        let mut first = None;
+        for (i, (a, b)) in x.clone().zip(y.clone()).enumerate() {
+            let len = push_index(self.path, i);
+            self.diff(&mut ordered, a, b);
+            self.path.truncate(len);
+            if ordered.failed {
+                first = Some(i);
+                break;
+            }
+        }
+        let Some(from) = first else {
+            sink.absorb(ordered);
+            return;
+        };
+        match self.permutation(sink.rules, x.clone(), y.clone(), from) {
+            Some(pairs) => {
+                sink.absorb(pairs);
+                let path: &str = self.path;
+                let (a, b) = (x, y);
+                sink.emit(
+                    path,
+                    DiffKind::Reordered,
+                    || Some(render_items(a)),
+                    || Some(render_items(b)),
+                );
+            }
+            None => self.diff_ordered(sink, x, y),
+        }
+    }
+
+    /// Whether `y` holds the elements of `x` in another order, given that both agree up
+    /// to index `from` (exclusive) and differ there: each element from `from` on pairs with
+    /// an unused equal element (equal under the rules, probed at the primary's index, as
+    /// [`Walk::diff_multiset`] pairs them). Returns the probes' hidden counts when it does.
+    ///
+    /// Under exact rules (no mask, tolerance, ignore or unordered rule) a fingerprint per
+    /// element rejects most non-permutations at once and narrows the candidates; otherwise
+    /// the pairing is bounded by [`MAX_PAIRING_PROBES`], past which the array is reported
+    /// index by index, so a long reversed array cannot hold the compare thread.
+    fn permutation<'r>(
+        &mut self,
+        rules: &'r super::rules::RuleSet,
+        x: Items<'t>,
+        y: Items<'t>,
+        from: usize,
+    ) -> Option<Sink<'r>> {
+        let xs: Vec<Value<'t>> = x.skip(from).collect();
+        let ys: Vec<Value<'t>> = y.skip(from).collect();
+        let exact = rules.masks.is_empty()
+            && rules.tolerance.is_none()
+            && rules.ignore.is_empty()
+            && rules.unordered.is_empty();
+        let mut buckets: Option<HashMap<u64, Vec<usize>>> = None;
+        if exact {
+            let mut fx: Vec<u64> = xs.iter().map(|v| fingerprint(*v)).collect();
+            let fy: Vec<u64> = ys.iter().map(|v| fingerprint(*v)).collect();
+            let mut sorted_y = fy.clone();
+            fx.sort_unstable();
+            sorted_y.sort_unstable();
+            if fx != sorted_y {
+                return None;
+            }
+            let mut map: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (j, f) in fy.into_iter().enumerate() {
+                map.entry(f).or_default().push(j);
+            }
+            buckets = Some(map);
+        }
+        let mut pairs = Sink::probe(rules);
+        let mut used = vec![false; ys.len()];
+        let mut budget = MAX_PAIRING_PROBES;
+        for (i, a) in xs.iter().enumerate() {
+            let candidates: Vec<usize> = match &buckets {
+                Some(map) => map.get(&fingerprint(*a)).cloned().unwrap_or_default(),
+                None => (0..ys.len()).collect(),
+            };
+            let mut paired = false;
+            for j in candidates {
+                if used[j] || (j == i && i == 0) {
+                    // The first element differs from its counterpart: the probe that
+                    // stopped the ordered pass said so.
+                    continue;
+                }
+                if budget == 0 {
+                    return None;
+                }
+                budget -= 1;
+                let mut probe = Sink::probe(rules);
+                let len = push_index(self.path, from + i);
+                self.diff(&mut probe, *a, ys[j]);
+                self.path.truncate(len);
+                if !probe.failed {
+                    used[j] = true;
+                    pairs.absorb(probe);
+                    paired = true;
+                    break;
+                }
+            }
+            if !paired {
+                return None;
+            }
+        }
+        Some(pairs)
     }
 
     fn diff_ordered(&mut self, sink: &mut Sink<'_>, mut x: Items<'t>, mut y: Items<'t>) {
@@ -293,6 +497,97 @@ impl<'t> Walk<'_, 't> {
     }
 }
 
+/// The renamed keys of one object: (old key's index, new key's index, the hidden counts
+/// of the probe that found them equal), as indices into [`Walk::keys`].
+#[derive(Default)]
+struct Renames {
+    pairs: Vec<(usize, usize, Option<HiddenCounts>)>,
+}
+
+/// (rule id index, count), as a [`Sink`] keeps them.
+type HiddenCounts = Vec<(usize, u64)>;
+
+impl Renames {
+    fn partner(&self, old: usize) -> Option<usize> {
+        self.pairs.iter().find(|p| p.0 == old).map(|p| p.1)
+    }
+
+    fn is_target(&self, new: usize) -> bool {
+        self.pairs.iter().any(|p| p.1 == new)
+    }
+
+    fn take_hidden(&mut self, old: usize) -> Option<HiddenCounts> {
+        self.pairs.iter_mut().find(|p| p.0 == old)?.2.take()
+    }
+}
+
+/// Whether two values could be equal: only those are probed as a rename.
+fn same_type(a: Value<'_>, b: Value<'_>) -> bool {
+    use View::*;
+    matches!(
+        (a.view(), b.view()),
+        (Null, Null)
+            | (Bool(_), Bool(_))
+            | (Int(_) | BigInt(_) | Float(_), Int(_) | BigInt(_) | Float(_))
+            | (Str(_), Str(_))
+            | (Array(_), Array(_))
+            | (Object(_), Object(_))
+    )
+}
+
+/// Element comparisons one permutation check or one object's rename pairing may spend.
+const MAX_PAIRING_PROBES: usize = 100_000;
+
+/// A hash equal for values that are equal under exact rules: numbers by value (`1` and
+/// `1.0` alike), objects whatever their key order. Different values may share one (the
+/// pairing probes every candidate), and an object with duplicate keys may hash unlike
+/// its equal last-wins twin, which only costs a `reordered` that is reported per index.
+fn fingerprint(v: Value<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn leaf(tag: u8, bytes: &[u8]) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        tag.hash(&mut h);
+        bytes.hash(&mut h);
+        h.finish()
+    }
+    fn mix(a: u64, b: u64) -> u64 {
+        (a ^ b.rotate_left(29))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31)
+    }
+    match v.view() {
+        View::Null => leaf(0, &[]),
+        View::Bool(b) => leaf(1, &[b as u8]),
+        ref n @ (View::Int(_) | View::BigInt(_) | View::Float(_)) => {
+            let f = as_f64(n);
+            let f = if f == 0.0 { 0.0 } else { f };
+            leaf(2, &f.to_bits().to_le_bytes())
+        }
+        View::Str(s) => leaf(3, s.as_bytes()),
+        View::Array(items) => items.fold(leaf(4, &[]), |h, item| mix(h, fingerprint(item))),
+        View::Object(entries) => entries.fold(leaf(5, &[]), |h, (key, item)| {
+            h.wrapping_add(mix(leaf(3, key.as_bytes()), fingerprint(item)))
+        }),
+    }
+}
+
+fn render_items(items: Items<'_>) -> String {
+    let mut out = String::new();
+    render_items_into(items, &mut out);
+    out
+}
+
+fn render_items_into(items: Items<'_>, out: &mut String) {
+    out.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        render_into(item, out);
+    }
+    out.push(']');
+}
+
 fn changed(sink: &mut Sink<'_>, path: &str, a: Value<'_>, b: Value<'_>) {
     sink.emit(
         path,
@@ -377,16 +672,7 @@ fn render_into(v: Value<'_>, out: &mut String) {
             let _ = write!(out, "{f:?}");
         }
         View::Str(s) => render_str(s, out),
-        View::Array(items) => {
-            out.push('[');
-            for (i, item) in items.enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                render_into(item, out);
-            }
-            out.push(']');
-        }
+        View::Array(items) => render_items_into(items, out),
         View::Object(entries) => {
             out.push('{');
             for (i, (k, item)) in entries.enumerate() {

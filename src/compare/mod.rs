@@ -55,6 +55,13 @@ pub enum DiffKind {
     Binary,
     /// A body that could not be decoded (bad gzip, invalid charset).
     Decode,
+    /// An array whose elements are all there, equal under the rules, in another order:
+    /// one difference for the array, since one per index would bury the only fact that
+    /// matters (nothing changed but the order).
+    Reordered,
+    /// An object key gone and another one added holding an equal value: one difference
+    /// from `path` to `to`, where a removed and an added would hide that the data is intact.
+    Renamed,
 }
 
 impl DiffKind {
@@ -68,12 +75,14 @@ impl DiffKind {
             DiffKind::Text => "text",
             DiffKind::Binary => "binary",
             DiffKind::Decode => "decode",
+            DiffKind::Reordered => "reordered",
+            DiffKind::Renamed => "renamed",
         }
     }
 }
 
 /// One place where the two responses differ, in the path grammar shared with ignore rules
-/// (`status`, `headers.<name>`, `body`, `body/<json-pointer>`).
+/// (`status`, `headers.<name>`, `body`, `body/<json-pointer>`, `body#L<n>`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Difference {
     pub path: String,
@@ -81,14 +90,19 @@ pub struct Difference {
     /// The primary's value, rendered for people (JSON text for JSON values).
     pub primary: Option<String>,
     pub secondary: Option<String>,
+    /// Where a renamed key went (the secondary's path); `None` for every other kind.
+    pub to: Option<String>,
 }
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path)?;
+        if let Some(to) = &self.to {
+            write!(f, " → {to}")?;
+        }
         write!(
             f,
-            "{} ({}): {} -> {}",
-            self.path,
+            " ({}): {} -> {}",
             self.kind.as_str(),
             self.primary.as_deref().unwrap_or("(none)"),
             self.secondary.as_deref().unwrap_or("(none)")

@@ -1,12 +1,21 @@
 //! The one path grammar shared by reported differences and ignore rules (the table in
 //! docs/compare-rules.md): `status`, `headers.<lowercase-name>`,
-//! `trailers.<lowercase-name>`, `body`, `body/<json-pointer>`. Patterns add `*` for exactly
-//! one segment and `**` for any number, so a path copied out of a report can be pasted
-//! into the config unchanged.
+//! `trailers.<lowercase-name>`, `body`, `body/<json-pointer>`, `body#L<n>` (line `n` of a
+//! text body). Patterns add `*` for exactly one segment and `**` for any number, and
+//! `body#L*` for any line, so a path copied out of a report can be pasted into the config
+//! unchanged.
 
 /// Splits a path or pattern into segments: `headers.etag` is `["headers", "etag"]` (and
-/// `trailers.grpc-status` likewise), `body/items/0` is `["body", "items", "0"]`.
+/// `trailers.grpc-status` likewise), `body/items/0` is `["body", "items", "0"]`, `body#L7`
+/// is `["body", "#L7"]`: a line is one segment below `body`, so an ignore of `body` covers
+/// every line as it covers every JSON field.
 pub fn segments(path: &str) -> Vec<&str> {
+    if let Some(line) = path
+        .strip_prefix("body")
+        .filter(|rest| rest.starts_with('#'))
+    {
+        return vec!["body", line];
+    }
     for section in ["headers", "trailers"] {
         if let Some(name) = path
             .strip_prefix(section)
@@ -41,6 +50,20 @@ enum Segment {
     One,
     /// `**`: zero or more segments.
     Any,
+    /// `#L*`: any line of a text body.
+    Line,
+}
+
+/// The path of line `n` (1-based) of a text body.
+pub fn line_path(n: usize) -> String {
+    format!("body#L{n}")
+}
+
+/// A line segment as [`segments`] splits it: `#L` and a line number.
+fn is_line(segment: &str) -> bool {
+    segment
+        .strip_prefix("#L")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A compiled path pattern.
@@ -65,6 +88,14 @@ impl PathPattern {
                     return Err(format!("a field name is missing after `{section}.`"));
                 }
             }
+            Some("body") if text.starts_with("body#") => {
+                if root.len() != 2 || !(root[1] == "#L*" || is_line(root[1])) {
+                    return Err(
+                        "a text line is written `body#L<n>` (1-based) or `body#L*` for any line"
+                            .into(),
+                    );
+                }
+            }
             Some("body") => {}
             _ => {
                 return Err(
@@ -82,6 +113,7 @@ impl PathPattern {
                 seg.to_string()
             };
             compiled.push(match seg.as_str() {
+                "#L*" if i == 1 && text.starts_with("body#") => Segment::Line,
                 "*" => Segment::One,
                 // `**/**` means what `**` means; one of them is enough.
                 "**" if compiled.last() == Some(&Segment::Any) => continue,
@@ -125,6 +157,7 @@ fn match_from(pattern: &[Segment], path: &[&str], prefix_ok: bool) -> bool {
         |seg, first| match seg {
             Segment::One => true,
             Segment::Literal(lit) => lit == first,
+            Segment::Line => is_line(first),
             Segment::Any => false,
         },
     )
@@ -160,6 +193,13 @@ mod tests {
             ("status", "status", true),
             ("body", "body/x", true),
             ("body/**", "body", true),
+            ("body", "body#L745", true),
+            ("body#L745", "body#L745", true),
+            ("body#L745", "body#L74", false),
+            ("body#L*", "body#L1", true),
+            ("body#L*", "body", false),
+            ("body#L*", "body/x", false),
+            ("body/x", "body#L1", false),
         ];
         for (pattern, path, want) in cases {
             assert_eq!(covers(pattern, path), want, "{pattern} vs {path}");
@@ -176,6 +216,11 @@ mod tests {
             "body/it*ms",
             "statusx",
             "foo/bar",
+            "body#",
+            "body#L",
+            "body#Lx",
+            "body#L1/x",
+            "body#L1*",
         ] {
             assert!(PathPattern::compile(bad).is_err(), "{bad}");
         }

@@ -53,7 +53,12 @@ impl<'r> Sink<'r> {
 
     /// Adds the hidden counts of an accepted probe.
     pub fn absorb(&mut self, other: Sink<'_>) {
-        for (rule, count) in other.hidden {
+        self.absorb_counts(other.hidden);
+    }
+
+    /// Adds hidden counts kept from a probe.
+    pub fn absorb_counts(&mut self, hidden: Vec<(usize, u64)>) {
+        for (rule, count) in hidden {
             match self.hidden.iter_mut().find(|(r, _)| *r == rule) {
                 Some((_, c)) => *c += count,
                 None => self.hidden.push((rule, count)),
@@ -87,6 +92,34 @@ impl<'r> Sink<'r> {
             self.hide(rule);
             return;
         }
+        self.keep(path, None, kind, primary, secondary);
+    }
+
+    /// Records a renamed key from `path` to `to`. An ignore rule on either path hides it:
+    /// a rule written for the old name and one written for the new one both mean "this
+    /// field does not matter".
+    pub fn emit_renamed(
+        &mut self,
+        path: &str,
+        to: &str,
+        primary: impl FnOnce() -> Option<String>,
+        secondary: impl FnOnce() -> Option<String>,
+    ) {
+        if let Some(rule) = self.ignored_by(path).or_else(|| self.ignored_by(to)) {
+            self.hide(rule);
+            return;
+        }
+        self.keep(path, Some(to), DiffKind::Renamed, primary, secondary);
+    }
+
+    fn keep(
+        &mut self,
+        path: &str,
+        to: Option<&str>,
+        kind: DiffKind,
+        primary: impl FnOnce() -> Option<String>,
+        secondary: impl FnOnce() -> Option<String>,
+    ) {
         self.failed = true;
         if self.probe {
             return;
@@ -96,7 +129,12 @@ impl<'r> Sink<'r> {
             kind,
             primary: primary().map(elide),
             secondary: secondary().map(elide),
+            to: to.map(str::to_string),
         });
+    }
+
+    pub fn is_probe(&self) -> bool {
+        self.probe
     }
 
     /// Applies the masks in order to two different strings; returns the mask that made

@@ -109,27 +109,35 @@ impl Redactor {
         let forms = is_form(&detail.primary.headers) || is_form(&detail.secondary.headers);
         let scrub = Scrub::new(self, found);
         for difference in &mut detail.differences {
-            let secret = self.rules.is_secret_path(&difference.path);
-            let is_body = difference.path == "body" || difference.path.starts_with("body/");
-            for value in [&mut difference.primary, &mut difference.secondary]
-                .into_iter()
-                .flatten()
-            {
+            // A renamed key's value is secret if either name is: the secondary's value sits
+            // at `to`, and is redacted as the field found there.
+            let secret = self.rules.is_secret_path(&difference.path)
+                || difference
+                    .to
+                    .as_deref()
+                    .is_some_and(|to| self.rules.is_secret_path(to));
+            let is_body = |path: &str| {
+                path == "body" || path.starts_with("body/") || path.starts_with("body#")
+            };
+            let is_line = difference.path.starts_with("body#");
+            let secondary_path = difference.to.as_deref().unwrap_or(&difference.path);
+            let places = [difference.path.as_str(), secondary_path];
+            let values = [&mut difference.primary, &mut difference.secondary];
+            for (value, path) in values.into_iter().zip(places) {
+                let Some(value) = value else { continue };
                 if secret {
                     *value = self.digest(value.as_bytes());
                     continue;
                 }
-                if is_body {
-                    let root = segments(&difference.path);
+                if is_body(path) {
+                    let root = segments(path);
                     if let Some(redacted) = self.json(value.as_bytes(), &root, true, &mut vec![]) {
                         *value = String::from_utf8_lossy(&redacted).into_owned();
                     }
-                    if forms {
-                        // `line N: a=1&password=...` of a text difference.
-                        if let Some((prefix, line)) = value.split_once(": ") {
-                            if let Some(line) = self.form_fields(line, true, &mut vec![]) {
-                                *value = format!("{prefix}: {line}");
-                            }
+                    if forms && is_line {
+                        // A line of a form body: `a=1&password=...`.
+                        if let Some(line) = self.form_fields(value, true, &mut vec![]) {
+                            *value = line;
                         }
                     }
                 }
@@ -440,18 +448,21 @@ mod tests {
                     kind: DiffKind::Changed,
                     primary: Some("sid=sid-DDDD; Path=/".into()),
                     secondary: Some("sid=sid-FFFF; Path=/".into()),
+                    to: None,
                 },
                 Difference {
                     path: "body/token".into(),
                     kind: DiffKind::Changed,
                     primary: Some("\"tok-CCCC\"".into()),
                     secondary: Some("\"tok-EEEE\"".into()),
+                    to: None,
                 },
                 Difference {
                     path: "body/extra".into(),
                     kind: DiffKind::Added,
                     primary: None,
                     secondary: Some(r#"{"refresh_token":"rt-GGGG","echo":"sid-DDDD"}"#.into()),
+                    to: None,
                 },
             ],
             body_diff: Some("-sid-DDDD\n+sid-FFFF\n".into()),
@@ -537,10 +548,11 @@ mod tests {
             primary: captured(form, "user=ann&password=ab", "a=b"),
             secondary: captured(form, "user=ann&password=cd", "a=b"),
             differences: vec![Difference {
-                path: "body".into(),
-                kind: DiffKind::Text,
-                primary: Some("line 1: user=ann&password=ab".into()),
-                secondary: Some("line 1: user=ann&password=cd".into()),
+                path: "body#L1".into(),
+                kind: DiffKind::Changed,
+                primary: Some("user=ann&password=ab".into()),
+                secondary: Some("user=ann&password=cd".into()),
+                to: None,
             }],
             body_diff: Some(
                 "--- primary\n+++ secondary\n-user=ann&password=ab\n+user=ann&password=cd\n".into(),
@@ -553,7 +565,7 @@ mod tests {
             .primary
             .as_ref()
             .unwrap()
-            .starts_with("line 1: user=ann&password=[redacted hmac:"));
+            .starts_with("user=ann&password=[redacted hmac:"));
         assert_ne!(d.primary, d.secondary);
         let diff = detail.body_diff.unwrap();
         assert!(!diff.contains("=ab") && !diff.contains("=cd"), "{diff}");

@@ -293,7 +293,7 @@ pub fn render(report: &Report) -> String {
                 let _ = write!(
                     out,
                     "<li><code>{}</code> ({}): {} → {}</li>",
-                    escape(&d.path),
+                    escape(&d.place()),
                     escape(&d.kind),
                     escape(d.primary.as_deref().unwrap_or("(none)")),
                     escape(d.secondary.as_deref().unwrap_or("(none)"))

@@ -62,6 +62,9 @@ pub fn render(report: &Report, thresholds: Option<&Thresholds>) -> String {
                     "example: shadowdiff show {} --db {}  ({} {})",
                     example.id, example.database, example.method, example.uri
                 );
+                for d in &example.differences {
+                    let _ = writeln!(description, "  {} ({})", d.place(), d.kind);
+                }
             }
             status.set_description(description);
         }

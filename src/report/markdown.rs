@@ -104,6 +104,9 @@ pub fn render(report: &Report) -> String {
                     example.id,
                     example.database
                 );
+                for d in &example.differences {
+                    let _ = writeln!(out, "  - `{}` ({})", d.place(), d.kind);
+                }
             }
             out.push('\n');
         }

@@ -65,7 +65,7 @@ pub fn render(row: &MismatchRow) -> String {
         let _ = writeln!(
             out,
             "{} ({}): {} -> {}",
-            d.path,
+            d.place(),
             d.kind,
             d.primary.as_deref().unwrap_or("(none)"),
             d.secondary.as_deref().unwrap_or("(none)")

@@ -113,11 +113,7 @@ pub fn render(report: &Report, colour: bool) -> String {
             );
         }
         for example in &route.examples {
-            let paths: Vec<&str> = example
-                .differences
-                .iter()
-                .map(|d| d.path.as_str())
-                .collect();
+            let paths: Vec<_> = example.differences.iter().map(|d| d.place()).collect();
             let _ = writeln!(
                 out,
                 "  example {}: {} {} -> {} vs {} at {}  (shadowdiff show {} --db {})",

@@ -59,6 +59,20 @@ pub struct DifferenceRow {
     pub kind: String,
     pub primary: Option<String>,
     pub secondary: Option<String>,
+    /// A renamed key's new path; absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl DifferenceRow {
+    /// Where the difference is, as every report format writes it: the path, and for a
+    /// renamed key where it went (`body/email → body/email_address`).
+    pub fn place(&self) -> std::borrow::Cow<'_, str> {
+        match &self.to {
+            Some(to) => format!("{} → {to}", self.path).into(),
+            None => self.path.as_str().into(),
+        }
+    }
 }
 
 /// A stored mismatch. Header and body fields are `None` when it was not kept as an example.
@@ -372,7 +386,7 @@ impl StoreReader {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT path, kind, primary_value, secondary_value FROM differences
+                "SELECT path, kind, primary_value, secondary_value, to_path FROM differences
                  WHERE mismatch_id = ?1 ORDER BY rowid",
             )
             .map_err(|e| self.error(e))?;
@@ -383,6 +397,7 @@ impl StoreReader {
                     kind: row.get(1)?,
                     primary: row.get(2)?,
                     secondary: row.get(3)?,
+                    to: row.get(4)?,
                 })
             })
             .map_err(|e| self.error(e))?;

@@ -31,6 +31,7 @@ pub fn synthetic_mismatch(i: u64, start: SystemTime, spacing: Duration) -> Recor
             kind: DiffKind::Changed,
             primary: Some(format!("{}", i % 1000)),
             secondary: Some(format!("{}", i % 1000 + 1)),
+            to: None,
         })
         .collect();
     let body = |price: u64| {

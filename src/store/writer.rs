@@ -396,9 +396,17 @@ fn outcome_columns(outcome: Outcome) -> (&'static str, Cow<'static, str>) {
 }
 
 /// The sorted set of differing paths: mismatches that differ in the same places are one
-/// kind of problem, and examples are bounded per kind.
+/// kind of problem, and examples are bounded per kind. The lines of a text body count as
+/// one place (`body#L*`): otherwise every mismatch of a text endpoint that differs on
+/// other lines would be a kind of its own and keep its own examples.
 pub fn signature_of(differences: &[Difference]) -> String {
-    let mut paths: Vec<&str> = differences.iter().map(|d| d.path.as_str()).collect();
+    let mut paths: Vec<&str> = differences
+        .iter()
+        .map(|d| match d.path.starts_with("body#L") {
+            true => "body#L*",
+            false => d.path.as_str(),
+        })
+        .collect();
     paths.sort_unstable();
     paths.dedup();
     paths.join(", ")
@@ -458,8 +466,8 @@ fn insert_mismatch(
     ])?;
     let mismatch_id = tx.last_insert_rowid();
     let mut insert_difference = tx.prepare_cached(
-        "INSERT INTO differences (mismatch_id, path, kind, primary_value, secondary_value)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO differences (mismatch_id, path, kind, primary_value, secondary_value, to_path)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for difference in &detail.differences {
         insert_difference.execute(params![
@@ -468,6 +476,7 @@ fn insert_mismatch(
             difference.kind.as_str(),
             difference.primary,
             difference.secondary,
+            difference.to,
         ])?;
     }
     Ok(())
@@ -570,6 +579,7 @@ mod tests {
             kind: DiffKind::Changed,
             primary: None,
             secondary: None,
+            to: None,
         }
     }
 

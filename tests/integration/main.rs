@@ -10,6 +10,7 @@ mod support;
 mod baseline_noise;
 mod compare_cli;
 mod compare_engine;
+mod compare_kinds;
 mod compare_properties;
 mod demo_cli;
 mod ops_cli;

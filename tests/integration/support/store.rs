@@ -88,6 +88,7 @@ pub fn mismatched(route: &str, uri: &str, paths: &[&str]) -> Record {
                 },
                 primary: Some("1".into()),
                 secondary: Some("2".into()),
+                to: None,
             })
             .collect(),
         body_diff: None,

@@ -13,7 +13,7 @@
 //! The memory is the compare thread's, per process; it is bounded by [`MAX_ROUTES`] and
 //! [`MAX_PATHS_PER_COMPARISON`].
 
-use crate::compare::{Difference, HiddenCount, Verdict};
+use crate::compare::{DiffKind, Difference, HiddenCount, Verdict};
 use crate::config::NoiseConfig;
 use std::collections::{HashMap, VecDeque};
 
@@ -55,6 +55,11 @@ fn covers_with(
             }
             None => noise.path == difference.path,
         };
+    }
+    // The baseline listing the same elements in another order makes the order noise, not
+    // the elements: only the secondary's reordering of that same array is hidden.
+    if noise.kind == DiffKind::Reordered {
+        return difference.kind == DiffKind::Reordered && difference.path == noise.path;
     }
     at_or_below(&difference.path, &noise.path)
 }
@@ -272,7 +277,6 @@ impl NoiseMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::DiffKind;
 
     fn at(path: &str) -> Difference {
         Difference {
@@ -280,6 +284,7 @@ mod tests {
             kind: DiffKind::Changed,
             primary: None,
             secondary: None,
+            to: None,
         }
     }
 
@@ -382,6 +387,7 @@ mod tests {
             kind: DiffKind::Changed,
             primary: Some(primary.into()),
             secondary: Some(secondary.into()),
+            to: None,
         }
     }
 

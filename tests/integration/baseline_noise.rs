@@ -15,7 +15,9 @@ fn user(id: u64, migrated: bool) -> Response<Body> {
     if migrated && id == 7 {
         return support::text(500, "internal error");
     }
-    let tags = vec!["a", "b", "c", "d", "e", "f"];
+    // Eight tags: the baseline repeats the primary's order once in 40,320 answers.
+    let mut tags = vec!["a", "b", "c", "d", "e", "f", "g", "h"];
+    fastrand::shuffle(&mut tags);
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,8 +44,36 @@ fn user(id: u64, migrated: bool) -> Response<Body> {
         .unwrap()
 }
 
+/// A server-rendered page: the footer's query time is fresh each time; the migrated
+/// version adds a banner line at the top (so every line below moves) and a new version.
+fn page(migrated: bool) -> Response<Body> {
+    let mut lines = Vec::new();
+    if migrated {
+        lines.push("<div class=\"banner\">new look</div>".to_string());
+    }
+    lines.push("<html><body>".to_string());
+    for n in 1..=5 {
+        lines.push(format!("<p>paragraph {n}</p>"));
+    }
+    let version = if migrated { "2.0.0" } else { "1.4.2" };
+    lines.push(format!("<footer>version {version}</footer>"));
+    lines.push(format!(
+        "<footer>Queries took {}.{}ms</footer>",
+        fastrand::u32(1..100_000),
+        fastrand::u32(0..1000)
+    ));
+    lines.push("</body></html>".to_string());
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .body(support::full(lines.join("\n") + "\n"))
+        .unwrap()
+}
+
 async fn api(migrated: bool) -> Backend {
     backend(move |received| async move {
+        if received.uri.path() == "/page" {
+            return page(migrated);
+        }
         let id = received
             .uri
             .path()
@@ -245,4 +275,69 @@ async fn replay_with_a_baseline_reports_only_the_real_differences() {
     // Users 5, 10, 15 and 20 have a changed email; user 7 fails on the secondary.
     assert_eq!(report["summary"]["mismatched"], 5, "{report:#}");
     assert_eq!(report["summary"]["baseline"]["used"], 20, "{report:#}");
+}
+
+/// The text half of the A/A promise and of per-line noise: the query time on the footer is
+/// learnt as a mask of its tokens, so it is hidden even where the migrated page moved it
+/// one line down, while the changed version on the line next to it is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_text_line_is_learnt_by_its_tokens_and_the_real_change_beside_it_shows() {
+    let (primary, baseline, secondary) = (api(false).await, api(false).await, api(true).await);
+    let (config, dir) = config(&primary, &secondary, Some(&baseline.url()));
+    let proxy = support::start(config, dir).await;
+    for _ in 0..10 {
+        client()
+            .get(proxy.url("/page"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let report = report_json(&proxy.stop().await);
+    let route = &report["routes"][0];
+    assert_eq!(route["mismatched"], 10, "{report:#}");
+    let shown: Vec<(String, String)> = route["examples"][0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_string(),
+                d["secondary"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        shown.iter().any(|(_, s)| s.contains("version 2.0.0")),
+        "the version change is reported: {shown:?}"
+    );
+    assert!(
+        !shown.iter().any(|(_, s)| s.contains("Queries took")),
+        "the query time is noise: {shown:?}"
+    );
+}
+
+/// An A/A run: the secondary runs the primary's own version. With a baseline and no rules,
+/// every route reports 0 mismatches, JSON and text alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_a_a_run_with_a_baseline_and_no_rules_reports_no_mismatch() {
+    let (primary, baseline, secondary) = (api(false).await, api(false).await, api(false).await);
+    let (config, dir) = config(&primary, &secondary, Some(&baseline.url()));
+    let proxy = support::start(config, dir).await;
+    send(&proxy, 1..21).await;
+    for _ in 0..10 {
+        client()
+            .get(proxy.url("/page"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let report = report_json(&proxy.stop().await);
+    assert_eq!(report["summary"]["matched"], 30, "{report:#}");
+    assert_eq!(report["summary"]["mismatched"], 0, "{report:#}");
 }

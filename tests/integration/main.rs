@@ -38,3 +38,4 @@ mod serve_shadowing;
 mod serve_upgrade;
 mod store_hardening;
 mod store_writer;
+mod suggest_cli;

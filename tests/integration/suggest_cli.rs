@@ -105,6 +105,13 @@ fn noisy_db(dir: &Path) -> PathBuf {
                 "\"ada\"".into(),
                 "\"ada\"".into(),
             ),
+            // A secret field, as the store writes it: digests, never the values.
+            d(
+                "body/token",
+                "changed",
+                format!("\"[redacted hmac:{:012x}]\"", mix(n) >> 16),
+                format!("\"[redacted hmac:{:012x}]\"", mix(n + 1) >> 16),
+            ),
         ];
         // Mostly UUIDs, once an email: the path must not be ignored.
         diffs.push(if i == 7 {
@@ -230,6 +237,7 @@ fn suggest_proposes_rules_for_noise_and_lists_real_changes() {
         "body/old_name",
         "body/owner",
         "body/lines",
+        "body/token",
     ] {
         assert!(
             !rules.iter().any(|(_, _, item)| item.contains(real)),
@@ -251,6 +259,15 @@ fn suggest_proposes_rules_for_noise_and_lists_real_changes() {
         assert!(real.contains(path), "{path} not listed as real:\n{config}");
     }
     assert!(real.contains("renamed to body/name"), "{config}");
+    let not_judged = config
+        .split("# not judged")
+        .nth(1)
+        .expect("a not-judged section");
+    assert!(not_judged.contains("body/token"), "{config}");
+    assert!(
+        !config.contains("[redacted hmac:"),
+        "no digest printed:\n{config}"
+    );
 }
 
 #[test]

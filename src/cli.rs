@@ -49,6 +49,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// Send recorded traffic (JSONL or HAR) to both upstreams and store the differences.
     Replay(ReplayArgs),
+    /// Propose compare rules (ignore, mask, unordered, tolerance) from stored mismatches,
+    /// as a config file `--config` takes; meaningful-looking changes are listed apart.
+    Suggest(SuggestArgs),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -273,6 +276,15 @@ pub struct GateArgs {
     pub stores: StoreSelection,
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct SuggestArgs {
+    #[command(flatten)]
+    pub stores: StoreSelection,
+    /// Write the config to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -38,6 +38,8 @@
 //! - [`store`]: SQLite schema, the writer thread, read queries.
 //! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
 //!   verdict and `show`.
+//! - [`suggest`]: compare rules proposed from stored differences (ignore, mask, unordered,
+//!   tolerance), with their evidence, and what looks like a real change.
 //! - [`wildcard`]: the segment matcher (`*`, `**`) behind route patterns and compare paths.
 //! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
 #![forbid(unsafe_code)]
@@ -59,6 +61,7 @@ pub mod report;
 pub mod route;
 pub mod stdout;
 pub mod store;
+pub mod suggest;
 pub mod traffic;
 pub mod upstream;
 pub mod wildcard;

@@ -7,3 +7,4 @@ pub mod demo;
 pub mod diff;
 pub mod replay;
 pub mod report;
+pub mod suggest;

@@ -11,7 +11,9 @@ use std::io::IsTerminal;
 /// `shadowdiff report`: renders the report; with thresholds, also gates.
 pub fn run_report(args: &ReportArgs) -> Result<GateStatus, ReportError> {
     let thresholds = thresholds(&args.thresholds)?;
-    let mut report = report::load(&selection(&args.stores, args.examples)?)?;
+    let mut wanted = selection(&args.stores, args.examples)?;
+    wanted.suggestions = matches!(args.format, ReportFormat::Text | ReportFormat::Html);
+    let mut report = report::load(&wanted)?;
     let status = report::apply_gate(&mut report, &thresholds);
     let format = match args.format {
         ReportFormat::Json => Format::Json,
@@ -89,7 +91,10 @@ fn thresholds(args: &ThresholdArgs) -> Result<Thresholds, ReportError> {
     )?)
 }
 
-fn selection(stores: &StoreSelection, examples_per_route: usize) -> Result<Selection, ReportError> {
+pub fn selection(
+    stores: &StoreSelection,
+    examples_per_route: usize,
+) -> Result<Selection, ReportError> {
     let since = stores
         .since
         .as_deref()
@@ -118,5 +123,6 @@ fn selection(stores: &StoreSelection, examples_per_route: usize) -> Result<Selec
         run: stores.run,
         route,
         examples_per_route,
+        suggestions: false,
     })
 }

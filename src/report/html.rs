@@ -311,6 +311,25 @@ pub fn render(report: &Report) -> String {
             .collect();
         let _ = write!(out, "<h2>Unused rules</h2><p>{}</p>", rules.join(", "));
     }
+    if let Some(s) = &report.suggestions {
+        let _ = write!(
+            out,
+            "<h2>Suggested rules</h2><p>{} rule(s) suggested, {} path(s) look real.</p>",
+            s.rules, s.looks_real
+        );
+        if !s.top.is_empty() {
+            out.push_str("<ul>");
+            for line in &s.top {
+                let _ = write!(out, "<li>{}</li>", escape(line));
+            }
+            out.push_str("</ul>");
+        }
+        let _ = write!(
+            out,
+            "<p>Run <code>{}</code> for the config.</p>",
+            escape(&s.command)
+        );
+    }
     out.push_str("</body></html>\n");
     out
 }

@@ -62,6 +62,37 @@ pub struct Selection {
     pub route: Option<crate::route::RoutePattern>,
     /// Stored examples shown per route.
     pub examples_per_route: usize,
+    /// Also propose rules from the newest differences (the text and HTML reports end
+    /// with them in short).
+    pub suggestions: bool,
+}
+
+/// Differences per store the reports' suggestions read: enough to see the usual noise,
+/// few enough that a report stays quick over a million mismatches.
+const REPORT_SUGGESTION_ROWS: usize = 20_000;
+
+impl Selection {
+    /// Opens every selected store read-only, with the filter the selection means.
+    pub fn open(&self) -> Result<(Vec<StoreReader>, ReadFilter), StoreError> {
+        let since_ms = self.since.map(|span| {
+            let start = SystemTime::now()
+                .checked_sub(span)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            crate::store::millis_since_epoch(start)
+        });
+        let readers = self
+            .db
+            .iter()
+            .map(|path| StoreReader::open(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            readers,
+            ReadFilter {
+                run: self.run,
+                since_ms,
+            },
+        ))
+    }
 }
 
 /// How a report is rendered.
@@ -76,26 +107,23 @@ pub enum Format {
 
 /// Reads and merges the selected stores into one report.
 pub fn load(selection: &Selection) -> Result<Report, ReportError> {
-    let since_ms = selection.since.map(|span| {
-        let start = SystemTime::now()
-            .checked_sub(span)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        crate::store::millis_since_epoch(start)
-    });
-    let readers = selection
-        .db
-        .iter()
-        .map(|path| StoreReader::open(path))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (readers, filter) = selection.open()?;
     let scope = Scope {
-        filter: ReadFilter {
-            run: selection.run,
-            since_ms,
-        },
+        filter,
         route: selection.route.clone(),
         examples_per_route: selection.examples_per_route,
     };
-    Ok(Report::build(&readers, &scope)?)
+    let mut report = Report::build(&readers, &scope)?;
+    if selection.suggestions {
+        let found = crate::suggest::suggest(
+            &readers,
+            filter,
+            selection.route.as_ref(),
+            Some(REPORT_SUGGESTION_ROWS),
+        )?;
+        report.suggestions = Some(crate::suggest::Summary::of(&found));
+    }
+    Ok(report)
 }
 
 /// The report in `format`; JUnit marks the routes over `thresholds`.

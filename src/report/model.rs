@@ -227,6 +227,9 @@ pub struct Report {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateReport>,
+    /// Rules `suggest` would propose, in short (text and HTML end with them).
+    #[serde(skip)]
+    pub suggestions: Option<crate::suggest::Summary>,
 }
 
 /// RFC 3339 time of milliseconds since the epoch.
@@ -401,6 +404,7 @@ impl Report {
                 .collect(),
             notes,
             gate: None,
+            suggestions: None,
         })
     }
 }

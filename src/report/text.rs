@@ -145,6 +145,17 @@ pub fn render(report: &Report, colour: bool) -> String {
     if let Some(gate) = &report.gate {
         out.push_str(&gate_lines(gate));
     }
+    if let Some(s) = &report.suggestions {
+        let _ = writeln!(
+            out,
+            "suggestions: {} rule(s), {} path(s) look real",
+            s.rules, s.looks_real
+        );
+        for line in &s.top {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out, "  run `{}` for the config", s.command);
+    }
     out
 }
 

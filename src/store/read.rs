@@ -405,6 +405,93 @@ impl StoreReader {
     }
 }
 
+/// One stored difference with what `suggest` needs of its mismatch.
+#[derive(Clone, Debug)]
+pub struct DifferenceFact {
+    pub mismatch_id: i64,
+    pub route: String,
+    pub at_ms: i64,
+    pub path: String,
+    pub kind: String,
+    pub primary: Option<String>,
+    pub secondary: Option<String>,
+    /// A renamed key's new path (schema 3; `None` in older stores).
+    pub to_path: Option<String>,
+}
+
+impl StoreReader {
+    /// Stored mismatches per route over the filter: (route, count).
+    pub fn mismatch_counts(&self, filter: ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT route, COUNT(*) FROM mismatches
+                 WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR at_ms >= ?2)
+                 GROUP BY route",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![filter.run, filter.since_ms], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Streams every stored difference the filter covers to `visit`, one row at a time, so
+    /// a caller's memory does not grow with the store; newest first when `limit` caps it
+    /// (the report's bounded look), else in the order they were written.
+    pub fn for_each_difference(
+        &self,
+        filter: ReadFilter,
+        limit: Option<usize>,
+        mut visit: impl FnMut(DifferenceFact),
+    ) -> Result<(), StoreError> {
+        let has_to_path: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('differences') WHERE name = 'to_path')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))?;
+        let to_path = if has_to_path { "d.to_path" } else { "NULL" };
+        let order = if limit.is_some() { "DESC" } else { "" };
+        let sql = format!(
+            "SELECT d.mismatch_id, m.route, m.at_ms, d.path, d.kind, d.primary_value,
+                    d.secondary_value, {to_path}
+             FROM differences d JOIN mismatches m ON m.id = d.mismatch_id
+             WHERE (?1 IS NULL OR m.run_id = ?1) AND (?2 IS NULL OR m.at_ms >= ?2)
+             ORDER BY d.rowid {order} LIMIT ?3"
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
+        let cap = limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
+        let mut rows = statement
+            .query(params![filter.run, filter.since_ms, cap])
+            .map_err(|e| self.error(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
+            let fact = (|| {
+                Ok::<_, rusqlite::Error>(DifferenceFact {
+                    mismatch_id: row.get(0)?,
+                    route: row.get(1)?,
+                    at_ms: row.get(2)?,
+                    path: row.get(3)?,
+                    kind: row.get(4)?,
+                    primary: row.get(5)?,
+                    secondary: row.get(6)?,
+                    to_path: row.get(7)?,
+                })
+            })()
+            .map_err(|e| self.error(e))?;
+            visit(fact);
+        }
+        Ok(())
+    }
+}
+
 fn headers_column(value: Option<String>) -> Option<Vec<(String, String)>> {
     value.map(|json| serde_json::from_str(&json).unwrap_or_default())
 }

@@ -40,3 +40,4 @@ mod serve_shadowing;
 mod serve_upgrade;
 mod store_hardening;
 mod store_writer;
+mod suggest_cli;

@@ -164,3 +164,42 @@ pub fn standard_workload() -> Vec<Record> {
     records
 }
 // (the last record makes GET /users/{id} 91 matched in total)
+
+/// A mismatch of `route` with exactly these differences: (path, kind, primary, secondary).
+/// Kinds the engine of this build cannot make yet (`reordered`, `renamed`) are written as
+/// `changed` here and set with [`set_kind`] once the store is written.
+pub fn with_differences(
+    route: &str,
+    uri: &str,
+    differences: &[(String, &str, String, String)],
+) -> Record {
+    let mut record = mismatched(route, uri, &[]);
+    let detail = record.mismatch.as_mut().unwrap();
+    detail.differences = differences
+        .iter()
+        .map(|(path, kind, primary, secondary)| Difference {
+            path: path.clone(),
+            kind: match *kind {
+                "status" => DiffKind::Status,
+                "added" => DiffKind::Added,
+                "removed" => DiffKind::Removed,
+                _ => DiffKind::Changed,
+            },
+            primary: Some(primary.clone()),
+            secondary: Some(secondary.clone()),
+            to: None,
+        })
+        .collect();
+    record
+}
+
+/// Rewrites the stored kind (and `to_path`) of every difference at `path`, for the kinds
+/// another part of the engine writes.
+pub fn set_kind(db: &Path, path: &str, kind: &str, to_path: Option<&str>) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "UPDATE differences SET kind = ?1, to_path = ?2 WHERE path = ?3",
+        rusqlite::params![kind, to_path, path],
+    )
+    .unwrap();
+}

@@ -8,7 +8,7 @@ use shadowdiff::demo::drive::{self, DemoError, DemoOptions};
 use shadowdiff::demo::DEMO_RULES;
 use std::path::Path;
 /// Runs both passes and prints both reports on standard output.
-pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     // Kept after the run, so the `shadowdiff show` commands in the report work.
     let dir = args
         .out
@@ -41,6 +41,11 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         quiet: args.quiet,
     }))?;
     print_report(&raw)?;
+    say(&format!(
+        "\n-- the rules `shadowdiff suggest --db {}` proposes for this store --\n",
+        raw.display()
+    ))?;
+    print_suggestions(&raw)?;
     say(
         "\n== 2/3: no rules, with --baseline (a second instance of the primary's version) ==\n   \
          (where the primary differs from its own twin is noise: request ids, timestamps;\n    \
@@ -71,11 +76,24 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         "\nThe stores are in {}: try `shadowdiff report --format html --db {} --output demo.html`.\n",
         dir.display(),
         judged.display()
-    ))
+    ))?;
+    Ok(())
 }
 
 fn say(text: &str) -> Result<(), DemoError> {
     shadowdiff::stdout::write(text).map_err(DemoError::Stdout)
+}
+
+fn print_suggestions(db: &Path) -> anyhow::Result<()> {
+    let stores = crate::cli::StoreSelection {
+        db: vec![db.to_path_buf()],
+        ..Default::default()
+    };
+    let selection = super::report::selection(&stores, 0)?;
+    let (readers, filter) = selection.open()?;
+    let found = shadowdiff::suggest::suggest(&readers, filter, None, None)?;
+    say(&shadowdiff::suggest::render_config(&found))?;
+    Ok(())
 }
 
 fn print_report(db: &Path) -> Result<(), DemoError> {

@@ -42,6 +42,17 @@ fn demo_exits_0_and_names_the_deliberate_differences() {
             "first pass lacks {expected}:\n{raw}"
         );
     }
+    // The first pass ends with the config `suggest` proposes: the noise as rules, the
+    // real changes listed as looking real.
+    let (_, suggested) = raw
+        .split_once("shadowdiff suggest --db")
+        .expect("the suggested config");
+    assert!(suggested.contains("\"body/request_id\","), "{suggested}");
+    assert!(
+        suggested.contains("path = \"body/orders\", key = \"id\""),
+        "{suggested}"
+    );
+    assert!(suggested.contains("# looks real"), "{suggested}");
     // With the rules: the noise is gone from the differences and counted as hidden, the
     // renamed field and the changed status remain.
     let (differences, hidden) = judged.split_once("hidden on").expect("hidden counts");

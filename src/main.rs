@@ -40,9 +40,7 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Suggest(args) => commands::suggest::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => commands::replay::run(args).map(exit_code),
-        Command::Demo(args) => commands::demo::run(&args)
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(Into::into),
+        Command::Demo(args) => commands::demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => commands::diff::run(&args, &mut std::io::stdout())
             .map(|outcome| ExitCode::from(outcome.exit_code()))
             .map_err(Into::into),

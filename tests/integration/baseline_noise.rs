@@ -33,7 +33,7 @@ fn user(id: u64, migrated: bool) -> Response<Body> {
         "request_id": format!("{:032x}", fastrand::u128(..)),
         "generated_at": format!("{nanos}"),
         "nonce": format!("{:016x}", fastrand::u64(..)),
-        "load": 0.5 + fastrand::f64() * 1e-6,
+        "load": 0.5 + fastrand::f64() * 1e-12,
         "tags": tags,
         "name": format!("User {id}"),
         "email": email,
@@ -340,4 +340,58 @@ async fn an_a_a_run_with_a_baseline_and_no_rules_reports_no_mismatch() {
     let report = report_json(&proxy.stop().await);
     assert_eq!(report["summary"]["matched"], 30, "{report:#}");
     assert_eq!(report["summary"]["mismatched"], 0, "{report:#}");
+}
+
+/// The rules `suggest` proposes from a run without a baseline, fed back as `--config`
+/// (still without a baseline), give the baseline's verdict: the same real differences,
+/// and no `ignore` of a field that really changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggested_rules_fed_back_give_the_baselines_verdict() {
+    let (primary, secondary) = (api(false).await, api(true).await);
+    let (first_config, dir) = config(&primary, &secondary, None);
+    let proxy = support::start(first_config, dir).await;
+    send(&proxy, 1..41).await;
+    let first = proxy.stop().await;
+    let rules = first.with_file_name("suggested.toml");
+    let (db, out) = (first.path.clone(), rules.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["suggest", "--db"])
+            .arg(&db)
+            .arg("--write")
+            .arg(&out)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let suggested = std::fs::read_to_string(&rules).unwrap();
+    let ignored: Vec<&str> = suggested
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .collect();
+    assert!(
+        !ignored.iter().any(|l| l.contains("email")),
+        "a real change is proposed as noise:\n{suggested}"
+    );
+
+    let (mut config, dir) = config(&primary, &secondary, None);
+    config.rules = shadowdiff::config::FileConfig::load(&rules)
+        .unwrap()
+        .rules();
+    let proxy = support::start(config, dir).await;
+    send(&proxy, 1..41).await;
+    let report = report_json(&proxy.stop().await);
+    let route = &report["routes"][0];
+    assert_eq!(route["mismatched"], 9, "{suggested}\n{report:#}");
+    let mut paths = differing_paths(route);
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["body", "body/email", "headers.content-type", "status"],
+        "{suggested}\n{report:#}"
+    );
 }

@@ -5,7 +5,9 @@
 //! - `equal-reordered`: the same document with every object's keys in reverse order and
 //!   other whitespace, so both sides are parsed, keys sorted and walked in full: the
 //!   honest "equal" figure;
-//! - `different`: every tenth record has a changed field, rendered into differences.
+//! - `different`: every tenth record has a changed field, rendered into differences;
+//! - `reordered`: the records in reverse order, the `reordered` kind's permutation check
+//!   (one difference at `body/items`).
 //!
 //! Run: `cargo bench --bench compare -- --warm-up-time 1 --measurement-time 3`
 
@@ -90,6 +92,13 @@ fn bench(c: &mut Criterion) {
                 "different",
                 serde_json::to_vec(&document(size, true)).unwrap(),
             ),
+            ("reordered", {
+                let mut reversed = base.clone();
+                if let Some(items) = reversed["items"].as_array_mut() {
+                    items.reverse();
+                }
+                serde_json::to_vec(&reversed).unwrap()
+            }),
         ];
         for (kind, secondary) in pairs {
             group.throughput(Throughput::Bytes((primary.len() + secondary.len()) as u64));

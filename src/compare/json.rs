@@ -317,6 +317,27 @@ impl<'t> Walk<'_, 't> {
             && rules.tolerance.is_none()
             && rules.ignore.is_empty()
             && rules.unordered.is_empty();
+        let mut budget = MAX_PAIRING_PROBES;
+        // The element that stopped the ordered pass needs a partner elsewhere: most arrays
+        // that merely differ are settled here, before anything is hashed.
+        let mut partner = false;
+        for b in ys.iter().skip(1) {
+            if budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let mut probe = Sink::probe(rules);
+            let len = push_index(self.path, from);
+            self.diff(&mut probe, xs[0], *b);
+            self.path.truncate(len);
+            if !probe.failed {
+                partner = true;
+                break;
+            }
+        }
+        if !partner {
+            return None;
+        }
         let mut buckets: Option<HashMap<u64, Vec<usize>>> = None;
         if exact {
             let mut fx: Vec<u64> = xs.iter().map(|v| fingerprint(*v)).collect();
@@ -335,7 +356,6 @@ impl<'t> Walk<'_, 't> {
         }
         let mut pairs = Sink::probe(rules);
         let mut used = vec![false; ys.len()];
-        let mut budget = MAX_PAIRING_PROBES;
         for (i, a) in xs.iter().enumerate() {
             let candidates: Vec<usize> = match &buckets {
                 Some(map) => map.get(&fingerprint(*a)).cloned().unwrap_or_default(),

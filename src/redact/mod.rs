@@ -464,6 +464,14 @@ mod tests {
                     secondary: Some(r#"{"refresh_token":"rt-GGGG","echo":"sid-DDDD"}"#.into()),
                     to: None,
                 },
+                // A value renamed into a secret field is as secret as the field.
+                Difference {
+                    path: "body/note".into(),
+                    kind: DiffKind::Renamed,
+                    primary: Some("\"tok-HHHH\"".into()),
+                    secondary: Some("\"tok-HHHH\"".into()),
+                    to: Some("body/token".into()),
+                },
             ],
             body_diff: Some("-sid-DDDD\n+sid-FFFF\n".into()),
         };
@@ -473,7 +481,9 @@ mod tests {
             .insert(CONTENT_TYPE, "application/json".parse().unwrap());
         r.mismatch(&mut detail);
         let all = format!("{detail:?}");
-        for secret in ["AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF", "GGGG"] {
+        for secret in [
+            "AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF", "GGGG", "HHHH",
+        ] {
             assert!(!all.contains(secret), "{secret} in {all}");
         }
         assert_eq!(detail.request.uri, "/login?access_token=[redacted]&page=2");

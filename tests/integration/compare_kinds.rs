@@ -383,4 +383,25 @@ async fn a_renamed_key_keeps_its_new_path_through_the_store_to_the_json_report()
     assert_eq!(differences[0]["path"], "body/email");
     assert_eq!(differences[0]["kind"], "renamed");
     assert_eq!(differences[0]["to"], "body/email_address");
+
+    let shadowdiff = |args: &[&str]| {
+        let output = assert_cmd::Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(args)
+            .arg("--db")
+            .arg(&*db)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let id = report["routes"][0]["examples"][0]["id"].to_string();
+    let place = "body/email → body/email_address";
+    let shown = shadowdiff(&["show", &id]);
+    assert!(shown.contains(&format!("{place} (renamed)")), "{shown}");
+    // JUnit lists examples only for a route the gate fails; its line is the same place().
+    for format in ["text", "markdown", "html"] {
+        let out = shadowdiff(&["report", "--format", format]);
+        assert!(out.contains(place), "{format}: {out}");
+    }
 }

@@ -25,6 +25,8 @@ pub trait Serving: Send + Sync {
     fn shadow_memory_bytes(&self) -> u64;
     /// `None` when the breaker is off (`--breaker-threshold 0`).
     fn breaker(&self) -> Option<BreakerStatus>;
+    /// `None` without `--baseline`; else the baseline's own breaker, if breakers are on.
+    fn baseline(&self) -> Option<Option<BreakerStatus>>;
 }
 
 /// The secondary's circuit breaker as `/status` shows it.
@@ -72,13 +74,22 @@ impl AdminState {
 
     fn status(&self, proxy: Option<&dyn Serving>) -> serde_json::Value {
         let now = self.snapshot(proxy);
-        let breaker = proxy.and_then(|p| p.breaker()).map(|b| {
+        let shown = |b: BreakerStatus| {
             serde_json::json!({
                 "state": b.state,
                 "consecutive_failures": b.consecutive_failures,
                 "cooldown_seconds": b.cooldown.as_secs_f64(),
             })
-        });
+        };
+        let disabled = || serde_json::json!({ "state": "disabled" });
+        let breaker = proxy.and_then(|p| p.breaker()).map(shown);
+        let baseline = match proxy.and_then(|p| p.baseline()) {
+            None => serde_json::json!({ "configured": false }),
+            Some(breaker) => serde_json::json!({
+                "configured": true,
+                "breaker": breaker.map(shown).unwrap_or_else(disabled),
+            }),
+        };
         let (reloads_applied, reloads_rejected) = self.metrics.reloads();
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -100,7 +111,8 @@ impl AdminState {
                 "config_reloads_applied": reloads_applied,
                 "config_reloads_rejected": reloads_rejected,
             },
-            "breaker": breaker.unwrap_or(serde_json::json!({ "state": "disabled" })),
+            "breaker": breaker.unwrap_or_else(disabled),
+            "baseline": baseline,
         })
     }
 }

@@ -235,12 +235,23 @@ impl crate::admin::Serving for Proxy {
     }
 
     fn breaker(&self) -> Option<crate::admin::BreakerStatus> {
-        self.breaker.as_ref().map(|b| crate::admin::BreakerStatus {
-            open: b.is_open(),
-            state: b.state(),
-            consecutive_failures: b.consecutive_failures(),
-            cooldown: b.cooldown(),
-        })
+        self.breaker.as_deref().map(breaker_status)
+    }
+
+    fn baseline(&self) -> Option<Option<crate::admin::BreakerStatus>> {
+        self.baseline
+            .as_ref()
+            .map(|b| b.breaker().map(breaker_status))
+    }
+}
+
+/// A breaker as `/status` shows it.
+fn breaker_status(b: &Breaker) -> crate::admin::BreakerStatus {
+    crate::admin::BreakerStatus {
+        open: b.is_open(),
+        state: b.state(),
+        consecutive_failures: b.consecutive_failures(),
+        cooldown: b.cooldown(),
     }
 }
 

@@ -228,6 +228,11 @@ impl BaselineLink {
         }
     }
 
+    /// The baseline's own breaker, `None` when breakers are off.
+    pub(crate) fn breaker(&self) -> Option<&Breaker> {
+        self.breaker.as_deref()
+    }
+
     /// The same link with a pool of its own, for one serve worker.
     pub(crate) fn with_own_pool(&self, max_idle: usize) -> BaselineLink {
         BaselineLink {

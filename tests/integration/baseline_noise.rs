@@ -395,3 +395,31 @@ async fn suggested_rules_fed_back_give_the_baselines_verdict() {
         "{suggested}\n{report:#}"
     );
 }
+
+/// `/status` says whether a baseline is configured and shows its own breaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_baselines_breaker() {
+    let (primary, secondary) = (api(false).await, api(false).await);
+    let down = closed_port().await;
+    let (mut with_baseline, dir) = config(&primary, &secondary, Some(&format!("http://{down}")));
+    with_baseline.shadow.breaker.threshold = 2;
+    let (proxy, admin) = support::start_with_admin(with_baseline, dir).await;
+    send(&proxy, 1..6).await;
+    // The shadows finish after the clients' answers: wait for the second failure.
+    support::wait_for("the baseline's breaker to open", || async move {
+        support::status(admin).await["baseline"]["breaker"]["state"] == "open"
+    })
+    .await;
+    let status = support::status(admin).await;
+    assert_eq!(status["baseline"]["configured"], true, "{status:#}");
+    assert_eq!(status["baseline"]["breaker"]["state"], "open", "{status:#}");
+    // The secondary's breaker is its own: the secondary answered.
+    assert_eq!(status["breaker"]["state"], "closed", "{status:#}");
+    proxy.stop().await;
+
+    let (without, dir) = config(&primary, &secondary, None);
+    let (proxy, admin) = support::start_with_admin(without, dir).await;
+    let status = support::status(admin).await;
+    assert_eq!(status["baseline"]["configured"], false, "{status:#}");
+    proxy.stop().await;
+}

@@ -114,6 +114,14 @@ async fn send(proxy: &support::Proxy, users: std::ops::Range<u64>) {
     }
 }
 
+/// `count` GETs of the server-rendered page through the proxy.
+async fn send_pages(proxy: &support::Proxy, count: usize) {
+    for _ in 0..count {
+        let response = client().get(proxy.url("/page")).send().await.unwrap();
+        response.bytes().await.unwrap();
+    }
+}
+
 fn differing_paths(route: &Value) -> Vec<String> {
     route["top_differences"]
         .as_array()
@@ -285,16 +293,7 @@ async fn a_noisy_text_line_is_learnt_by_its_tokens_and_the_real_change_beside_it
     let (primary, baseline, secondary) = (api(false).await, api(false).await, api(true).await);
     let (config, dir) = config(&primary, &secondary, Some(&baseline.url()));
     let proxy = support::start(config, dir).await;
-    for _ in 0..10 {
-        client()
-            .get(proxy.url("/page"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    send_pages(&proxy, 10).await;
     let report = report_json(&proxy.stop().await);
     let route = &report["routes"][0];
     assert_eq!(route["mismatched"], 10, "{report:#}");
@@ -327,16 +326,7 @@ async fn an_a_a_run_with_a_baseline_and_no_rules_reports_no_mismatch() {
     let (config, dir) = config(&primary, &secondary, Some(&baseline.url()));
     let proxy = support::start(config, dir).await;
     send(&proxy, 1..21).await;
-    for _ in 0..10 {
-        client()
-            .get(proxy.url("/page"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    send_pages(&proxy, 10).await;
     let report = report_json(&proxy.stop().await);
     assert_eq!(report["summary"]["matched"], 30, "{report:#}");
     assert_eq!(report["summary"]["mismatched"], 0, "{report:#}");

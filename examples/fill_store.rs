@@ -19,7 +19,8 @@ fn main() -> anyhow::Result<()> {
         secondary: "http://secondary.bench".into(),
         ..RunInfo::default()
     };
-    let writer = StoreWriter::open(path.as_ref(), run, StoreOptions::default())?;
+    let location = shadowdiff::store::Location::parse(&path)?;
+    let writer = StoreWriter::open(&location, run, StoreOptions::default())?;
     let sender = writer.sender();
     let start = SystemTime::now() - Duration::from_millis(60 * count);
     let began = Instant::now();

@@ -51,6 +51,8 @@ pub struct AdminState {
     pub dropped: Arc<AtomicU64>,
     pub write_errors: Arc<AtomicU64>,
     pub lost: Arc<crate::store::LossCounters>,
+    /// Where the store is and whether it is reachable.
+    pub store_state: Arc<crate::store::StoreState>,
 }
 
 impl AdminState {
@@ -68,6 +70,7 @@ impl AdminState {
             store_dropped: self.dropped.load(Ordering::Relaxed),
             store_write_errors: self.write_errors.load(Ordering::Relaxed),
             store_lost: crate::store::LossReason::ALL.map(|reason| self.lost.get(reason)),
+            store_connected: self.store_state.connected(),
             breaker_open: proxy.and_then(|p| p.breaker()).is_some_and(|b| b.open),
         }
     }
@@ -113,6 +116,18 @@ impl AdminState {
             },
             "breaker": breaker.unwrap_or_else(disabled),
             "baseline": baseline,
+            "store": {
+                "engine": self.store_state.engine,
+                "location": self.store_state.shown,
+                "connected": self.store_state.connected(),
+                "writer_alive": self.store_alive(),
+                "queue_depth": now.store_queue_depth,
+                "lost": crate::store::LossReason::ALL
+                    .iter()
+                    .zip(now.store_lost)
+                    .map(|(reason, n)| (reason.as_str().to_string(), serde_json::json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
+            },
         })
     }
 }

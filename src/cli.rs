@@ -55,6 +55,47 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Move, trim and upgrade stores: copy one into another, prune old data, migrate.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Merge every run of one store into another (e.g. a sidecar's SQLite file into the
+    /// central PostgreSQL); copying again adds only what is new.
+    Copy(StoreCopyArgs),
+    /// Remove what is older than a span from a store; the counts of what remains stay exact.
+    Prune(StorePruneArgs),
+    /// Apply every pending schema step, also those serve never applies on its own.
+    Migrate(StoreMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The store to read: sqlite:PATH (or a path) or postgres://…
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The store to merge into: sqlite:PATH (or a path) or postgres://…
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StorePruneArgs {
+    /// The store: sqlite:PATH (or a path) or postgres://…
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    pub store: String,
+    /// Remove what happened before this span ago, e.g. 30d, 12h.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreMigrateArgs {
+    /// The store: sqlite:PATH (or a path) or postgres://…
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    pub store: String,
 }
 
 /// `serve`'s flags, declared once in [`serve_flags`] and read by key into the library's
@@ -144,7 +185,9 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("noise-threshold", "RATE", "Share of a route's comparisons in which primary and baseline must differ at a path for it to be noise on the route. [default: 1%]"),
         setting("noise-relative", "RATE", "Largest relative gap between the secondary's and the baseline's difference rates at a path for it to be noise on the route. [default: 20%]"),
         setting("baseline-max-inflight", "N", "With --baseline self: the primary's extra copies in flight at once; beyond it a request is compared without a baseline. [default: 32]"),
-        setting("db", "PATH", "SQLite file for results. [default: shadowdiff.db]"),
+        setting("db", "PATH", "SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]"),
+        setting("store", "URL", "Where results go: sqlite:PATH or postgres://user@host/db (a password in it is never printed or stored). [default: sqlite:shadowdiff.db]"),
+        setting("instance", "NAME", "This instance's name on its runs, so reports can tell replicas apart. [default: the host name]"),
         setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),
         setting("sample-by", "KEY", "Decide sampling by hashing header:NAME, query:NAME or path, so the same key is always shadowed or never."),
         switch("shadow-writes", "Also shadow POST, PUT, PATCH, DELETE and other unsafe methods."),
@@ -217,10 +260,17 @@ pub enum ReportFormat {
 
 /// Which stores and which part of them a report or gate reads.
 #[derive(Clone, Debug, Default, Args)]
+#[group(id = "stores", required = true, multiple = true, args = ["db", "store"])]
 pub struct StoreSelection {
-    /// Store written by serve or replay; repeat to merge several proxy instances.
-    #[arg(long, value_name = "PATH", required = true)]
+    /// SQLite store written by serve or replay; repeat to merge several proxy instances.
+    #[arg(long, value_name = "PATH")]
     pub db: Vec<PathBuf>,
+    /// Store to read: sqlite:PATH or postgres://user@host/db; repeatable, also with --db.
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    pub store: Vec<String>,
+    /// Only runs of this instance (`serve --instance`, default the host name).
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
     /// Only what happened in this recent span, e.g. 1h, 30m.
     #[arg(long, value_name = "DURATION", conflicts_with = "run")]
     pub since: Option<String>,
@@ -292,9 +342,17 @@ pub struct ShowArgs {
     /// Mismatch id, as listed in a report's examples.
     #[arg(value_name = "ID")]
     pub id: i64,
-    /// Store holding the mismatch.
-    #[arg(long, value_name = "PATH")]
-    pub db: PathBuf,
+    /// SQLite store holding the mismatch.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
+    pub db: Option<PathBuf>,
+    /// Store holding the mismatch: sqlite:PATH or postgres://user@host/db.
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -344,9 +402,15 @@ pub struct ReplayArgs {
     /// at a path for it to be noise on the route. [default: 20%]
     #[arg(long, value_name = "RATE")]
     pub noise_relative: Option<String>,
-    /// SQLite file for results. [default: shadowdiff.db]
-    #[arg(long, value_name = "PATH")]
+    /// SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]
+    #[arg(long, value_name = "PATH", conflicts_with = "store")]
     pub db: Option<PathBuf>,
+    /// Where results go: sqlite:PATH or postgres://user@host/db.
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    pub store: Option<String>,
+    /// This instance's name on its run. [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
     /// TOML file with upstreams, limits and compare rules, as for serve.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

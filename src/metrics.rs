@@ -34,7 +34,9 @@ pub struct Snapshot {
     pub store_dropped: u64,
     pub store_write_errors: u64,
     /// Observations the store writer gave up on, per [`crate::store::LossReason::ALL`].
-    pub store_lost: [u64; 2],
+    pub store_lost: [u64; 3],
+    /// Whether the store's database is reachable (always, for an SQLite file).
+    pub store_connected: bool,
     pub breaker_open: bool,
 }
 
@@ -58,6 +60,7 @@ pub struct Metrics {
     store_dropped: IntCounter,
     store_write_errors: IntCounter,
     store_lost: Vec<IntCounter>,
+    store_connected: IntGauge,
     breaker_open: IntGauge,
     reloads: IntCounterVec,
     /// Comparisons by how the baseline served them: `used`, `unusable`.
@@ -134,9 +137,14 @@ impl Metrics {
         let store_lost_vec = IntCounterVec::new(
             Opts::new(
                 "shadowdiff_store_lost_total",
-                "Observations lost after the store writer stopped retrying, by reason (disk_full, write_error).",
+                "Observations lost after the store writer stopped retrying, by reason (disk_full, write_error, store_unavailable).",
             ),
             &["reason"],
+        )
+        .expect("valid metric");
+        let store_connected = IntGauge::new(
+            "shadowdiff_store_connected",
+            "1 while the store writer's database is reachable (always 1 for an SQLite file).",
         )
         .expect("valid metric");
         let breaker_open = IntGauge::new(
@@ -172,6 +180,7 @@ impl Metrics {
             Box::new(store_dropped.clone()),
             Box::new(store_write_errors.clone()),
             Box::new(store_lost_vec.clone()),
+            Box::new(store_connected.clone()),
             Box::new(breaker_open.clone()),
             Box::new(reloads.clone()),
         ] {
@@ -209,6 +218,7 @@ impl Metrics {
             store_dropped,
             store_write_errors,
             store_lost,
+            store_connected,
             breaker_open,
             reloads,
             max_route_labels,
@@ -302,6 +312,7 @@ impl Metrics {
             self.store_queue_depth
                 .set(i64::try_from(now.store_queue_depth).unwrap_or(i64::MAX));
             self.breaker_open.set(i64::from(now.breaker_open));
+            self.store_connected.set(i64::from(now.store_connected));
             catch_up(&self.store_dropped, now.store_dropped);
             catch_up(&self.store_write_errors, now.store_write_errors);
             for (counter, total) in self.store_lost.iter().zip(now.store_lost) {

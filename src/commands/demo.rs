@@ -85,19 +85,18 @@ fn say(text: &str) -> Result<(), DemoError> {
 }
 
 fn print_suggestions(db: &Path) -> anyhow::Result<()> {
-    let stores = crate::cli::StoreSelection {
-        db: vec![db.to_path_buf()],
+    let selection = shadowdiff::report::Selection {
+        stores: vec![db.into()],
         ..Default::default()
     };
-    let selection = super::report::selection(&stores, 0)?;
     let (readers, filter) = selection.open()?;
-    let found = shadowdiff::suggest::suggest(&readers, filter, None, None)?;
+    let found = shadowdiff::suggest::suggest(&readers, &filter, None, None)?;
     say(&shadowdiff::suggest::render_config(&found))?;
     Ok(())
 }
 
 fn print_report(db: &Path) -> Result<(), DemoError> {
-    super::report::print_text_report(db.to_path_buf(), None, 1, &ThresholdArgs::default())?;
+    super::report::print_text_report(db.into(), None, 1, &ThresholdArgs::default())?;
     Ok(())
 }
 

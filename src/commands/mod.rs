@@ -7,4 +7,5 @@ pub mod demo;
 pub mod diff;
 pub mod replay;
 pub mod report;
+pub mod store;
 pub mod suggest;

@@ -18,7 +18,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<GateStatus> {
         ))
         .map_err(ReplayError::Stdout)?;
     }
-    let status = super::report::print_text_report(summary.db, Some(summary.run), 3, &thresholds)?;
+    let status =
+        super::report::print_text_report(summary.store, Some(summary.run), 3, &thresholds)?;
     Ok(status)
 }
 
@@ -43,6 +44,12 @@ fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
             .context("--db: the path is not valid UTF-8")?
             .to_string();
         overrides.set("db", db);
+    }
+    if let Some(store) = args.store {
+        overrides.set("store", store);
+    }
+    if let Some(instance) = args.instance {
+        overrides.set("instance", instance);
     }
     if args.shadow_writes {
         overrides.set("shadow-writes", "true");

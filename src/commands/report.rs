@@ -5,13 +5,17 @@
 use crate::cli::{GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs};
 use shadowdiff::report::gate::Thresholds;
 use shadowdiff::report::{self, Format, GateStatus, ReportError, Selection};
-use shadowdiff::store::StoreReader;
+use shadowdiff::store::{Location, StoreReader};
 use std::io::IsTerminal;
 
 /// `shadowdiff report`: renders the report; with thresholds, also gates.
 pub fn run_report(args: &ReportArgs) -> Result<GateStatus, ReportError> {
+    report_of(selection(&args.stores, args.examples)?, args)
+}
+
+/// The report of `wanted`, rendered and gated as `args` say (its stores are in `wanted`).
+fn report_of(mut wanted: Selection, args: &ReportArgs) -> Result<GateStatus, ReportError> {
     let thresholds = thresholds(&args.thresholds)?;
-    let mut wanted = selection(&args.stores, args.examples)?;
     wanted.suggestions = matches!(args.format, ReportFormat::Text | ReportFormat::Html);
     let mut report = report::load(&wanted)?;
     let status = report::apply_gate(&mut report, &thresholds);
@@ -56,7 +60,17 @@ pub fn run_gate(args: &GateArgs) -> Result<GateStatus, ReportError> {
 
 /// `shadowdiff show`: one stored mismatch in full.
 pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
-    let reader = StoreReader::open(&args.db)?;
+    let location = match (&args.db, &args.store) {
+        (Some(path), _) => Location::Sqlite(path.clone()),
+        (None, Some(text)) => parse_store("--store", text)?,
+        (None, None) => {
+            return Err(ReportError::BadFlag {
+                flag: "--store",
+                reason: "show needs the store holding the mismatch (--store or --db)".into(),
+            })
+        }
+    };
+    let reader = StoreReader::open(&location)?;
     let row = reader.mismatch(args.id)?;
     report::print(&report::render_mismatch(&row))
 }
@@ -64,21 +78,34 @@ pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
 /// The text report of one store (one run of it, if given), as `replay` and `demo` print
 /// it at their end, gated by `thresholds`.
 pub fn print_text_report(
-    db: std::path::PathBuf,
+    store: Location,
     run: Option<i64>,
     examples: usize,
     thresholds: &ThresholdArgs,
 ) -> Result<GateStatus, ReportError> {
-    run_report(&ReportArgs {
-        stores: StoreSelection {
-            db: vec![db],
-            run,
-            ..StoreSelection::default()
+    let wanted = Selection {
+        stores: vec![store],
+        run,
+        examples_per_route: examples,
+        ..Selection::default()
+    };
+    report_of(
+        wanted,
+        &ReportArgs {
+            stores: StoreSelection::default(),
+            format: ReportFormat::Text,
+            output: None,
+            examples,
+            thresholds: thresholds.clone(),
         },
-        format: ReportFormat::Text,
-        output: None,
-        examples,
-        thresholds: thresholds.clone(),
+    )
+}
+
+/// A `--store` value, or the flag's error naming what is wrong with it.
+pub fn parse_store(flag: &'static str, text: &str) -> Result<Location, ReportError> {
+    Location::parse(text).map_err(|e| ReportError::BadFlag {
+        flag,
+        reason: e.to_string(),
     })
 }
 
@@ -117,8 +144,21 @@ pub fn selection(
             })
         })
         .transpose()?;
+    let mut locations: Vec<Location> = stores.db.iter().cloned().map(Location::Sqlite).collect();
+    for text in &stores.store {
+        locations.push(parse_store("--store", text)?);
+    }
+    if let Some(name) = &stores.instance {
+        if name.trim().is_empty() {
+            return Err(ReportError::BadFlag {
+                flag: "--instance",
+                reason: "an empty instance name".into(),
+            });
+        }
+    }
     Ok(Selection {
-        db: stores.db.clone(),
+        stores: locations,
+        instance: stores.instance.clone(),
         since,
         run: stores.run,
         route,

@@ -8,7 +8,7 @@ use shadowdiff::suggest::{self, SuggestError};
 pub fn run(args: &SuggestArgs) -> anyhow::Result<()> {
     let selection = super::report::selection(&args.stores, 0)?;
     let (readers, filter) = selection.open()?;
-    let found = suggest::suggest(&readers, filter, selection.route.as_ref(), None)?;
+    let found = suggest::suggest(&readers, &filter, selection.route.as_ref(), None)?;
     let config = suggest::render_config(&found);
     match &args.write {
         Some(path) => {

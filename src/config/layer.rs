@@ -254,6 +254,18 @@ impl<'a> Merge<'a> {
         Ok(self.resolved)
     }
 
+    /// Whether the flags or variables (not the file) set `key`.
+    pub fn overridden(&self, key: &str) -> bool {
+        self.flags.get(key).is_some()
+    }
+
+    /// Records what `key` resolved to when a component decided it from other keys (the
+    /// store from `db` or `store`).
+    pub fn resolve(&mut self, key: &'static str, spelled: String) {
+        self.asked.insert(key);
+        self.record(key, spelled);
+    }
+
     /// Keeps the first spelling of a key that several components read (`preserve-host`
     /// for both legs).
     fn record(&mut self, key: &'static str, spelled: String) {

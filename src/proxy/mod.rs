@@ -121,11 +121,12 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         secondary: crate::redact::url::shown(&config.secondary.url),
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
+        instance: config.store.instance.clone(),
     };
     let mut options = config.store.options(dropped.clone());
     options.write_errors = write_errors.clone();
     let lost = options.lost.clone();
-    let store = StoreWriter::open(&config.store.db, run, options)?;
+    let store = StoreWriter::open(&config.store.location, run, options)?;
     let recorder = match &config.record {
         Some(record) => Some(Arc::new(
             Recorder::open(
@@ -318,6 +319,7 @@ pub async fn serve_with_admin(
         live,
     } = prepared;
     let store_link = store.sender().downgrade();
+    let store_state = store.state();
     let pipeline = Pipeline::start_live(
         live.rules(),
         config.redact.clone(),
@@ -367,6 +369,7 @@ pub async fn serve_with_admin(
             dropped,
             write_errors,
             lost,
+            store_state,
         };
         tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });

@@ -54,7 +54,7 @@ pub struct ReplayOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplaySummary {
     /// The store the results went to, for the report that follows.
-    pub db: PathBuf,
+    pub store: crate::store::Location,
     /// This replay's run in that store.
     pub run: i64,
     /// Requests read from the file (times `--repeat`).
@@ -124,13 +124,14 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
-        &config.store.db,
+        &config.store.location,
         RunInfo {
             mode: "replay".into(),
             primary: crate::redact::url::shown(&config.primary.url),
             secondary: crate::redact::url::shown(&config.secondary.url),
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
+            instance: config.store.instance.clone(),
         },
         config.store.options(dropped.clone()),
     )?;
@@ -194,7 +195,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         .await
         .map_err(|_| PipelineError::FinishPanicked)??;
     let summary = ReplaySummary {
-        db: config.store.db.clone(),
+        store: config.store.location.clone(),
         run: run_id,
         requests: requests.load(Ordering::Relaxed),
         matched: tally.matched.load(Ordering::Relaxed),

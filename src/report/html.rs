@@ -280,13 +280,14 @@ pub fn render(report: &Report) -> String {
         for example in &route.examples {
             let _ = write!(
                 out,
-                "<h4>Example {}: <code>{} {}</code> — {} vs {}</h4><p><code>shadowdiff show {} --db {}</code></p><ul>",
+                "<h4>Example {}: <code>{} {}</code> — {} vs {}</h4><p><code>shadowdiff show {} {} {}</code></p><ul>",
                 example.id,
                 escape(&example.method),
                 escape(&example.uri),
                 example.primary_status,
                 example.secondary_status,
                 example.id,
+                super::model::store_flag(&example.database),
                 escape(&example.database)
             );
             for d in &example.differences {

@@ -59,8 +59,12 @@ pub fn render(report: &Report, thresholds: Option<&Thresholds>) -> String {
             for example in &route.examples {
                 let _ = writeln!(
                     description,
-                    "example: shadowdiff show {} --db {}  ({} {})",
-                    example.id, example.database, example.method, example.uri
+                    "example: shadowdiff show {} {} {}  ({} {})",
+                    example.id,
+                    super::model::store_flag(&example.database),
+                    example.database,
+                    example.method,
+                    example.uri
                 );
                 for d in &example.differences {
                     let _ = writeln!(description, "  {} ({})", d.place(), d.kind);

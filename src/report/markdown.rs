@@ -95,13 +95,14 @@ pub fn render(report: &Report) -> String {
             for example in &route.examples {
                 let _ = writeln!(
                     out,
-                    "- example `{}`: `{} {}` {} vs {} (`shadowdiff show {} --db {}`)",
+                    "- example `{}`: `{} {}` {} vs {} (`shadowdiff show {} {} {}`)",
                     example.id,
                     example.method,
                     example.uri,
                     example.primary_status,
                     example.secondary_status,
                     example.id,
+                    super::model::store_flag(&example.database),
                     example.database
                 );
                 for d in &example.differences {

@@ -55,7 +55,9 @@ pub enum GateStatus {
 /// flags into them).
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    pub db: Vec<PathBuf>,
+    pub stores: Vec<crate::store::Location>,
+    /// Only runs of this instance.
+    pub instance: Option<String>,
     /// Only the last span of time.
     pub since: Option<std::time::Duration>,
     pub run: Option<i64>,
@@ -81,15 +83,16 @@ impl Selection {
             crate::store::millis_since_epoch(start)
         });
         let readers = self
-            .db
+            .stores
             .iter()
-            .map(|path| StoreReader::open(path))
+            .map(StoreReader::open)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((
             readers,
             ReadFilter {
                 run: self.run,
                 since_ms,
+                instance: self.instance.clone(),
             },
         ))
     }
@@ -109,7 +112,7 @@ pub enum Format {
 pub fn load(selection: &Selection) -> Result<Report, ReportError> {
     let (readers, filter) = selection.open()?;
     let scope = Scope {
-        filter,
+        filter: filter.clone(),
         route: selection.route.clone(),
         examples_per_route: selection.examples_per_route,
     };
@@ -117,7 +120,7 @@ pub fn load(selection: &Selection) -> Result<Report, ReportError> {
     if selection.suggestions {
         let found = crate::suggest::suggest(
             &readers,
-            filter,
+            &filter,
             selection.route.as_ref(),
             Some(REPORT_SUGGESTION_ROWS),
         )?;

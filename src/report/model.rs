@@ -198,10 +198,23 @@ pub struct TimelinePoint {
     pub mismatch_rate: f64,
 }
 
+/// One instance of a fleet (`serve --instance`): its runs and what its requests did, so a
+/// replica that misbehaves stands out next to the others.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceReport {
+    /// Empty for runs written before instances were recorded.
+    pub instance: String,
+    pub runs: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub database: String,
     pub id: i64,
+    /// The instance that wrote the run (absent in stores from before instances).
+    pub instance: Option<String>,
     pub mode: String,
     pub primary: String,
     pub secondary: String,
@@ -219,6 +232,8 @@ pub struct Report {
     pub summary: Summary,
     pub routes: Vec<RouteReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// Per instance, busiest first.
+    pub instances: Vec<InstanceReport>,
     pub runs: Vec<RunReport>,
     /// Configured rules that hid nothing in the covered runs: candidates for removal.
     pub unused_rules: Vec<String>,
@@ -230,6 +245,15 @@ pub struct Report {
     /// Rules `suggest` would propose, in short (text and HTML end with them).
     #[serde(skip)]
     pub suggestions: Option<crate::suggest::Summary>,
+}
+
+/// The flag that names a store as a report lists it: `--db PATH` for a file, `--store
+/// URL` for a database (whose password the listing has masked).
+pub fn store_flag(database: &str) -> &'static str {
+    match database.contains("://") {
+        true => "--store",
+        false => "--db",
+    }
 }
 
 /// RFC 3339 time of milliseconds since the epoch.
@@ -259,18 +283,28 @@ impl Report {
         let mut notes = Vec::new();
         let mut dropped = 0;
         let mut lost: BTreeMap<String, u64> = BTreeMap::new();
+        let mut instances: BTreeMap<String, (u64, Counts)> = BTreeMap::new();
         for reader in readers {
-            for (reason, count) in reader.losses(scope.filter)? {
+            for (instance, row) in reader.instance_counts(&scope.filter)? {
+                if wanted(&row.route) {
+                    instances.entry(instance).or_default().1.add(
+                        row.outcome,
+                        &row.reason,
+                        row.count,
+                    );
+                }
+            }
+            for (reason, count) in reader.losses(&scope.filter)? {
                 *lost.entry(reason).or_default() += count;
             }
             let database = reader.path().display().to_string();
-            for row in reader.outcome_counts(scope.filter)? {
+            for row in reader.outcome_counts(&scope.filter)? {
                 if wanted(&row.route) {
                     let route = routes.entry(row.route).or_default();
                     route.counts.add(row.outcome, &row.reason, row.count);
                 }
             }
-            for (minute, route, outcome, count) in reader.timeline(scope.filter)? {
+            for (minute, route, outcome, count) in reader.timeline(&scope.filter)? {
                 if wanted(&route) {
                     let point = timeline.entry(minute).or_default();
                     if outcome == Some(OutcomeKind::Matched) {
@@ -280,7 +314,7 @@ impl Report {
                     }
                 }
             }
-            for (route, leg, bucket, count) in reader.latency_buckets(scope.filter)? {
+            for (route, leg, bucket, count) in reader.latency_buckets(&scope.filter)? {
                 if let Some(route) = routes.get_mut(&route) {
                     *route
                         .latency
@@ -290,12 +324,12 @@ impl Report {
                         .or_default() += count;
                 }
             }
-            for (route, path, count) in reader.path_counts(scope.filter)? {
+            for (route, path, count) in reader.path_counts(&scope.filter)? {
                 if let Some(route) = routes.get_mut(&route) {
                     *route.paths.entry(path).or_default() += count;
                 }
             }
-            for (route, state, reason, count) in reader.baseline_counts(scope.filter)? {
+            for (route, state, reason, count) in reader.baseline_counts(&scope.filter)? {
                 if let Some(route) = routes.get_mut(&route) {
                     route
                         .counts
@@ -304,7 +338,7 @@ impl Report {
                         .add(&state, &reason, count);
                 }
             }
-            for (route, rule, count) in reader.hidden_counts(scope.filter)? {
+            for (route, rule, count) in reader.hidden_counts(&scope.filter)? {
                 if count > 0 {
                     used_rules.insert(rule.clone());
                 }
@@ -317,11 +351,11 @@ impl Report {
                     continue;
                 }
                 let room = scope.examples_per_route - route.examples.len();
-                for row in reader.examples(name, scope.filter, room)? {
+                for row in reader.examples(name, &scope.filter, room)? {
                     route.examples.push(example(&database, row));
                 }
             }
-            for run in reader.runs(scope.filter)? {
+            for run in reader.runs(&scope.filter)? {
                 configured_rules.extend(run.rules.iter().cloned());
                 dropped += run.dropped;
                 if let Some(ms) = run.examples_stopped_ms {
@@ -330,6 +364,9 @@ impl Report {
                         run.id,
                         timestamp(ms)
                     ));
+                }
+                if let Some(entry) = instances.get_mut(run.instance.as_deref().unwrap_or("")) {
+                    entry.0 += 1;
                 }
                 runs.push(run_report(&database, run));
             }
@@ -392,10 +429,28 @@ impl Report {
                 mismatch_rate: ratio(mismatched, matched + mismatched),
             })
             .collect();
+        let mut instances: Vec<InstanceReport> = instances
+            .into_iter()
+            .map(|(instance, (runs, mut counts))| {
+                counts.finish();
+                InstanceReport {
+                    instance,
+                    runs,
+                    counts,
+                }
+            })
+            .collect();
+        instances.sort_by(|a, b| {
+            b.counts
+                .requests
+                .cmp(&a.counts.requests)
+                .then_with(|| a.instance.cmp(&b.instance))
+        });
         Ok(Report {
             summary,
             routes,
             timeline,
+            instances,
             runs,
             unused_rules: configured_rules.difference(&used_rules).cloned().collect(),
             databases: readers
@@ -479,6 +534,7 @@ fn run_report(database: &str, run: RunRow) -> RunReport {
     RunReport {
         database: database.to_string(),
         id: run.id,
+        instance: run.instance,
         mode: run.mode,
         primary: run.primary,
         secondary: run.secondary,

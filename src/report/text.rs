@@ -101,6 +101,40 @@ pub fn render(report: &Report, colour: bool) -> String {
         table.add_row(route_row(route, colour));
     }
     let _ = writeln!(out, "{table}");
+    if report.instances.len() > 1 {
+        let mut instances = Table::new();
+        instances.load_style(UTF8_FULL_CONDENSED);
+        if !colour {
+            instances.force_no_tty();
+        }
+        instances.set_header(vec![
+            "instance",
+            "runs",
+            "requests",
+            "matched",
+            "mismatched",
+            "errors",
+            "skipped",
+            "mismatch rate",
+        ]);
+        for i in &report.instances {
+            let c = &i.counts;
+            instances.add_row(vec![
+                match i.instance.is_empty() {
+                    true => "(unnamed)".to_string(),
+                    false => i.instance.clone(),
+                },
+                i.runs.to_string(),
+                c.requests.to_string(),
+                c.matched.to_string(),
+                c.mismatched.to_string(),
+                c.errors.to_string(),
+                c.skipped.to_string(),
+                percent(c.mismatch_rate),
+            ]);
+        }
+        let _ = writeln!(out, "\nby instance:\n{instances}");
+    }
     for route in report.routes.iter().filter(|r| r.counts.mismatched > 0) {
         let _ = writeln!(out, "\n{}", route.route);
         for path in &route.top_differences {
@@ -116,7 +150,7 @@ pub fn render(report: &Report, colour: bool) -> String {
             let paths: Vec<_> = example.differences.iter().map(|d| d.place()).collect();
             let _ = writeln!(
                 out,
-                "  example {}: {} {} -> {} vs {} at {}  (shadowdiff show {} --db {})",
+                "  example {}: {} {} -> {} vs {} at {}  (shadowdiff show {} {} {})",
                 example.id,
                 example.method,
                 example.uri,
@@ -124,6 +158,7 @@ pub fn render(report: &Report, colour: bool) -> String {
                 example.secondary_status,
                 paths.join(", "),
                 example.id,
+                super::model::store_flag(&example.database),
                 example.database
             );
         }

@@ -1,26 +1,37 @@
-//! The SQLite store: one writer thread owns the only write connection; reports open
-//! read-only connections.
+//! The store: an SQLite file embedded by default, or a PostgreSQL database a fleet of
+//! instances shares. One writer thread per process owns the only write connection; reports
+//! open read-only connections.
 //!
-//! The pipeline writes through [`StoreWriter`]; `report`, `gate` and `show` read through
-//! [`StoreReader`], which opens the file read-only so it never blocks or alters a running
-//! writer. The schema is documented in docs/STORE.md.
+//! The pipeline writes through [`StoreWriter`]; `report`, `gate`, `show` and `suggest` read
+//! through [`StoreReader`], which never blocks or alters a running writer. The schema is
+//! documented in docs/STORE.md.
 //!
+//! - [`location`]: where a store is (`sqlite:PATH`, `postgres://…`), shown without secrets.
 //! - `inspect`: what a file is (mark, version, tables), found read-only before anything
 //!   writes to it; read-only media.
-//! - [`schema`]: tables and migrations (`PRAGMA user_version`), the oldest-writer rule, the
-//!   digest key.
-//! - [`writer`]: the writer thread and its batched transactions.
+//! - [`schema`]: SQLite's tables and migrations (`PRAGMA user_version`), the oldest-writer
+//!   rule, the digest key; `pg_schema`: the same for PostgreSQL.
+//! - `writer`: the writer thread and its batches; `sqlite_sink` and `pg_sink` write them.
+//! - `db`: one connection of either engine, for the readers and the store commands.
 //! - [`read`]: the queries reports are built from.
+//! - [`manage`]: `store copy`, `store prune`, `store migrate`.
 //! - [`latency`]: latency histogram buckets.
 //! - [`workload`]: synthetic mismatches for benchmarks and demos.
 
+mod db;
 mod inspect;
 pub(crate) mod latency;
+pub mod location;
+pub mod manage;
+mod pg_schema;
+mod pg_sink;
 pub(crate) mod read;
 pub mod schema;
+mod sqlite_sink;
 pub mod workload;
 mod writer;
 
+pub use location::Location;
 pub use read::{ReadFilter, StoreReader};
 pub use schema::SCHEMA_VERSION;
 
@@ -62,6 +73,22 @@ pub enum StoreError {
     NoSuchMismatch { path: PathBuf, id: i64 },
     #[error("the store writer thread panicked")]
     WriterPanicked,
+    /// A PostgreSQL store: `store` is its location as shown (no password).
+    #[error("{store}: {error}")]
+    Postgres { store: String, error: db::DbError },
+    #[error("{store}: not connected (the next attempt in {retry_in_ms} ms)")]
+    Unavailable { store: String, retry_in_ms: u64 },
+    #[error("{store}: {error}")]
+    PgSchema {
+        store: String,
+        error: pg_schema::PgSchemaError,
+    },
+    #[error("{path}: schema version {found} needs `shadowdiff store migrate` to reach {SCHEMA_VERSION}: the change is not additive, so it is never applied by serve or replay starting up")]
+    NeedsMigrate { path: PathBuf, found: i64 },
+    #[error("{0}")]
+    Location(#[from] location::LocationError),
+    #[error("{store}: {reason}")]
+    Manage { store: String, reason: String },
 }
 
 impl StoreError {
@@ -117,6 +144,32 @@ pub struct RunInfo {
     pub config_digest: String,
     /// Identifiers of every configured rule, so a report can name the unused ones.
     pub rules: Vec<String>,
+    /// Which instance of a fleet ran it (`--instance`; empty: the host name).
+    pub instance: String,
+}
+
+/// The name an instance goes by when `--instance` is not given: the host name (a pod's
+/// name under Kubernetes), or `unknown`.
+pub fn default_instance() -> String {
+    gethostname::gethostname()
+        .into_string()
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A run's identity across stores (`runs.uid`): 128 random bits, so `store copy` can tell
+/// a run it has copied before from a new one, whichever store it comes from.
+fn new_run_uid() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: time and process id still make a collision unlikely.
+        let seed =
+            millis_since_epoch(SystemTime::now()) as u64 ^ u64::from(std::process::id()) << 40;
+        bytes[..8].copy_from_slice(&seed.to_be_bytes());
+        bytes[8..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How a request ended.
@@ -240,17 +293,25 @@ impl Record {
 pub enum LossReason {
     /// SQLite could not grow the file or its write-ahead log (`SQLITE_FULL`).
     DiskFull,
-    /// Any other failed write (I/O error, a read-only file, a damaged file).
+    /// Any other failed write (I/O error, a read-only file, a damaged file, a refused
+    /// statement).
     WriteError,
+    /// The database could not be reached: down, restarting, or the connection broke.
+    Unavailable,
 }
 
 impl LossReason {
-    pub const ALL: [LossReason; 2] = [LossReason::DiskFull, LossReason::WriteError];
+    pub const ALL: [LossReason; 3] = [
+        LossReason::DiskFull,
+        LossReason::WriteError,
+        LossReason::Unavailable,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LossReason::DiskFull => "disk_full",
             LossReason::WriteError => "write_error",
+            LossReason::Unavailable => "store_unavailable",
         }
     }
 
@@ -259,21 +320,48 @@ impl LossReason {
         match reason {
             "disk_full" => "disk full",
             "write_error" => "write error",
+            "store_unavailable" => "the database could not be reached",
             other => other,
-        }
-    }
-
-    fn of(error: &rusqlite::Error) -> LossReason {
-        match error.sqlite_error_code() {
-            Some(rusqlite::ffi::ErrorCode::DiskFull) => LossReason::DiskFull,
-            _ => LossReason::WriteError,
         }
     }
 }
 
 /// Observations the writer gave up on, per reason, counted as they are lost (for metrics).
 #[derive(Debug, Default)]
-pub struct LossCounters([AtomicU64; 2]);
+pub struct LossCounters([AtomicU64; 3]);
+
+/// Whether the writer's store is reachable, for `/status`: an SQLite file always is once
+/// open; a database connection comes and goes.
+#[derive(Debug)]
+pub struct StoreState {
+    connected: std::sync::atomic::AtomicBool,
+    /// `sqlite` or `postgres`.
+    pub engine: &'static str,
+    /// The location as shown.
+    pub shown: String,
+}
+
+impl StoreState {
+    pub(crate) fn new(location: &Location) -> StoreState {
+        StoreState {
+            connected: std::sync::atomic::AtomicBool::new(true),
+            engine: match location {
+                Location::Sqlite(_) => "sqlite",
+                Location::Postgres(_) => "postgres",
+            },
+            shown: location.shown(),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_connected(&self, on: bool) {
+        self.connected
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 impl LossCounters {
     pub fn add(&self, reason: LossReason, count: u64) {
@@ -318,70 +406,44 @@ pub struct StoreWriter {
     thread: JoinHandle<Result<(), StoreError>>,
     run_id: i64,
     digest_key: [u8; schema::DIGEST_KEY_LEN],
+    state: Arc<StoreState>,
 }
 
 impl StoreWriter {
-    /// Opens (creating or migrating) the database, records the run and starts the writer
-    /// thread. Fails here, before any listener opens, when the file cannot be written.
+    /// Opens (creating or migrating by additive steps) the store, records the run and
+    /// starts the writer thread. Fails here, before any listener opens, when the store
+    /// cannot be written; a store that is refused is left unchanged.
     pub fn open(
-        path: &Path,
+        location: impl Into<Location>,
         run: RunInfo,
         options: StoreOptions,
     ) -> Result<StoreWriter, StoreError> {
-        let sqlite = |source| StoreError::from_sqlite(path, source);
-        let schema_error = |e| match e {
-            schema::SchemaError::Newer { found, min_writer } => StoreError::NewerSchema {
-                path: path.to_path_buf(),
-                found,
-                min_writer,
-            },
-            schema::SchemaError::Sqlite(source) => sqlite(source),
-            schema::SchemaError::Entropy(reason) => StoreError::DigestKey {
-                path: path.to_path_buf(),
-                reason,
-            },
-            other @ schema::SchemaError::DamagedDigestKey => StoreError::Damaged {
-                path: path.to_path_buf(),
-                reason: other.to_string(),
-            },
+        let location = &location.into();
+        let state = Arc::new(StoreState::new(location));
+        let (sink, run_id, digest_key): (Box<dyn writer::Sink>, i64, _) = match location {
+            Location::Sqlite(path) => {
+                let (conn, run_id, key) = open_sqlite(path, &run)?;
+                (
+                    Box::new(sqlite_sink::SqliteSink::new(conn, path.clone())),
+                    run_id,
+                    key,
+                )
+            }
+            Location::Postgres(target) => {
+                let (client, run_id, key) = open_postgres(target, &run)?;
+                (
+                    Box::new(pg_sink::PgSink::new(
+                        (**target).clone(),
+                        client,
+                        state.clone(),
+                    )?),
+                    run_id,
+                    key,
+                )
+            }
         };
-        // Refuse before anything below writes: a refused file keeps every byte.
-        let found = inspect::inspect_for_writing(path)?;
-        let mut conn = rusqlite::Connection::open(path).map_err(|e| StoreError::Unwritable {
-            path: path.to_path_buf(),
-            reason: sqlite_detail(path, &e),
-        })?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
-        // WAL lets report and gate read while serve writes; NORMAL sync is durable across
-        // process crashes, which is what a sidecar needs, at a fraction of FULL's fsyncs.
-        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
-            .map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "normal")
-            .map_err(sqlite)?;
-        schema::migrate(&mut conn).map_err(schema_error)?;
-        if !matches!(found, inspect::Found::Store { marked: true }) {
-            conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .map_err(sqlite)?;
-        }
-        let digest_key = schema::digest_key(&conn).map_err(schema_error)?;
-        conn.execute(
-            "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
-                 rules, started_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rusqlite::params![
-                run.mode,
-                run.primary,
-                run.secondary,
-                run.config_digest,
-                env!("CARGO_PKG_VERSION"),
-                serde_json::to_string(&run.rules).unwrap_or_else(|_| "[]".into()),
-                millis_since_epoch(SystemTime::now()),
-            ],
-        )
-        .map_err(sqlite)?;
-        let run_id = conn.last_insert_rowid();
         let (tx, rx) = flume::bounded::<Record>(4096);
-        let writer = writer::Writer::new(conn, path.to_path_buf(), run_id, options);
+        let writer = writer::Writer::new(sink, run_id, options);
         let thread = std::thread::Builder::new()
             .name("shadowdiff-store".into())
             .spawn(move || writer.run(rx))
@@ -391,6 +453,7 @@ impl StoreWriter {
             thread,
             run_id,
             digest_key,
+            state,
         })
     }
 
@@ -405,6 +468,11 @@ impl StoreWriter {
         self.digest_key
     }
 
+    /// Whether the store is reachable now, for `/status`.
+    pub fn state(&self) -> Arc<StoreState> {
+        self.state.clone()
+    }
+
     /// A sender for records; sending blocks while the writer is behind.
     pub fn sender(&self) -> flume::Sender<Record> {
         self.tx.clone()
@@ -415,4 +483,150 @@ impl StoreWriter {
         drop(self.tx);
         self.thread.join().map_err(|_| StoreError::WriterPanicked)?
     }
+}
+
+fn schema_error(path: &Path, e: schema::SchemaError) -> StoreError {
+    match e {
+        schema::SchemaError::Newer { found, min_writer } => StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            min_writer,
+        },
+        schema::SchemaError::NeedsMigrate { found } => StoreError::NeedsMigrate {
+            path: path.to_path_buf(),
+            found,
+        },
+        schema::SchemaError::Sqlite(source) => StoreError::from_sqlite(path, source),
+        schema::SchemaError::Entropy(reason) => StoreError::DigestKey {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other @ schema::SchemaError::DamagedDigestKey => StoreError::Damaged {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The SQLite half of [`StoreWriter::open`]: the write connection, the run's id, the key.
+fn open_sqlite(
+    path: &Path,
+    run: &RunInfo,
+) -> Result<(rusqlite::Connection, i64, [u8; schema::DIGEST_KEY_LEN]), StoreError> {
+    let (conn, digest_key) = prepare_sqlite(path)?;
+    conn.execute(
+        "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
+             rules, started_ms, instance, uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        rusqlite::params![
+            run.mode,
+            run.primary,
+            run.secondary,
+            run.config_digest,
+            env!("CARGO_PKG_VERSION"),
+            serde_json::to_string(&run.rules).unwrap_or_else(|_| "[]".into()),
+            millis_since_epoch(SystemTime::now()),
+            instance_of(run),
+            new_run_uid(),
+        ],
+    )
+    .map_err(|e| StoreError::from_sqlite(path, e))?;
+    let run_id = conn.last_insert_rowid();
+    Ok((conn, run_id, digest_key))
+}
+
+/// Opens an SQLite store for writing: refused unchanged unless it is a store this build
+/// may write (or nothing yet), then brought up to date by its additive steps.
+fn prepare_sqlite(
+    path: &Path,
+) -> Result<(rusqlite::Connection, [u8; schema::DIGEST_KEY_LEN]), StoreError> {
+    let sqlite = |source| StoreError::from_sqlite(path, source);
+    // Refuse before anything below writes: a refused file keeps every byte.
+    let found = inspect::inspect_for_writing(path)?;
+    let mut conn = rusqlite::Connection::open(path).map_err(|e| StoreError::Unwritable {
+        path: path.to_path_buf(),
+        reason: sqlite_detail(path, &e),
+    })?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+    // WAL lets report and gate read while serve writes; NORMAL sync is durable across
+    // process crashes, which is what a sidecar needs, at a fraction of FULL's fsyncs.
+    conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "normal")
+        .map_err(sqlite)?;
+    schema::migrate(&mut conn).map_err(|e| schema_error(path, e))?;
+    if !matches!(found, inspect::Found::Store { marked: true }) {
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .map_err(sqlite)?;
+    }
+    let digest_key = schema::digest_key(&conn).map_err(|e| schema_error(path, e))?;
+    Ok((conn, digest_key))
+}
+
+/// A store opened for writing by the store commands (copy, prune): the same refusals and
+/// additive steps as a writer starting up, without a run of its own.
+fn open_for_managing(location: &Location) -> Result<db::Conn, StoreError> {
+    match location {
+        Location::Sqlite(path) => Ok(db::Conn::Sqlite(prepare_sqlite(path)?.0)),
+        Location::Postgres(target) => {
+            let store = || target.shown().to_string();
+            let mut client = db::connect_pg(target).map_err(|error| StoreError::Postgres {
+                store: store(),
+                error,
+            })?;
+            pg_schema::prepare_for_writing(&mut client).map_err(|error| StoreError::PgSchema {
+                store: store(),
+                error,
+            })?;
+            Ok(db::Conn::Postgres(Box::new(std::cell::RefCell::new(
+                client,
+            ))))
+        }
+    }
+}
+
+fn instance_of(run: &RunInfo) -> String {
+    match run.instance.is_empty() {
+        true => default_instance(),
+        false => run.instance.clone(),
+    }
+}
+
+/// The PostgreSQL half of [`StoreWriter::open`].
+fn open_postgres(
+    target: &location::PgTarget,
+    run: &RunInfo,
+) -> Result<(postgres::Client, i64, [u8; schema::DIGEST_KEY_LEN]), StoreError> {
+    let store = || target.shown().to_string();
+    let mut client = db::connect_pg(target).map_err(|error| StoreError::Postgres {
+        store: store(),
+        error,
+    })?;
+    let prepared =
+        pg_schema::prepare_for_writing(&mut client).map_err(|error| StoreError::PgSchema {
+            store: store(),
+            error,
+        })?;
+    let row = client
+        .query_one(
+            "INSERT INTO runs (uid, instance, mode, primary_url, secondary_url, config_digest,
+                 tool_version, rules, started_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            &[
+                &new_run_uid(),
+                &instance_of(run),
+                &run.mode,
+                &run.primary,
+                &run.secondary,
+                &run.config_digest,
+                &env!("CARGO_PKG_VERSION"),
+                &serde_json::to_string(&run.rules).unwrap_or_else(|_| "[]".into()),
+                &millis_since_epoch(SystemTime::now()),
+            ],
+        )
+        .map_err(|e| StoreError::Postgres {
+            store: store(),
+            error: db::DbError::Postgres(e),
+        })?;
+    Ok((client, row.get(0), prepared.digest_key))
 }

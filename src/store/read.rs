@@ -1,25 +1,46 @@
-//! Read-only queries over one store file. Reports aggregate the counter tables (a few rows
-//! per route and minute), never the mismatch rows, so their cost does not grow with the
-//! number of stored mismatches; only examples and `show` touch `mismatches`, by index.
+//! Read-only queries over one store, SQLite or PostgreSQL, in the SQL both speak
+//! (`db::Conn`). Reports aggregate the counter tables (a few rows per route and minute),
+//! never the mismatch rows, so their cost does not grow with the number of stored
+//! mismatches; only examples and `show` touch `mismatches`, by index.
 
-use super::StoreError;
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{Arg, Conn, DbError, Engine, Row};
+use super::{Location, StoreError};
 use std::path::{Path, PathBuf};
 
 /// Which part of a store a report covers.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ReadFilter {
     /// Only this run.
     pub run: Option<i64>,
     /// Only what happened at or after this time (milliseconds since the Unix epoch).
     pub since_ms: Option<i64>,
+    /// Only runs of this instance (`--instance`).
+    pub instance: Option<String>,
 }
 
 impl ReadFilter {
     fn since_minute(&self) -> Option<i64> {
         self.since_ms.map(|ms| ms.div_euclid(60_000))
     }
+
+    /// `?1` run, `?2` since (in `unit`), `?3` instance: the arguments of [`RUNS_WHERE`].
+    fn args(&self, minutes: bool) -> [Arg<'_>; 3] {
+        let since = match minutes {
+            true => self.since_minute(),
+            false => self.since_ms,
+        };
+        [
+            Arg::Int(self.run),
+            Arg::Int(since),
+            Arg::Text(self.instance.as_deref()),
+        ]
+    }
 }
+
+/// The run and instance half of every filter, over a table with a `run_id` column:
+/// `?1` the run, `?3` the instance.
+const RUNS_WHERE: &str = "(CAST(?1 AS BIGINT) IS NULL OR run_id = ?1)
+    AND (CAST(?3 AS TEXT) IS NULL OR run_id IN (SELECT id FROM runs WHERE {instance} = ?3))";
 
 /// One row of `runs`.
 #[derive(Clone, Debug)]
@@ -35,6 +56,8 @@ pub struct RunRow {
     pub finished_ms: Option<i64>,
     pub dropped: u64,
     pub examples_stopped_ms: Option<i64>,
+    /// The instance that wrote it (`None` in stores written before instances existed).
+    pub instance: Option<String>,
 }
 
 /// (minute, route, outcome, count): matched or mismatched requests of one route in one
@@ -102,65 +125,140 @@ pub struct MismatchRow {
 
 /// A read-only connection to one store.
 pub struct StoreReader {
-    conn: Connection,
-    path: PathBuf,
+    conn: Conn,
+    location: Location,
+    /// The location as reports name it: the file's path, or the database's URL without
+    /// its password.
+    name: PathBuf,
+    /// `instance`, or `NULL` in a store written before the column existed.
+    instance_column: &'static str,
 }
 
-const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri,
+pub(super) const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri,
     primary_status, secondary_status, primary_latency_us, secondary_latency_us, is_example,
     request_headers, request_body, primary_headers, primary_body, secondary_headers,
     secondary_body, body_diff";
 
 impl StoreReader {
-    /// Opens `path` read-only and checks that it is a store this build understands.
-    pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
-        let conn = super::inspect::open_for_reading(path)?;
-        Ok(StoreReader {
+    /// Opens the store read-only and checks that it is one this build understands.
+    pub fn open(location: impl Into<Location>) -> Result<StoreReader, StoreError> {
+        let location = &location.into();
+        let conn = match location {
+            Location::Sqlite(path) => Conn::Sqlite(super::inspect::open_for_reading(path)?),
+            Location::Postgres(target) => {
+                let store = || target.shown().to_string();
+                let mut client =
+                    super::db::connect_pg(target).map_err(|error| StoreError::Postgres {
+                        store: store(),
+                        error,
+                    })?;
+                super::pg_schema::check_for_reading(&mut client).map_err(|error| {
+                    StoreError::PgSchema {
+                        store: store(),
+                        error,
+                    }
+                })?;
+                // A report reads many tables; one snapshot makes them agree with each other
+                // while instances go on writing.
+                client
+                    .batch_execute(
+                        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                    )
+                    .map_err(|e| StoreError::Postgres {
+                        store: store(),
+                        error: DbError::Postgres(e),
+                    })?;
+                Conn::Postgres(Box::new(std::cell::RefCell::new(client)))
+            }
+        };
+        let name = match location {
+            Location::Sqlite(path) => path.clone(),
+            Location::Postgres(target) => PathBuf::from(target.shown()),
+        };
+        let mut reader = StoreReader {
             conn,
-            path: path.to_path_buf(),
-        })
+            location: location.clone(),
+            name,
+            instance_column: "NULL",
+        };
+        if reader
+            .conn
+            .has_column("runs", "instance")
+            .map_err(|e| reader.error(e))?
+        {
+            reader.instance_column = "instance";
+        }
+        Ok(reader)
     }
 
+    /// The store as reports name it: an SQLite file's path, or a database's URL as shown
+    /// (no password).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.name
     }
 
-    fn error(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::from_sqlite(&self.path, source)
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub(super) fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    pub(super) fn error(&self, source: DbError) -> StoreError {
+        match (source, &self.location) {
+            (DbError::Sqlite(e), Location::Sqlite(path)) => StoreError::from_sqlite(path, e),
+            (error, _) => StoreError::Postgres {
+                store: self.location.shown(),
+                error,
+            },
+        }
+    }
+
+    /// [`RUNS_WHERE`] for this store's columns.
+    fn runs_where(&self) -> String {
+        RUNS_WHERE.replace("{instance}", self.instance_column)
     }
 
     /// Observations lost before they reached the store, summed per reason (`disk_full`,
-    /// `write_error`) over the filter's runs: the `losses` table (schema 2) plus the
-    /// sidecar note a writer leaves when the store stayed unwritable to the end.
-    pub fn losses(&self, filter: ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
+    /// `write_error`, `store_unavailable`) over the filter's runs: the `losses` table
+    /// (schema 2) plus the sidecar note a writer leaves when an SQLite store stayed
+    /// unwritable to the end.
+    pub fn losses(&self, filter: &ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
         let mut sums: std::collections::BTreeMap<String, u64> = Default::default();
-        if self.has_table("losses")? {
-            let mut statement = self
+        if self.conn.has_table("losses").map_err(|e| self.error(e))? {
+            let sql = format!(
+                "SELECT reason, CAST(SUM(count) AS BIGINT) FROM losses
+                 WHERE {} AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
+                 GROUP BY reason",
+                self.runs_where()
+            );
+            let rows = self
                 .conn
-                .prepare(
-                    "SELECT reason, SUM(count) FROM losses
-                     WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR at_ms >= ?2)
-                     GROUP BY reason",
-                )
-                .map_err(|e| self.error(e))?;
-            let rows = statement
-                .query_map(params![filter.run, filter.since_ms], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                .rows(&sql, &filter.args(false), |row| {
+                    Ok((row.text(0)?, row.int(1)?))
                 })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| self.error(e))?;
             for (reason, count) in rows {
                 *sums.entry(reason).or_default() += count.max(0) as u64;
             }
         }
-        let note = super::inspect::losses_note(&self.path);
-        if let Ok(text) = std::fs::read_to_string(&note) {
-            for line in text.lines() {
-                let Ok(entry) = serde_json::from_str::<LossNote>(line) else {
-                    continue;
+        if let Location::Sqlite(path) = &self.location {
+            let note = super::inspect::losses_note(path);
+            if let Ok(text) = std::fs::read_to_string(&note) {
+                let runs: Option<Vec<i64>> = match &filter.instance {
+                    Some(_) => Some(self.runs(filter)?.iter().map(|r| r.id).collect()),
+                    None => None,
                 };
-                if filter.run.is_none_or(|run| run == entry.run) {
-                    *sums.entry(entry.reason).or_default() += entry.count;
+                for line in text.lines() {
+                    let Ok(entry) = serde_json::from_str::<LossNote>(line) else {
+                        continue;
+                    };
+                    let in_run = filter.run.is_none_or(|run| run == entry.run);
+                    let in_instance = runs.as_ref().is_none_or(|ids| ids.contains(&entry.run));
+                    if in_run && in_instance {
+                        *sums.entry(entry.reason).or_default() += entry.count;
+                    }
                 }
             }
         }
@@ -168,70 +266,99 @@ impl StoreReader {
     }
 
     /// The runs the filter covers, oldest first.
-    pub fn runs(&self, filter: ReadFilter) -> Result<Vec<RunRow>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT id, mode, primary_url, secondary_url, config_digest, tool_version, rules,
-                        started_ms, finished_ms, dropped, examples_stopped_ms
-                 FROM runs WHERE (?1 IS NULL OR id = ?1)
-                   AND (?2 IS NULL OR finished_ms IS NULL OR finished_ms >= ?2)
-                 ORDER BY id",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(params![filter.run, filter.since_ms], |row| {
-                let rules: String = row.get(6)?;
+    pub fn runs(&self, filter: &ReadFilter) -> Result<Vec<RunRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, mode, primary_url, secondary_url, config_digest, tool_version, rules,
+                    started_ms, finished_ms, dropped, examples_stopped_ms, {instance}
+             FROM runs WHERE (CAST(?1 AS BIGINT) IS NULL OR id = ?1)
+               AND (CAST(?2 AS BIGINT) IS NULL OR finished_ms IS NULL OR finished_ms >= ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR {instance} = ?3)
+             ORDER BY id",
+            instance = self.instance_column
+        );
+        self.conn
+            .rows(&sql, &filter.args(false), |row| {
+                let rules = row.text(6)?;
                 Ok(RunRow {
-                    id: row.get(0)?,
-                    mode: row.get(1)?,
-                    primary: row.get(2)?,
-                    secondary: row.get(3)?,
-                    config_digest: row.get(4)?,
-                    tool_version: row.get(5)?,
+                    id: row.int(0)?,
+                    mode: row.text(1)?,
+                    primary: row.text(2)?,
+                    secondary: row.text(3)?,
+                    config_digest: row.text(4)?,
+                    tool_version: row.text(5)?,
                     rules: serde_json::from_str(&rules).unwrap_or_default(),
-                    started_ms: row.get(7)?,
-                    finished_ms: row.get(8)?,
-                    dropped: row.get::<_, i64>(9)? as u64,
-                    examples_stopped_ms: row.get(10)?,
+                    started_ms: row.int(7)?,
+                    finished_ms: row.opt_int(8)?,
+                    dropped: row.int(9)?.max(0) as u64,
+                    examples_stopped_ms: row.opt_int(10)?,
+                    instance: row.opt_text(11)?,
                 })
             })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))
     }
 
     /// Outcome counts per route, outcome and reason.
-    pub fn outcome_counts(&self, filter: ReadFilter) -> Result<Vec<OutcomeRow>, StoreError> {
+    pub fn outcome_counts(&self, filter: &ReadFilter) -> Result<Vec<OutcomeRow>, StoreError> {
         self.grouped(
-            "SELECT route, outcome, reason, SUM(count) FROM outcome_counts
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-             GROUP BY route, outcome, reason",
+            "SELECT route, outcome, reason, CAST(SUM(count) AS BIGINT) FROM outcome_counts
+             WHERE {filter} GROUP BY route, outcome, reason",
             filter,
             |row| {
                 Ok(OutcomeRow {
-                    route: row.get(0)?,
-                    outcome: super::OutcomeKind::parse(&row.get::<_, String>(1)?),
-                    reason: row.get(2)?,
-                    count: row.get::<_, i64>(3)? as u64,
+                    route: row.text(0)?,
+                    outcome: super::OutcomeKind::parse(&row.text(1)?),
+                    reason: row.text(2)?,
+                    count: row.int(3)?.max(0) as u64,
                 })
             },
         )
     }
 
+    /// Outcome counts per instance, as [`StoreReader::outcome_counts`] per route, for the
+    /// report's per-instance breakdown: (instance, row). Runs written before instances
+    /// existed count under "".
+    pub fn instance_counts(
+        &self,
+        filter: &ReadFilter,
+    ) -> Result<Vec<(String, OutcomeRow)>, StoreError> {
+        let sql = format!(
+            "SELECT COALESCE(r.{instance}, ''), o.route, o.outcome, o.reason,
+                    CAST(SUM(o.count) AS BIGINT)
+             FROM outcome_counts o JOIN runs r ON r.id = o.run_id
+             WHERE (CAST(?1 AS BIGINT) IS NULL OR o.run_id = ?1)
+               AND (CAST(?2 AS BIGINT) IS NULL OR o.minute >= ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR r.{instance} = ?3)
+             GROUP BY COALESCE(r.{instance}, ''), o.route, o.outcome, o.reason",
+            instance = self.instance_column
+        );
+        self.conn
+            .rows(&sql, &filter.args(true), |row| {
+                Ok((
+                    row.text(0)?,
+                    OutcomeRow {
+                        route: row.text(1)?,
+                        outcome: super::OutcomeKind::parse(&row.text(2)?),
+                        reason: row.text(3)?,
+                        count: row.int(4)?.max(0) as u64,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))
+    }
+
     /// Matched and mismatched counts per minute, for the mismatch-rate-over-time chart.
-    pub fn timeline(&self, filter: ReadFilter) -> Result<Vec<TimelineRow>, StoreError> {
+    pub fn timeline(&self, filter: &ReadFilter) -> Result<Vec<TimelineRow>, StoreError> {
         self.grouped(
-            "SELECT minute, route, outcome, SUM(count) FROM outcome_counts
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-               AND outcome IN ('matched', 'mismatched')
+            "SELECT minute, route, outcome, CAST(SUM(count) AS BIGINT) FROM outcome_counts
+             WHERE {filter} AND outcome IN ('matched', 'mismatched')
              GROUP BY minute, route, outcome ORDER BY minute",
             filter,
             |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    super::OutcomeKind::parse(&row.get::<_, String>(2)?),
-                    row.get::<_, i64>(3)? as u64,
+                    row.int(0)?,
+                    row.text(1)?,
+                    super::OutcomeKind::parse(&row.text(2)?),
+                    row.int(3)?.max(0) as u64,
                 ))
             },
         )
@@ -240,19 +367,18 @@ impl StoreReader {
     /// Latency histogram per route and leg: (route, leg, bucket, count), buckets ascending.
     pub fn latency_buckets(
         &self,
-        filter: ReadFilter,
+        filter: &ReadFilter,
     ) -> Result<Vec<(String, String, i64, u64)>, StoreError> {
         self.grouped(
-            "SELECT route, leg, bucket, SUM(count) FROM latency_buckets
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-             GROUP BY route, leg, bucket ORDER BY route, leg, bucket",
+            "SELECT route, leg, bucket, CAST(SUM(count) AS BIGINT) FROM latency_buckets
+             WHERE {filter} GROUP BY route, leg, bucket ORDER BY route, leg, bucket",
             filter,
             |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get::<_, i64>(3)? as u64,
+                    row.text(0)?,
+                    row.text(1)?,
+                    row.int(2)?,
+                    row.int(3)?.max(0) as u64,
                 ))
             },
         )
@@ -261,49 +387,39 @@ impl StoreReader {
     /// How many mismatches differed at each path, per route: (route, path, count).
     pub fn path_counts(
         &self,
-        filter: ReadFilter,
+        filter: &ReadFilter,
     ) -> Result<Vec<(String, String, u64)>, StoreError> {
         self.grouped(
-            "SELECT route, path, SUM(count) FROM path_counts
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-             GROUP BY route, path",
+            "SELECT route, path, CAST(SUM(count) AS BIGINT) FROM path_counts
+             WHERE {filter} GROUP BY route, path",
             filter,
-            |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64)),
+            |row| Ok((row.text(0)?, row.text(1)?, row.int(2)?.max(0) as u64)),
         )
-    }
-
-    /// Whether the store has `table`: a store of an older schema, read as it is, lacks the
-    /// newer ones.
-    fn has_table(&self, table: &str) -> Result<bool, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
-                [table],
-                |row| row.get(0),
-            )
-            .map_err(|e| self.error(e))
     }
 
     /// How the baseline served the comparisons, per route: (route, state, reason, count).
     /// Empty for a store older than schema 3.
     pub fn baseline_counts(
         &self,
-        filter: ReadFilter,
+        filter: &ReadFilter,
     ) -> Result<Vec<(String, String, String, u64)>, StoreError> {
-        if !self.has_table("baseline_counts")? {
+        if !self
+            .conn
+            .has_table("baseline_counts")
+            .map_err(|e| self.error(e))?
+        {
             return Ok(Vec::new());
         }
         self.grouped(
-            "SELECT route, state, reason, SUM(count) FROM baseline_counts
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-             GROUP BY route, state, reason",
+            "SELECT route, state, reason, CAST(SUM(count) AS BIGINT) FROM baseline_counts
+             WHERE {filter} GROUP BY route, state, reason",
             filter,
             |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get::<_, i64>(3)? as u64,
+                    row.text(0)?,
+                    row.text(1)?,
+                    row.text(2)?,
+                    row.int(3)?.max(0) as u64,
                 ))
             },
         )
@@ -312,54 +428,61 @@ impl StoreReader {
     /// Differences hidden by each rule, per route: (route, rule, count).
     pub fn hidden_counts(
         &self,
-        filter: ReadFilter,
+        filter: &ReadFilter,
     ) -> Result<Vec<(String, String, u64)>, StoreError> {
         self.grouped(
-            "SELECT route, rule, SUM(count) FROM hidden_counts
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR minute >= ?2)
-             GROUP BY route, rule",
+            "SELECT route, rule, CAST(SUM(count) AS BIGINT) FROM hidden_counts
+             WHERE {filter} GROUP BY route, rule",
             filter,
-            |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64)),
+            |row| Ok((row.text(0)?, row.text(1)?, row.int(2)?.max(0) as u64)),
         )
     }
 
+    /// A counter table's rows under the filter (`{filter}` in `sql`: run, minute, instance).
     fn grouped<T>(
         &self,
         sql: &str,
-        filter: ReadFilter,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        filter: &ReadFilter,
+        map: impl FnMut(&Row<'_>) -> Result<T, DbError>,
     ) -> Result<Vec<T>, StoreError> {
-        let mut statement = self.conn.prepare(sql).map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(params![filter.run, filter.since_minute()], map)
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        let condition = format!(
+            "{} AND (CAST(?2 AS BIGINT) IS NULL OR minute >= ?2)",
+            self.runs_where()
+        );
+        let sql = sql.replace("{filter}", &condition);
+        self.conn
+            .rows(&sql, &filter.args(true), map)
+            .map_err(|e| self.error(e))
     }
 
     /// Up to `limit` kept examples of a route, the first of each signature, oldest first.
     pub fn examples(
         &self,
         route: &str,
-        filter: ReadFilter,
+        filter: &ReadFilter,
         limit: usize,
     ) -> Result<Vec<MismatchRow>, StoreError> {
         let sql = format!(
             "SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id IN (
                  SELECT MIN(id) FROM mismatches
-                 WHERE route = ?1 AND is_example = 1
-                   AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR at_ms >= ?3)
+                 WHERE route = ?4 AND is_example
+                   AND {} AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
                  GROUP BY signature)
-             ORDER BY id LIMIT ?4"
+             ORDER BY id LIMIT ?5",
+            self.runs_where()
         );
-        let mut statement = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(
-                params![route, filter.run, filter.since_ms, limit as i64],
-                mismatch_row,
-            )
+        let [run, since, instance] = filter.args(false);
+        let args = [
+            run,
+            since,
+            instance,
+            Arg::Text(Some(route)),
+            Arg::Int(Some(limit.min(i64::MAX as usize) as i64)),
+        ];
+        let mut examples: Vec<MismatchRow> = self
+            .conn
+            .rows(&sql, &args, mismatch_row)
             .map_err(|e| self.error(e))?;
-        let mut examples: Vec<MismatchRow> =
-            rows.collect::<Result<_, _>>().map_err(|e| self.error(e))?;
         for example in &mut examples {
             example.differences = self.differences(example.id)?;
         }
@@ -371,37 +494,48 @@ impl StoreReader {
         let sql = format!("SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id = ?1");
         let found = self
             .conn
-            .query_row(&sql, [id], mismatch_row)
-            .optional()
+            .first(&sql, &[Arg::Int(Some(id))], mismatch_row)
             .map_err(|e| self.error(e))?;
         let mut row = found.ok_or_else(|| StoreError::NoSuchMismatch {
-            path: self.path.clone(),
+            path: self.name.clone(),
             id,
         })?;
         row.differences = self.differences(id)?;
         Ok(row)
     }
 
+    fn order_column(&self) -> &'static str {
+        match self.conn.engine() {
+            Engine::Sqlite => "rowid",
+            Engine::Postgres => "id",
+        }
+    }
+
     fn differences(&self, mismatch_id: i64) -> Result<Vec<DifferenceRow>, StoreError> {
-        let mut statement = self
+        let to_path = match self
             .conn
-            .prepare_cached(
-                "SELECT path, kind, primary_value, secondary_value, to_path FROM differences
-                 WHERE mismatch_id = ?1 ORDER BY rowid",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([mismatch_id], |row| {
+            .has_column("differences", "to_path")
+            .map_err(|e| self.error(e))?
+        {
+            true => "to_path",
+            false => "NULL",
+        };
+        let sql = format!(
+            "SELECT path, kind, primary_value, secondary_value, {to_path} FROM differences
+             WHERE mismatch_id = ?1 ORDER BY {}",
+            self.order_column()
+        );
+        self.conn
+            .rows(&sql, &[Arg::Int(Some(mismatch_id))], |row| {
                 Ok(DifferenceRow {
-                    path: row.get(0)?,
-                    kind: row.get(1)?,
-                    primary: row.get(2)?,
-                    secondary: row.get(3)?,
-                    to: row.get(4)?,
+                    path: row.text(0)?,
+                    kind: row.text(1)?,
+                    primary: row.opt_text(2)?,
+                    secondary: row.opt_text(3)?,
+                    to: row.opt_text(4)?,
                 })
             })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -421,24 +555,18 @@ pub struct DifferenceFact {
 
 impl StoreReader {
     /// Stored mismatches per route over the filter: (route, count).
-    pub fn mismatch_counts(&self, filter: ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT route, COUNT(*) FROM mismatches
-                 WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR at_ms >= ?2)
-                 GROUP BY route",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(params![filter.run, filter.since_ms], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?.max(0) as u64,
-                ))
+    pub fn mismatch_counts(&self, filter: &ReadFilter) -> Result<Vec<(String, u64)>, StoreError> {
+        let sql = format!(
+            "SELECT route, COUNT(*) FROM mismatches
+             WHERE {} AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
+             GROUP BY route",
+            self.runs_where()
+        );
+        self.conn
+            .rows(&sql, &filter.args(false), |row| {
+                Ok((row.text(0)?, row.int(1)?.max(0) as u64))
             })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))
     }
 
     /// Streams every stored difference the filter covers to `visit`, one row at a time, so
@@ -446,49 +574,48 @@ impl StoreReader {
     /// (the report's bounded look), else in the order they were written.
     pub fn for_each_difference(
         &self,
-        filter: ReadFilter,
+        filter: &ReadFilter,
         limit: Option<usize>,
         mut visit: impl FnMut(DifferenceFact),
     ) -> Result<(), StoreError> {
-        let has_to_path: bool = self
+        let has_to_path = self
             .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('differences') WHERE name = 'to_path')",
-                [],
-                |row| row.get(0),
-            )
+            .has_column("differences", "to_path")
             .map_err(|e| self.error(e))?;
         let to_path = if has_to_path { "d.to_path" } else { "NULL" };
         let order = if limit.is_some() { "DESC" } else { "" };
+        let runs = self.runs_where().replace("run_id", "m.run_id");
         let sql = format!(
             "SELECT d.mismatch_id, m.route, m.at_ms, d.path, d.kind, d.primary_value,
                     d.secondary_value, {to_path}
              FROM differences d JOIN mismatches m ON m.id = d.mismatch_id
-             WHERE (?1 IS NULL OR m.run_id = ?1) AND (?2 IS NULL OR m.at_ms >= ?2)
-             ORDER BY d.rowid {order} LIMIT ?3"
+             WHERE {runs} AND (CAST(?2 AS BIGINT) IS NULL OR m.at_ms >= ?2)
+             ORDER BY d.{} {order} LIMIT ?4",
+            self.order_column()
         );
-        let mut statement = self.conn.prepare(&sql).map_err(|e| self.error(e))?;
-        let cap = limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
-        let mut rows = statement
-            .query(params![filter.run, filter.since_ms, cap])
-            .map_err(|e| self.error(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
-            let fact = (|| {
-                Ok::<_, rusqlite::Error>(DifferenceFact {
-                    mismatch_id: row.get(0)?,
-                    route: row.get(1)?,
-                    at_ms: row.get(2)?,
-                    path: row.get(3)?,
-                    kind: row.get(4)?,
-                    primary: row.get(5)?,
-                    secondary: row.get(6)?,
-                    to_path: row.get(7)?,
-                })
-            })()
-            .map_err(|e| self.error(e))?;
-            visit(fact);
-        }
-        Ok(())
+        // PostgreSQL's LIMIT takes NULL as no limit; SQLite's takes -1.
+        let cap = match (limit, self.conn.engine()) {
+            (Some(n), _) => Some(n.min(i64::MAX as usize) as i64),
+            (None, Engine::Sqlite) => Some(-1),
+            (None, Engine::Postgres) => None,
+        };
+        let [run, since, instance] = filter.args(false);
+        let args = [run, since, instance, Arg::Int(cap)];
+        self.conn
+            .each(&sql, &args, |row| {
+                visit(DifferenceFact {
+                    mismatch_id: row.int(0)?,
+                    route: row.text(1)?,
+                    at_ms: row.int(2)?,
+                    path: row.text(3)?,
+                    kind: row.text(4)?,
+                    primary: row.opt_text(5)?,
+                    secondary: row.opt_text(6)?,
+                    to_path: row.opt_text(7)?,
+                });
+                Ok(())
+            })
+            .map_err(|e| self.error(e))
     }
 }
 
@@ -496,27 +623,28 @@ fn headers_column(value: Option<String>) -> Option<Vec<(String, String)>> {
     value.map(|json| serde_json::from_str(&json).unwrap_or_default())
 }
 
-fn mismatch_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MismatchRow> {
+fn mismatch_row(row: &Row<'_>) -> Result<MismatchRow, DbError> {
+    let status = |i| row.int(i).map(|n| u16::try_from(n).unwrap_or(0));
     Ok(MismatchRow {
-        id: row.get(0)?,
-        run_id: row.get(1)?,
-        at_ms: row.get(2)?,
-        route: row.get(3)?,
-        signature: row.get(4)?,
-        method: row.get(5)?,
-        uri: row.get(6)?,
-        primary_status: row.get(7)?,
-        secondary_status: row.get(8)?,
-        primary_latency_us: row.get(9)?,
-        secondary_latency_us: row.get(10)?,
-        is_example: row.get(11)?,
-        request_headers: headers_column(row.get(12)?),
-        request_body: row.get(13)?,
-        primary_headers: headers_column(row.get(14)?),
-        primary_body: row.get(15)?,
-        secondary_headers: headers_column(row.get(16)?),
-        secondary_body: row.get(17)?,
-        body_diff: row.get(18)?,
+        id: row.int(0)?,
+        run_id: row.int(1)?,
+        at_ms: row.int(2)?,
+        route: row.text(3)?,
+        signature: row.text(4)?,
+        method: row.text(5)?,
+        uri: row.text(6)?,
+        primary_status: status(7)?,
+        secondary_status: status(8)?,
+        primary_latency_us: row.int(9)?,
+        secondary_latency_us: row.int(10)?,
+        is_example: row.bool(11)?,
+        request_headers: headers_column(row.opt_text(12)?),
+        request_body: row.opt_bytes(13)?,
+        primary_headers: headers_column(row.opt_text(14)?),
+        primary_body: row.opt_bytes(15)?,
+        secondary_headers: headers_column(row.opt_text(16)?),
+        secondary_body: row.opt_bytes(17)?,
+        body_diff: row.opt_text(18)?,
         differences: Vec::new(),
     })
 }

@@ -9,9 +9,22 @@ use rusqlite::Connection;
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// One step of a schema: its statements, and whether writers of the version before may
+/// still write after it. An additive step (a new table, a new nullable column) is applied
+/// by any writer starting up; one that is not raises `min_writer_schema` to its version and
+/// is applied only by `shadowdiff store migrate`, so a rolling deploy never breaks the
+/// instances still running the older release.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    pub sql: &'static str,
+    pub additive: bool,
+}
+
 /// Statements that take a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        additive: true,
+        sql: r#"
 CREATE TABLE runs (
     id              INTEGER PRIMARY KEY,
     mode            TEXT NOT NULL,
@@ -97,7 +110,10 @@ CREATE TABLE differences (
 CREATE INDEX differences_by_mismatch ON differences (mismatch_id);
 CREATE INDEX differences_by_path ON differences (path);
 "#,
-    r#"
+    },
+    Migration {
+        additive: true,
+        sql: r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value NOT NULL
@@ -111,9 +127,12 @@ CREATE TABLE losses (
     count   INTEGER NOT NULL                -- observations that never reached the store
 );
 "#,
+    },
     // Additive (issue 15): older writers go on writing without these, so the oldest
     // writer allowed stays the same.
-    r#"
+    Migration {
+        additive: true,
+        sql: r#"
 ALTER TABLE differences ADD COLUMN to_path TEXT;  -- a renamed key's new path
 
 CREATE TABLE baseline_counts (
@@ -126,6 +145,19 @@ CREATE TABLE baseline_counts (
     PRIMARY KEY (run_id, minute, route, state, reason)
 ) WITHOUT ROWID;
 "#,
+    },
+    // Additive (issue 16): the instance that wrote a run, and the run's identity across
+    // stores (store copy keys on it; NULL for runs written before, which copy derives).
+    Migration {
+        additive: true,
+        sql: r#"
+ALTER TABLE runs ADD COLUMN instance TEXT;
+ALTER TABLE runs ADD COLUMN uid TEXT;
+ALTER TABLE runs ADD COLUMN copied_through INTEGER;  -- store copy: the source's last mismatch id copied
+CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
+CREATE INDEX mismatches_by_run ON mismatches (run_id, id);
+"#,
+    },
 ];
 
 /// Length of the per-store key for keyed digests of redacted values.
@@ -141,6 +173,8 @@ pub const APPLICATION_ID: i32 = 0x5348_4446;
 pub enum SchemaError {
     #[error("schema version {found} is newer than this shadowdiff ({SCHEMA_VERSION}) and needs schema {min_writer} or newer to write to it; upgrade shadowdiff")]
     Newer { found: i64, min_writer: i64 },
+    #[error("schema version {found} needs `shadowdiff store migrate` to reach {SCHEMA_VERSION}: the change is not additive, so it is never applied by serve or replay starting up")]
+    NeedsMigrate { found: i64 },
     #[error("its digest key (table meta) is not {DIGEST_KEY_LEN} bytes")]
     DamagedDigestKey,
     #[error("no randomness for a new digest key: {0}")]
@@ -182,15 +216,44 @@ pub fn check_version(conn: &Connection) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// Brings a writable store up to [`SCHEMA_VERSION`], one transaction per step; a newer
-/// store that [`check_version`] allows is written as it is.
+/// Brings a writable store up to [`SCHEMA_VERSION`] by its additive steps, one transaction
+/// per step; a newer store that [`check_version`] allows is written as it is. A pending
+/// step that is not additive is refused: only `shadowdiff store migrate` applies it.
 pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    apply(conn, MIGRATIONS, false)
+}
+
+/// `shadowdiff store migrate`: every pending step. Returns the versions before and after.
+pub fn migrate_explicitly(conn: &mut Connection) -> Result<(i64, i64), SchemaError> {
+    let before: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    apply(conn, MIGRATIONS, true)?;
+    let after: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok((before, after))
+}
+
+fn apply(
+    conn: &mut Connection,
+    migrations: &[Migration],
+    explicit: bool,
+) -> Result<(), SchemaError> {
     check_version(conn)?;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    for (from, statements) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    let pending = || migrations.iter().enumerate().skip(found.max(0) as usize);
+    if !explicit && pending().any(|(_, step)| !step.additive) {
+        return Err(SchemaError::NeedsMigrate { found });
+    }
+    for (from, step) in pending() {
         let tx = conn.transaction()?;
-        tx.execute_batch(statements)?;
-        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.execute_batch(step.sql)?;
+        let version = from as i64 + 1;
+        if !step.additive {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('min_writer_schema', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [version],
+            )?;
+        }
+        tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
     Ok(())
@@ -230,4 +293,52 @@ pub fn digest_key(conn: &Connection) -> Result<[u8; DIGEST_KEY_LEN], SchemaError
         }
     };
     bytes.try_into().map_err(|_| SchemaError::DamagedDigestKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: &[Migration] = &[
+        Migration {
+            additive: true,
+            sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value); CREATE TABLE a (x);",
+        },
+        Migration {
+            additive: false,
+            sql: "ALTER TABLE a RENAME TO b;",
+        },
+    ];
+
+    #[test]
+    fn a_step_that_is_not_additive_waits_for_store_migrate() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let refused = apply(&mut conn, STEPS, false).unwrap_err();
+        assert!(
+            matches!(refused, SchemaError::NeedsMigrate { found: 0 }),
+            "{refused}"
+        );
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0, "nothing applied before the refusal");
+        apply(&mut conn, &STEPS[..1], false).unwrap();
+        assert!(matches!(
+            apply(&mut conn, STEPS, false),
+            Err(SchemaError::NeedsMigrate { found: 1 })
+        ));
+        apply(&mut conn, STEPS, true).unwrap();
+        let (version, min_writer): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), value FROM meta WHERE key = 'min_writer_schema'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (version, min_writer),
+            (2, 2),
+            "the step raised the oldest writer allowed"
+        );
+    }
 }

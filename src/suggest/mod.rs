@@ -140,7 +140,7 @@ impl Suggestions {
 /// of each store (the reports' short look); `None` reads them all.
 pub fn suggest(
     readers: &[StoreReader],
-    filter: ReadFilter,
+    filter: &ReadFilter,
     route: Option<&RoutePattern>,
     limit: Option<usize>,
 ) -> Result<Suggestions, StoreError> {

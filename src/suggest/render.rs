@@ -140,7 +140,7 @@ impl Summary {
         let dbs: Vec<String> = s
             .databases
             .iter()
-            .map(|d| format!("--db {}", shell_word(d)))
+            .map(|d| format!("{} {}", crate::report::model::store_flag(d), shell_word(d)))
             .collect();
         Summary {
             rules: rules.len(),

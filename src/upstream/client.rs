@@ -149,7 +149,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The TLS settings of an `https` upstream: the system's roots plus the extra CA, or no
 /// verification at all when asked.
-fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
+pub(crate) fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
     if trust.insecure {

@@ -14,6 +14,7 @@
 mod client;
 pub mod target;
 
+pub(crate) use client::tls_config;
 pub use client::{ClientError, Connect, Protocol, Trust};
 
 use crate::budget::Reservation;

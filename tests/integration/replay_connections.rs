@@ -111,7 +111,7 @@ fn replay_between(primary: &str, secondary: &str, requests: usize) -> ReplaySumm
 /// [`replay_between`] with the traffic file and the store in `dir`, kept for reading.
 fn replay_in(dir: &Path, primary: &str, secondary: &str, requests: usize) -> ReplaySummary {
     let mut config = ServeConfig::new(primary, secondary).unwrap();
-    config.store.db = dir.join("replay.db");
+    config.store.location = (dir.join("replay.db")).into();
     let options = ReplayOptions {
         input: traffic(dir, requests),
         config,
@@ -239,7 +239,7 @@ fn errors_with_head_of(filler: usize) -> Vec<(String, i64)> {
     let dir = tempfile::tempdir().unwrap();
     let summary = replay_in(dir.path(), &servers.primary_url(), &secondary, 3);
     assert_eq!(summary.requests, 3);
-    rusqlite::Connection::open(&summary.db)
+    rusqlite::Connection::open(summary.store.sqlite_path().expect("an SQLite store"))
         .unwrap()
         .prepare(
             "SELECT reason, SUM(count) FROM outcome_counts WHERE outcome = 'error' GROUP BY reason",

@@ -17,7 +17,7 @@ async fn the_demo_mix_replays_against_the_demo_backends() {
     }
     drop(file);
     let mut config = ServeConfig::new(&backends.primary_url(), &backends.secondary_url()).unwrap();
-    config.store.db = dir.path().join("demo.db");
+    config.store.location = (dir.path().join("demo.db")).into();
     let summary = replay(ReplayOptions {
         input,
         config,

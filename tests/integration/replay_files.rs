@@ -11,7 +11,7 @@ use std::path::Path;
 fn run(servers: &Servers, input: &Path, shadow_writes: bool, repeat: u32) -> ReplaySummary {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new(&servers.primary_url(), &servers.secondary_url()).unwrap();
-    config.store.db = dir.path().join("replay.db");
+    config.store.location = (dir.path().join("replay.db")).into();
     config.shadow.shadow_writes = shadow_writes;
     let options = ReplayOptions {
         input: input.to_path_buf(),
@@ -25,7 +25,10 @@ fn run(servers: &Servers, input: &Path, shadow_writes: bool, repeat: u32) -> Rep
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let summary = runtime.block_on(replay(options)).unwrap();
-    assert_eq!(summary.db, dir.path().join("replay.db"));
+    assert_eq!(
+        summary.store.sqlite_path().expect("an SQLite store"),
+        dir.path().join("replay.db")
+    );
     summary
 }
 
@@ -97,7 +100,7 @@ fn an_unreachable_secondary_is_an_error_per_request() {
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new(&servers.primary_url(), &dead).unwrap();
-    config.store.db = dir.path().join("replay.db");
+    config.store.location = (dir.path().join("replay.db")).into();
     let options = ReplayOptions {
         input: fixture("sample.har"),
         config,

@@ -255,7 +255,7 @@ fn replay_sends_to_h2c_upstreams_and_compares_their_grpc_status() {
     )
     .unwrap();
     let mut config = ServeConfig::new(&h2c(primary.addr), &h2c(secondary.addr)).unwrap();
-    config.store.db = dir.path().join("replay.db");
+    config.store.location = (dir.path().join("replay.db")).into();
     config.shadow.shadow_writes = true;
     let options = ReplayOptions {
         input: traffic,
@@ -279,7 +279,7 @@ fn replay_sends_to_h2c_upstreams_and_compares_their_grpc_status() {
         assert_eq!(seen[0].te.as_deref(), Some("trailers"));
     }
     assert_eq!(
-        difference_paths(&summary.db),
+        difference_paths(summary.store.sqlite_path().expect("an SQLite store")),
         ["trailers.grpc-message", "trailers.grpc-status"]
     );
 }

@@ -203,7 +203,7 @@ impl std::ops::Deref for Db {
 pub fn config(primary: &str, secondary: &str) -> (ServeConfig, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new(primary, secondary).unwrap();
-    config.store.db = dir.path().join("shadowdiff.db");
+    config.store.location = (dir.path().join("shadowdiff.db")).into();
     (config, dir)
 }
 
@@ -211,7 +211,12 @@ pub async fn start(config: ServeConfig, dir: tempfile::TempDir) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let db = config.store.db.clone();
+    let db = config
+        .store
+        .location
+        .sqlite_path()
+        .expect("an SQLite store")
+        .to_path_buf();
     let task = tokio::spawn(shadowdiff::run(listener, config, async {
         let _ = stopped.await;
     }));
@@ -235,7 +240,12 @@ pub async fn start_with_admin(config: ServeConfig, dir: tempfile::TempDir) -> (P
     let addr = listener.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let db = config.store.db.clone();
+    let db = config
+        .store
+        .location
+        .sqlite_path()
+        .expect("an SQLite store")
+        .to_path_buf();
     let task = tokio::spawn(shadowdiff::run_with_admin(listener, admin, config, async {
         let _ = stopped.await;
     }));

@@ -111,12 +111,17 @@ pub fn run_info(rules: &[&str]) -> RunInfo {
         secondary: "http://new.test".into(),
         config_digest: "digest".into(),
         rules: rules.iter().map(|r| r.to_string()).collect(),
+        instance: String::new(),
     }
 }
 
 /// Writes `records` as one run and returns its id.
-pub fn write(path: &Path, records: Vec<Record>, options: StoreOptions) -> i64 {
-    let writer = StoreWriter::open(path, run_info(&["ignore-date", "mask-ids"]), options)
+pub fn write(
+    store: impl Into<shadowdiff::store::Location>,
+    records: Vec<Record>,
+    options: StoreOptions,
+) -> i64 {
+    let writer = StoreWriter::open(store, run_info(&["ignore-date", "mask-ids"]), options)
         .expect("opening the store");
     let id = writer.run_id();
     let sender = writer.sender();

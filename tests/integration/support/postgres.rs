@@ -17,7 +17,6 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The variable that turns "no PostgreSQL here" from a skip into a failure.
@@ -43,7 +42,6 @@ pub struct Postgres {
     socket: PathBuf,
     log: PathBuf,
     port: u16,
-    running: AtomicBool,
     /// Last field: removed after `drop` has stopped the server.
     dir: tempfile::TempDir,
 }
@@ -104,21 +102,22 @@ impl Postgres {
             socket,
             log,
             port: 0,
-            running: AtomicBool::new(false),
             dir,
         };
         pg.initdb();
         for attempt in 1..=PORT_ATTEMPTS {
             pg.port = reserve_port();
+            // Only this attempt's lines say whether its port was taken.
+            let before = std::fs::metadata(&pg.log).map_or(0, |m| m.len() as usize);
             match pg.pg_ctl_start() {
-                Ok(()) => {
-                    pg.running.store(true, Ordering::SeqCst);
-                    return Some(pg);
-                }
+                Ok(()) => return Some(pg),
                 Err(failure) => {
                     release_port(pg.port);
-                    let log = pg.log_text();
-                    let taken = log.contains("Address already in use");
+                    let log = std::fs::read(&pg.log).unwrap_or_default();
+                    let taken = log.get(before..).is_some_and(|new| {
+                        String::from_utf8_lossy(new).contains("Address already in use")
+                    });
+                    let log = String::from_utf8_lossy(&log);
                     if !taken || attempt == PORT_ATTEMPTS {
                         pg.port = 0;
                         panic!(
@@ -189,7 +188,6 @@ impl Postgres {
                 self.log_text()
             );
         }
-        self.running.store(false, Ordering::SeqCst);
     }
 
     /// Starts the stopped server again on the same port with the same data.
@@ -201,7 +199,6 @@ impl Postgres {
                 self.log_text()
             );
         }
-        self.running.store(true, Ordering::SeqCst);
     }
 
     pub fn port(&self) -> u16 {

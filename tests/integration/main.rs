@@ -18,6 +18,7 @@ mod ops_metrics;
 mod ops_tls;
 mod parser_properties;
 mod pattern_complexity;
+mod pg_harness;
 mod record_replay;
 mod replay_cli;
 mod replay_connections;

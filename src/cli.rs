@@ -187,6 +187,7 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("baseline-max-inflight", "N", "With --baseline self: the primary's extra copies in flight at once; beyond it a request is compared without a baseline. [default: 32]"),
         setting("db", "PATH", "SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]"),
         setting("store", "URL", "Where results go: sqlite:PATH or postgres://user@host/db (a password in it is never printed or stored). [default: sqlite:shadowdiff.db]"),
+        setting("store-backlog", "N", "Records held while the store's database is unreachable, written when it is back; past this the oldest are counted lost. [default: 10000]"),
         setting("instance", "NAME", "This instance's name on its runs, so reports can tell replicas apart. [default: the host name]"),
         setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),
         setting("sample-by", "KEY", "Decide sampling by hashing header:NAME, query:NAME or path, so the same key is always shadowed or never."),

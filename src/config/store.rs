@@ -35,6 +35,8 @@ pub struct StoreConfig {
     pub examples_per_signature: u32,
     /// Past this database size, examples stop being stored; counts go on.
     pub max_db_size: Option<u64>,
+    /// Records held while the store's database is unreachable.
+    pub backlog: u32,
 }
 
 impl Default for StoreConfig {
@@ -44,6 +46,7 @@ impl Default for StoreConfig {
             instance: crate::store::default_instance(),
             examples_per_signature: 20,
             max_db_size: None,
+            backlog: 10_000,
         }
     }
 }
@@ -83,6 +86,7 @@ impl StoreConfig {
                 d.examples_per_signature,
             )?,
             max_db_size: m.optional("max-db-size", &SIZE)?,
+            backlog: m.or("store-backlog", &COUNT32, d.backlog)?,
         })
     }
 
@@ -91,6 +95,7 @@ impl StoreConfig {
         crate::store::StoreOptions {
             examples_per_signature: self.examples_per_signature,
             max_db_size: self.max_db_size,
+            backlog_records: self.backlog as usize,
             dropped,
             ..crate::store::StoreOptions::default()
         }

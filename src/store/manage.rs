@@ -262,7 +262,7 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
             for (id, _) in &chunk {
                 let order = match src.engine() {
                     Engine::Sqlite => "rowid",
-                    Engine::Postgres => "id",
+                    Engine::Postgres => "ordinal",
                 };
                 differences.push(
                     src.rows(
@@ -284,14 +284,23 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
                     .map_err(|e| source.error(e))?,
                 );
             }
+            let insert_difference = match dest.engine() {
+                Engine::Sqlite => {
+                    "INSERT INTO differences (mismatch_id, path, kind, primary_value,
+                         secondary_value, to_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                }
+                Engine::Postgres => {
+                    "INSERT INTO differences (mismatch_id, path, kind, primary_value,
+                         secondary_value, to_path, ordinal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                }
+            };
             let (mismatches, written) = in_transaction(&dest, || {
                 let mut written = 0;
                 for ((_, columns), differences) in chunk.iter().zip(&differences) {
                     let new_id = insert_mismatch(&dest, dest_id, columns)?;
-                    for d in differences {
+                    for (ordinal, d) in differences.iter().enumerate() {
                         dest.execute(
-                            "INSERT INTO differences (mismatch_id, path, kind, primary_value,
-                                 secondary_value, to_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            insert_difference,
                             &[
                                 Arg::Int(Some(new_id)),
                                 Arg::Text(d[0].as_deref()),
@@ -299,6 +308,7 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
                                 Arg::Text(d[2].as_deref()),
                                 Arg::Text(d[3].as_deref()),
                                 Arg::Text(d[4].as_deref()),
+                                Arg::Int(Some(ordinal as i64)),
                             ],
                         )?;
                         written += 1;

@@ -386,6 +386,9 @@ pub struct StoreOptions {
     pub write_errors: Arc<AtomicU64>,
     /// Observations lost after the writer stopped retrying, by reason (for metrics).
     pub lost: Arc<LossCounters>,
+    /// Records held while the database is unreachable, written when it is back; past this,
+    /// the oldest are counted lost (`store_unavailable`).
+    pub backlog_records: usize,
 }
 
 impl Default for StoreOptions {
@@ -396,6 +399,7 @@ impl Default for StoreOptions {
             dropped: Arc::new(AtomicU64::new(0)),
             write_errors: Arc::new(AtomicU64::new(0)),
             lost: Arc::new(LossCounters::default()),
+            backlog_records: 10_000,
         }
     }
 }
@@ -429,18 +433,19 @@ impl StoreWriter {
                     key,
                 )
             }
-            Location::Postgres(target) => {
-                let (client, run_id, key) = open_postgres(target, &run)?;
-                (
-                    Box::new(pg_sink::PgSink::new(
-                        (**target).clone(),
-                        client,
-                        state.clone(),
-                    )?),
-                    run_id,
-                    key,
-                )
-            }
+            // The client blocks on its own runtime, which must not be started from within
+            // the caller's (serve opens the store on its runtime): the connection is made
+            // on a thread of its own, and used from the writer's.
+            Location::Postgres(target) => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let (client, run_id, key) = open_postgres(target, &run)?;
+                        let sink = pg_sink::PgSink::new((**target).clone(), client, state.clone())?;
+                        Ok::<_, StoreError>((Box::new(sink) as Box<dyn writer::Sink>, run_id, key))
+                    })
+                    .join()
+                    .map_err(|_| StoreError::WriterPanicked)?
+            })?,
         };
         let (tx, rx) = flume::bounded::<Record>(4096);
         let writer = writer::Writer::new(sink, run_id, options);

@@ -24,7 +24,7 @@ const DISK_FULL: &str = "53100";
 
 const STATEMENTS: Statements<&str> = Statements {
     batch: "INSERT INTO batches (run_id, seq, at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    ids: "SELECT nextval(pg_get_serial_sequence('mismatches', 'id')) FROM generate_series(1, $1)",
+    ids: "SELECT nextval('mismatches_id_seq') FROM generate_series(1, $1::bigint)",
     mismatches: "INSERT INTO mismatches (id, run_id, at_ms, route, signature, method, uri,
              primary_status, secondary_status, primary_latency_us, secondary_latency_us,
              is_example, request_headers, request_body, primary_headers, primary_body,
@@ -37,10 +37,10 @@ const STATEMENTS: Statements<&str> = Statements {
                      $17::text[], $18::bytea[], $19::text[])
               AS u(id, at_ms, route, signature, method, uri, ps, ss, pl, sl, ex, rh, rb, ph,
                    pb, sh, sb, bd)",
-    differences: "INSERT INTO differences (mismatch_id, path, kind, primary_value,
+    differences: "INSERT INTO differences (mismatch_id, ordinal, path, kind, primary_value,
              secondary_value, to_path)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[])",
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[])",
     outcomes: "INSERT INTO outcome_counts (run_id, minute, route, outcome, reason, count)
          SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
          ON CONFLICT (run_id, minute, route, outcome, reason)
@@ -209,6 +209,13 @@ impl PgSink {
 }
 
 impl Sink for PgSink {
+    fn ready_in(&self) -> Duration {
+        match self.connection {
+            Some(_) => Duration::ZERO,
+            None => self.next_attempt.saturating_duration_since(Instant::now()),
+        }
+    }
+
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), SinkError> {
         let (client, statements) = self.connected()?;
         match write_batch(client, statements, batch) {
@@ -352,6 +359,7 @@ fn write_mismatches(
     let mut secondary_body = Vec::with_capacity(n);
     let mut body_diff = Vec::with_capacity(n);
     let mut d_mismatch = Vec::new();
+    let mut d_ordinal: Vec<i64> = Vec::new();
     let mut d_path = Vec::new();
     let mut d_kind = Vec::new();
     let mut d_primary = Vec::new();
@@ -388,8 +396,9 @@ fn write_mismatches(
         );
         secondary_body.push(mismatch.kept(&detail.secondary.body[..]));
         body_diff.push(detail.body_diff.as_deref().filter(|_| mismatch.keep_bodies));
-        for difference in &detail.differences {
+        for (ordinal, difference) in detail.differences.iter().enumerate() {
             d_mismatch.push(*id);
+            d_ordinal.push(ordinal as i64);
             d_path.push(difference.path.as_str());
             d_kind.push(difference.kind.as_str());
             d_primary.push(difference.primary.as_deref());
@@ -426,6 +435,7 @@ fn write_mismatches(
             &s.differences,
             &[
                 &d_mismatch,
+                &d_ordinal,
                 &d_path,
                 &d_kind,
                 &d_primary,

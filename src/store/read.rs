@@ -504,10 +504,11 @@ impl StoreReader {
         Ok(row)
     }
 
-    fn order_column(&self) -> &'static str {
+    /// The order differences were written in, `{dir}` standing for ASC or DESC.
+    fn write_order(&self) -> &'static str {
         match self.conn.engine() {
-            Engine::Sqlite => "rowid",
-            Engine::Postgres => "id",
+            Engine::Sqlite => "d.rowid {dir}",
+            Engine::Postgres => "d.mismatch_id {dir}, d.ordinal {dir}",
         }
     }
 
@@ -521,9 +522,9 @@ impl StoreReader {
             false => "NULL",
         };
         let sql = format!(
-            "SELECT path, kind, primary_value, secondary_value, {to_path} FROM differences
+            "SELECT path, kind, primary_value, secondary_value, {to_path} FROM differences d
              WHERE mismatch_id = ?1 ORDER BY {}",
-            self.order_column()
+            self.write_order().replace("{dir}", "")
         );
         self.conn
             .rows(&sql, &[Arg::Int(Some(mismatch_id))], |row| {
@@ -590,8 +591,8 @@ impl StoreReader {
                     d.secondary_value, {to_path}
              FROM differences d JOIN mismatches m ON m.id = d.mismatch_id
              WHERE {runs} AND (CAST(?2 AS BIGINT) IS NULL OR m.at_ms >= ?2)
-             ORDER BY d.{} {order} LIMIT ?4",
-            self.order_column()
+             ORDER BY {} LIMIT ?4",
+            self.write_order().replace("{dir}", order)
         );
         // PostgreSQL's LIMIT takes NULL as no limit; SQLite's takes -1.
         let cap = match (limit, self.conn.engine()) {

@@ -81,3 +81,33 @@ pub fn synthetic_match(i: u64, start: SystemTime, spacing: Duration) -> Record {
     record.mismatch = None;
     record
 }
+
+/// The store benchmark's mismatch (bench/store-pg.sh): two differences with 100-byte values
+/// each, on one of 20 routes, at `at`. No bodies are kept beyond the first examples, as in
+/// production, so the figure is the writer's rate for what a fleet writes most.
+pub fn bench_mismatch(i: u64, at: SystemTime) -> Record {
+    let mut record = synthetic_mismatch(i, at, Duration::ZERO);
+    let value = |side: char| {
+        let mut text = format!("{side}{i:019}");
+        while text.len() < 100 {
+            text.push_str("-0123456789");
+        }
+        text.truncate(100);
+        text
+    };
+    if let Some(detail) = record.mismatch.as_mut() {
+        detail.differences = ["body/price", "body/owner/name"]
+            .into_iter()
+            .map(|path| Difference {
+                path: path.to_string(),
+                kind: DiffKind::Changed,
+                primary: Some(value('p')),
+                secondary: Some(value('s')),
+                to: None,
+            })
+            .collect();
+    }
+    record.primary_latency = Some(Duration::from_millis(5 + i % 4));
+    record.secondary_latency = Some(Duration::from_millis(8 + i % 4));
+    record
+}

@@ -29,6 +29,14 @@ const BATCH_POLL: Duration = Duration::from_millis(5);
 /// wait.
 const BATCH_ATTEMPTS: u32 = 5;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// With nothing arriving, the writer still looks this often whether a waiting backlog can
+/// be written.
+const IDLE_FLUSH: Duration = Duration::from_millis(500);
+/// The backlog holds at most this many bytes of bodies, whatever `--store-backlog` allows:
+/// an outage must not take the proxy's memory with it.
+const BACKLOG_BYTES: usize = 64 << 20;
+/// How long the end of a run waits for an unreachable database to take the backlog.
+const CLOSE_WAIT: Duration = Duration::from_secs(6);
 
 /// Counters summed in memory over one batch, then added to the tables in one upsert each:
 /// a batch of 500 matches on one route costs one row write, not 500. Keys borrow the
@@ -89,8 +97,6 @@ pub(super) struct Batch<'a> {
     pub losses: &'a BTreeMap<LossReason, u64>,
     /// The pipeline's drop count so far (`runs.dropped`).
     pub dropped: i64,
-    /// Observations the batch stands for: what is lost if it is.
-    pub observations: u64,
 }
 
 /// A failed write, with what the writer needs to count it.
@@ -121,6 +127,10 @@ pub(super) trait Sink: Send {
     fn mark_examples_stopped(&mut self, run_id: i64) -> Result<(), StoreError>;
     /// On a full disk: whatever frees room (SQLite's write-ahead log).
     fn make_room(&mut self) {}
+    /// How long until the sink will try to reach its database again.
+    fn ready_in(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Last: losses that could not be written to the store go wherever still works (a
     /// sidecar note next to an SQLite file; the log for a database).
     fn finish(self: Box<Self>, run_id: i64, unwritten: &BTreeMap<LossReason, u64>);
@@ -146,6 +156,24 @@ pub(super) struct Writer {
     /// Batches whose COMMIT outcome is unknown: (seq, observations, reason). Each is
     /// counted lost only once the store says it never arrived.
     uncertain: Vec<(i64, u64, LossReason)>,
+    /// Batches waiting for an unreachable database, oldest first, and their size.
+    backlog: std::collections::VecDeque<Held>,
+    backlog_records: usize,
+    backlog_bytes: usize,
+}
+
+/// A batch in the backlog: its number (so a retry is recognised) and its records.
+struct Held {
+    seq: i64,
+    records: Vec<Record>,
+    bytes: usize,
+}
+
+/// What a held record costs in memory, roughly: its bodies, which are most of it.
+fn held_bytes(record: &Record) -> usize {
+    256 + record.mismatch.as_ref().map_or(0, |d| {
+        d.request.body.len() + d.primary.body.len() + d.secondary.body.len()
+    })
 }
 
 impl Writer {
@@ -160,38 +188,180 @@ impl Writer {
             failing: false,
             next_seq: 1,
             uncertain: Vec::new(),
+            backlog: Default::default(),
+            backlog_records: 0,
+            backlog_bytes: 0,
         }
     }
 
     /// Drains the channel until every sender is gone, then closes the run. A failed batch
     /// is retried with backoff, then counted as lost (metric, log line, `losses` row) and
     /// the thread keeps going: losing one batch beats stalling the pipeline; the first error
-    /// is still returned at the end so the exit status tells.
+    /// is still returned at the end so the exit status tells. While the database is
+    /// unreachable, batches wait in the backlog instead (in order, up to its bound), and are
+    /// written when it is back.
     pub(super) fn run(mut self, records: flume::Receiver<Record>) -> Result<(), StoreError> {
         let mut first_error = None;
         let mut batch = Vec::with_capacity(BATCH_ROWS);
-        while let Ok(record) = records.recv() {
-            batch.push(record);
-            let deadline = Instant::now() + BATCH_WAIT;
-            loop {
-                let room = BATCH_ROWS - batch.len();
-                batch.extend(records.try_iter().take(room));
-                let now = Instant::now();
-                if batch.len() >= BATCH_ROWS || now >= deadline || records.is_disconnected() {
-                    break;
+        loop {
+            match records.recv_timeout(IDLE_FLUSH) {
+                Ok(record) => {
+                    batch.push(record);
+                    let deadline = Instant::now() + BATCH_WAIT;
+                    loop {
+                        let room = BATCH_ROWS - batch.len();
+                        batch.extend(records.try_iter().take(room));
+                        let now = Instant::now();
+                        if batch.len() >= BATCH_ROWS || now >= deadline || records.is_disconnected()
+                        {
+                            break;
+                        }
+                        std::thread::sleep(BATCH_POLL.min(deadline - now));
+                    }
                 }
-                std::thread::sleep(BATCH_POLL.min(deadline - now));
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                Err(flume::RecvTimeoutError::Disconnected) => break,
             }
-            if let Err(e) = self.write_with_retries(&batch) {
+            if !self.backlog.is_empty() {
+                self.flush_backlog();
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if !self.backlog.is_empty() {
+                // Behind what waits already: batches reach the store in order.
+                self.hold(seq, records);
+                continue;
+            }
+            if let Err(e) = self.write_with_retries(seq, records) {
                 first_error.get_or_insert(e);
             }
-            batch.clear();
         }
         let closed = self.close_run();
         match first_error {
             Some(e) => Err(e),
             None => closed,
         }
+    }
+
+    /// Keeps a batch the database could not take, dropping the oldest ones (counted lost)
+    /// past the backlog's bound.
+    fn hold(&mut self, seq: i64, records: Vec<Record>) {
+        let bytes = records.iter().map(held_bytes).sum::<usize>();
+        self.backlog_records += records.len();
+        self.backlog_bytes += bytes;
+        self.backlog.push_back(Held {
+            seq,
+            records,
+            bytes,
+        });
+        while self.backlog_records > self.options.backlog_records
+            || self.backlog_bytes > BACKLOG_BYTES
+        {
+            let Some(oldest) = self.backlog.pop_front() else {
+                break;
+            };
+            self.backlog_records -= oldest.records.len();
+            self.backlog_bytes -= oldest.bytes;
+            let observations = oldest.records.iter().map(|r| r.count).sum();
+            self.lose(
+                LossReason::Unavailable,
+                observations,
+                &"the database stayed unreachable past the backlog's bound (--store-backlog)",
+            );
+        }
+    }
+
+    /// Writes what waits, oldest first, until the database refuses again.
+    fn flush_backlog(&mut self) {
+        while let Some(held) = self.backlog.pop_front() {
+            match self.attempt(held.seq, &held.records) {
+                Ok(()) => {
+                    self.backlog_records -= held.records.len();
+                    self.backlog_bytes -= held.bytes;
+                    if self.backlog.is_empty() {
+                        tracing::info!(store = %self.sink.shown(), "store: the backlog is written");
+                    }
+                }
+                Err(failure) if failure.reason == LossReason::Unavailable && !failure.uncertain => {
+                    self.backlog.push_front(held);
+                    return;
+                }
+                Err(failure) => {
+                    self.backlog_records -= held.records.len();
+                    self.backlog_bytes -= held.bytes;
+                    let observations = held.records.iter().map(|r| r.count).sum();
+                    self.failed(held.seq, observations, failure);
+                }
+            }
+        }
+    }
+
+    /// One try at writing a batch: its counters and examples summed, the sink called once.
+    fn attempt(&mut self, seq: i64, records: &[Record]) -> Result<(), SinkError> {
+        if !self.uncertain.is_empty() {
+            self.settle_uncertain();
+        }
+        let mut slots = ExampleSlots {
+            kept: &mut self.examples,
+            per_signature: self.options.examples_per_signature,
+            stopped: self.examples_stopped,
+        };
+        let batch = prepare(
+            records,
+            seq,
+            self.run_id,
+            &mut slots,
+            &self.unwritten_losses,
+            self.options.dropped.load(Ordering::Relaxed) as i64,
+        );
+        let result = self.sink.write(&batch);
+        drop(batch);
+        match result {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!(store = %self.sink.shown(), "store: writable again");
+                }
+                self.failing = false;
+                self.unwritten_losses.clear();
+                Ok(())
+            }
+            Err(failure) => {
+                self.options.write_errors.fetch_add(1, Ordering::Relaxed);
+                if failure.reason == LossReason::DiskFull {
+                    if !self.examples_stopped {
+                        self.examples_stopped = true;
+                        tracing::warn!(
+                            store = %self.sink.shown(),
+                            "store: the disk is full; examples are no longer stored (counts continue)"
+                        );
+                    }
+                    self.sink.make_room();
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    /// A batch that is not coming back: lost now, or (its COMMIT unanswered) once the store
+    /// says it never arrived.
+    fn failed(&mut self, seq: i64, observations: u64, failure: SinkError) -> StoreError {
+        self.failing = true;
+        if failure.uncertain {
+            tracing::warn!(
+                store = %self.sink.shown(),
+                observations,
+                error = %failure.error,
+                "store: a batch's commit went unanswered; it is counted once the store says whether it arrived"
+            );
+            self.uncertain.push((seq, observations, failure.reason));
+        } else {
+            self.lose(failure.reason, observations, &failure.error);
+        }
+        failure.error
     }
 
     /// Counts `lost` observations as lost for `reason`: metric, log, and the next batch.
@@ -222,86 +392,52 @@ impl Writer {
     }
 
     /// Writes one batch, retrying a failure; what is finally not written is counted lost.
-    fn write_with_retries(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        if !self.uncertain.is_empty() {
-            self.settle_uncertain();
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let mut slots = ExampleSlots {
-            kept: &mut self.examples,
-            per_signature: self.options.examples_per_signature,
-            stopped: self.examples_stopped,
-        };
-        let mut batch = prepare(
-            records,
-            seq,
-            self.run_id,
-            &mut slots,
-            &self.unwritten_losses,
-            self.options.dropped.load(Ordering::Relaxed) as i64,
-        );
+    /// A database that cannot be reached is not retried here: the batch waits in the
+    /// backlog, and the next batches behind it.
+    fn write_with_retries(&mut self, seq: i64, records: Vec<Record>) -> Result<(), StoreError> {
+        // After a full disk the retries write counts only: bodies are what fills a store,
+        // and `attempt` stops keeping them.
         let attempts = if self.failing { 1 } else { BATCH_ATTEMPTS };
         let mut backoff = RETRY_BACKOFF;
         let mut attempt = 1;
         let failure = loop {
-            let failure = match self.sink.write(&batch) {
-                Ok(()) => break None,
+            let failure = match self.attempt(seq, &records) {
+                Ok(()) => return self.check_size(),
                 Err(failure) => failure,
             };
-            self.options.write_errors.fetch_add(1, Ordering::Relaxed);
-            if failure.reason == LossReason::DiskFull {
-                // The retry writes counts only: bodies are what fills a store.
-                for mismatch in &mut batch.mismatches {
-                    mismatch.keep_bodies = false;
-                }
-            }
-            if failure.reason == LossReason::DiskFull && !self.examples_stopped {
-                self.examples_stopped = true;
-                tracing::warn!(
-                    store = %self.sink.shown(),
-                    "store: the disk is full; examples are no longer stored (counts continue)"
-                );
-            }
-            if failure.reason == LossReason::DiskFull {
-                self.sink.make_room();
+            if failure.reason == LossReason::Unavailable && !failure.uncertain {
+                self.hold(seq, records);
+                return Ok(());
             }
             if attempt >= attempts {
-                break Some(failure);
+                break failure;
             }
             tracing::warn!(error = %failure.error, attempt, "store: a batch could not be written; retrying");
             std::thread::sleep(backoff);
             backoff *= 2;
             attempt += 1;
         };
-        let observations = batch.observations;
-        drop(batch);
-        let Some(failure) = failure else {
-            if self.failing {
-                tracing::info!(store = %self.sink.shown(), "store: writable again");
-            }
-            self.failing = false;
-            self.unwritten_losses.clear();
-            return self.check_size();
-        };
-        self.failing = true;
-        if failure.uncertain {
-            tracing::warn!(
-                store = %self.sink.shown(),
-                observations,
-                error = %failure.error,
-                "store: a batch's commit went unanswered; it is counted once the store says whether it arrived"
-            );
-            self.uncertain.push((seq, observations, failure.reason));
-        } else {
-            self.lose(failure.reason, observations, &failure.error);
-        }
-        Err(failure.error)
+        let observations = records.iter().map(|r| r.count).sum();
+        Err(self.failed(seq, observations, failure))
     }
 
     /// Ends the run. When even that cannot be written (after making room once), the losses
     /// go wherever the sink still can.
     fn close_run(mut self) -> Result<(), StoreError> {
+        // What waits for the database gets until the sink's next reconnect, a few times.
+        let until = Instant::now() + CLOSE_WAIT;
+        while !self.backlog.is_empty() && Instant::now() < until {
+            std::thread::sleep(self.sink.ready_in().min(until - Instant::now()));
+            self.flush_backlog();
+        }
+        for held in std::mem::take(&mut self.backlog) {
+            let observations = held.records.iter().map(|r| r.count).sum();
+            self.lose(
+                LossReason::Unavailable,
+                observations,
+                &"the database was still unreachable when the run ended",
+            );
+        }
         if !self.uncertain.is_empty() {
             self.settle_uncertain();
         }
@@ -367,9 +503,7 @@ fn prepare<'a>(
 ) -> Batch<'a> {
     let mut counters = BatchCounters::default();
     let mut mismatches = Vec::new();
-    let mut observations = 0;
     for record in records {
-        observations += record.count;
         let minute = millis_since_epoch(record.at).div_euclid(60_000);
         let (outcome, reason) = outcome_columns(record.outcome);
         *counters
@@ -434,7 +568,6 @@ fn prepare<'a>(
         mismatches,
         losses,
         dropped,
-        observations,
     }
 }
 

@@ -40,5 +40,6 @@ mod serve_secrets;
 mod serve_shadowing;
 mod serve_upgrade;
 mod store_hardening;
+mod store_postgres;
 mod store_writer;
 mod suggest_cli;

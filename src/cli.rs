@@ -261,13 +261,14 @@ pub enum ReportFormat {
 
 /// Which stores and which part of them a report or gate reads.
 #[derive(Clone, Debug, Default, Args)]
-#[group(id = "stores", required = true, multiple = true, args = ["db", "store"])]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("stores").required(true).multiple(true))]
 pub struct StoreSelection {
     /// SQLite store written by serve or replay; repeat to merge several proxy instances.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", group = "stores")]
     pub db: Vec<PathBuf>,
     /// Store to read: sqlite:PATH or postgres://user@host/db; repeatable, also with --db.
-    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
+    #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE", group = "stores")]
     pub store: Vec<String>,
     /// Only runs of this instance (`serve --instance`, default the host name).
     #[arg(long, value_name = "NAME")]

@@ -4,7 +4,8 @@
 //! The client always talks to the **primary** through [`proxy`]; a sampled copy of each
 //! request goes to the **secondary**. Both responses flow as an [`exchange::Exchange`] into
 //! the `pipeline`, which compares them off the hot path ([`compare`]) and hands the result
-//! to the single SQLite writer ([`store`]). [`report`] turns stored results into verdicts.
+//! to the store's single writer ([`store`]: an SQLite file, or PostgreSQL for a fleet).
+//! [`report`] turns stored results into verdicts.
 //!
 //! # Layout
 //!
@@ -35,7 +36,9 @@
 //! - [`replay`]: a traffic file sent to both upstreams, into the same pipeline as serve.
 //! - [`compare`]: decides whether two responses mean the same thing, and where they differ.
 //! - [`stdout`]: what the commands print; a reader that stops early is not an error.
-//! - [`store`]: SQLite schema, the writer thread, read queries.
+//! - [`store`]: where results go (`sqlite:PATH` or `postgres://…`), both engines' schemas
+//!   and migrations, the writer thread and its sinks, read queries of either engine, and
+//!   `store copy`/`prune`/`migrate`.
 //! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
 //!   verdict and `show`.
 //! - [`suggest`]: compare rules proposed from stored differences (ignore, mask, unordered,

@@ -245,9 +245,15 @@ impl ServeConfig {
     /// Over the settings as spelled, where upstream passwords are already masked: the
     /// digest is stored and printed, and must not let anyone test candidate passwords
     /// against it.
+    ///
+    /// Where results go and which instance writes them are left out: the replicas of a
+    /// fleet run one configuration, and their runs must carry one digest.
     fn digest_of(&self) -> String {
         let mut hash = Sha256::new();
         for (key, value) in &self.resolved {
+            if matches!(*key, "instance" | "store") {
+                continue;
+            }
             hash.update(format!("{key}={value}\n").as_bytes());
         }
         hash.update(self.rules.canonical().as_bytes());
@@ -285,6 +291,37 @@ impl Checked {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn replicas_with_their_own_instance_and_store_share_one_digest() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut flags = Overrides::new()
+                .with("primary", "http://p.test")
+                .with("secondary", "http://s.test");
+            for (key, value) in extra {
+                flags.set(*key, *value);
+            }
+            ServeConfig::load(&flags).unwrap()
+        };
+        let a = load(&[("instance", "replica-1"), ("store", "sqlite:a.db")]);
+        let b = load(&[
+            ("instance", "replica-2"),
+            ("store", "postgres://u:pw@db.test/shadow"),
+        ]);
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, load(&[("sample", "50%")]).digest);
+        let both = Overrides::new()
+            .with("primary", "http://p.test")
+            .with("secondary", "http://s.test")
+            .with("db", "a.db")
+            .with("store", "sqlite:b.db");
+        let refused = ServeConfig::load(&both).unwrap_err().to_string();
+        assert!(refused.contains("--store or --db, not both"), "{refused}");
+        assert!(
+            !b.effective(&[]).contains("pw@"),
+            "config check masks the password"
+        );
+    }
 
     #[test]
     fn relative_primary_is_named() {

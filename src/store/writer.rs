@@ -460,6 +460,20 @@ impl Writer {
                 .sink
                 .close_run(self.run_id, dropped, &self.unwritten_losses);
         }
+        // A database that just went away may be back within the wait.
+        while matches!(&result, Err(f) if f.reason == LossReason::Unavailable)
+            && Instant::now() < until
+        {
+            std::thread::sleep(
+                self.sink
+                    .ready_in()
+                    .max(RETRY_BACKOFF)
+                    .min(until.saturating_duration_since(Instant::now())),
+            );
+            result = self
+                .sink
+                .close_run(self.run_id, dropped, &self.unwritten_losses);
+        }
         let outcome = match result {
             Ok(()) => {
                 self.unwritten_losses.clear();

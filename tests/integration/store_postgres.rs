@@ -518,3 +518,107 @@ fn store_migrate_reports_the_schema_and_serve_refuses_what_only_migrate_may_do()
     assert_eq!(code, 0);
     assert!(out.contains("already at schema 1"), "{out}");
 }
+
+/// A loopback relay to PostgreSQL that, once, forwards the client's `commit_to_cut`-th
+/// COMMIT and then closes both sides before the server's answer comes back: a connection
+/// lost while COMMIT was on its way, whose outcome the writer cannot know.
+fn cutting_relay(
+    server_port: u16,
+    commit_to_cut: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicUsize::new(0));
+    let done = cut.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
+                return;
+            };
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (cut, commits) = (done.clone(), commits.clone());
+            // Set just before the cut COMMIT goes out: from then on nothing the server says
+            // reaches the client.
+            let silenced = Arc::new(AtomicBool::new(false));
+            let silence = silenced.clone();
+            let upstream = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let Ok(n) = client_read.read(&mut buf) else {
+                        return;
+                    };
+                    let chunk = &buf[..n];
+                    // The simple-query message COMMIT: 'Q', length 11, "COMMIT\0".
+                    const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+                    let cutting = chunk.windows(COMMIT.len()).any(|w| w == COMMIT)
+                        && commits.fetch_add(1, Ordering::SeqCst) + 1 == commit_to_cut
+                        && !cut.swap(true, Ordering::SeqCst);
+                    if cutting {
+                        silence.store(true, Ordering::SeqCst);
+                    }
+                    if n == 0 || server_write.write_all(chunk).is_err() {
+                        return;
+                    }
+                    if cutting {
+                        // Let the server commit, then lose its answer.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        let _ = client_read.shutdown(std::net::Shutdown::Both);
+                        let _ = server_write.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                }
+            });
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let Ok(n) = server.read(&mut buf) else { return };
+                    if n == 0 || silenced.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+            drop(upstream);
+        }
+    });
+    (port, cut)
+}
+
+#[test]
+fn a_batch_whose_commit_answer_was_lost_is_counted_once_not_twice_and_not_lost() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.create_database("cut");
+    // COMMIT 1 is the schema's (the store is created), 2 the first batch's.
+    let (port, cut) = cutting_relay(pg.port(), 2);
+    let url = format!("postgres://shadowdiff@127.0.0.1:{port}/cut?sslmode=disable");
+    let options = StoreOptions::default();
+    let lost = options.lost.clone();
+    let writer = StoreWriter::open(at(&url), run_info(&[]), options).unwrap();
+    let sender = writer.sender();
+    let workload = standard_workload();
+    let sent: u64 = workload.iter().map(|r| r.count).sum();
+    for record in workload {
+        sender.send(record).unwrap();
+    }
+    drop(sender);
+    writer.finish().unwrap();
+    assert!(
+        cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the relay cut a COMMIT"
+    );
+    for reason in shadowdiff::store::LossReason::ALL {
+        assert_eq!(lost.get(reason), 0, "nothing counted lost ({reason:?})");
+    }
+    let direct = format!("postgres://shadowdiff@127.0.0.1:{}/cut", pg.port());
+    let stored = report(&direct, &[]);
+    assert_eq!(count(&stored, "requests"), sent, "stored once: {stored:#}");
+    assert_eq!(pg.psql("cut", "SELECT COUNT(*) FROM batches"), "1");
+}

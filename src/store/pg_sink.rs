@@ -209,6 +209,12 @@ impl PgSink {
 }
 
 impl Sink for PgSink {
+    fn probe(&mut self) {
+        if self.connection.is_none() && Instant::now() >= self.next_attempt {
+            let _ = self.connected();
+        }
+    }
+
     fn ready_in(&self) -> Duration {
         match self.connection {
             Some(_) => Duration::ZERO,

@@ -131,6 +131,9 @@ pub(super) trait Sink: Send {
     fn ready_in(&self) -> Duration {
         Duration::ZERO
     }
+    /// With nothing to write: reconnect if the backoff allows, so `/status` tells when the
+    /// database is back before traffic does.
+    fn probe(&mut self) {}
     /// Last: losses that could not be written to the store go wherever still works (a
     /// sidecar note next to an SQLite file; the log for a database).
     fn finish(self: Box<Self>, run_id: i64, unwritten: &BTreeMap<LossReason, u64>);
@@ -226,6 +229,7 @@ impl Writer {
                 self.flush_backlog();
             }
             if batch.is_empty() {
+                self.sink.probe();
                 continue;
             }
             let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));

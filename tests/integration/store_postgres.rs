@@ -228,7 +228,7 @@ async fn postgres_stopped_mid_run_changes_nothing_for_clients_and_every_observat
     .await;
 
     pg.start_again();
-    send(&running, 30, "after").await;
+    // The writer reconnects on its own, with nothing to write.
     let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while support::status(admin).await["store"]["connected"] != true {
         assert!(
@@ -240,6 +240,17 @@ async fn postgres_stopped_mid_run_changes_nothing_for_clients_and_every_observat
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    send(&running, 30, "after").await;
+    support::wait_for("the last requests stored", || async {
+        pg.psql(
+            "outage",
+            "SELECT COALESCE(SUM(count), 0) FROM outcome_counts",
+        )
+        .parse::<u64>()
+        .unwrap()
+            >= 60
+    })
+    .await;
     let lost = lost_metric().await as u64;
     stop(running);
 

@@ -187,6 +187,7 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("baseline-max-inflight", "N", "With --baseline self: the primary's extra copies in flight at once; beyond it a request is compared without a baseline. [default: 32]"),
         setting("db", "PATH", "SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]"),
         setting("store", "URL", "Where results go: sqlite:PATH or postgres://user@host/db (a password in it is never printed or stored). [default: sqlite:shadowdiff.db]"),
+        setting("shadow-marker", "NAME", "Header shadow, baseline and replay requests carry (value shadow, baseline or replay), for a secondary to suppress side effects on; a request arriving with it is a loop and not shadowed. [default: x-shadowdiff]"),
         setting("store-backlog", "N", "Records held while the store's database is unreachable, written when it is back; past this the oldest are counted lost. [default: 10000]"),
         setting("instance", "NAME", "This instance's name on its runs, so reports can tell replicas apart. [default: the host name]"),
         setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),
@@ -404,6 +405,9 @@ pub struct ReplayArgs {
     /// at a path for it to be noise on the route. [default: 20%]
     #[arg(long, value_name = "RATE")]
     pub noise_relative: Option<String>,
+    /// Header both legs get (value `replay`), as serve's --shadow-marker. [default: x-shadowdiff]
+    #[arg(long, value_name = "NAME")]
+    pub shadow_marker: Option<String>,
     /// SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]
     #[arg(long, value_name = "PATH", conflicts_with = "store")]
     pub db: Option<PathBuf>,

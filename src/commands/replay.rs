@@ -48,6 +48,9 @@ fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
     if let Some(store) = args.store {
         overrides.set("store", store);
     }
+    if let Some(marker) = args.shadow_marker {
+        overrides.set("shadow-marker", marker);
+    }
     if let Some(instance) = args.instance {
         overrides.set("instance", instance);
     }

@@ -27,6 +27,10 @@ pub struct ShadowConfig {
     /// waiting for comparison); beyond it requests are skipped as `overload`.
     pub max_shadow_memory: usize,
     pub breaker: BreakerConfig,
+    /// The header shadow, baseline and replay requests carry (`x-shadowdiff` by default),
+    /// which a secondary can key side-effect suppression on, and which marks a request
+    /// arriving with it as a loop.
+    pub marker: http::HeaderName,
 }
 
 /// When consecutive secondary failures pause shadowing, and for how long.
@@ -51,6 +55,7 @@ impl Default for ShadowConfig {
                 threshold: 20,
                 cooldown: Duration::from_secs(10),
             },
+            marker: crate::upstream::SHADOW_HEADER,
         }
     }
 }
@@ -81,7 +86,9 @@ impl ShadowConfig {
                 ),
             ));
         }
+        let marker = m.or("shadow-marker", &MARKER, d.marker)?;
         Ok(ShadowConfig {
+            marker,
             sample,
             sample_by,
             shadow_writes,
@@ -95,6 +102,38 @@ impl ShadowConfig {
         })
     }
 }
+
+/// `shadow-marker`: a header name the proxy may add to a request without changing what it
+/// means, so not one HTTP gives a meaning of its own (RFC 9110 section 7.6.1's hop-by-hop
+/// fields, Host, the framing fields).
+const MARKER: super::value::Kind<http::HeaderName> = super::value::Kind {
+    parse: |text| {
+        let name = http::HeaderName::from_bytes(text.trim().as_bytes())
+            .map_err(|_| format!("{text:?} is not a header name"))?;
+        const RESERVED: [&str; 13] = [
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+            "content-type",
+            "content-encoding",
+            "authorization",
+            "cookie",
+        ];
+        if RESERVED.contains(&name.as_str()) {
+            return Err(format!(
+                "`{name}` already means something to HTTP; pick a name of your own, e.g. x-shadow"
+            ));
+        }
+        Ok(name)
+    },
+    spell: |name| super::value::quoted(name.as_str()),
+};
 
 /// A size that must fit this machine's address space.
 fn machine_size(

@@ -8,7 +8,6 @@ use super::breaker::{Breaker, Ticket};
 use crate::budget::{MemoryBudget, Reservation};
 use crate::config::{SampleKey, ShadowConfig};
 use crate::exchange::{is_write, SkipReason};
-use crate::upstream::SHADOW_HEADER;
 use arc_swap::ArcSwap;
 use http::header;
 use http::request::Parts;
@@ -48,6 +47,8 @@ pub struct Admission {
     sampling: Arc<ArcSwap<Sampling>>,
     breaker: Option<Arc<Breaker>>,
     shadow_writes: bool,
+    /// The shadow marker: a request already carrying it is a loop.
+    marker: http::HeaderName,
     max_body: usize,
     inflight: Arc<Semaphore>,
     inflight_capacity: usize,
@@ -62,6 +63,7 @@ impl Admission {
             sampling: Arc::new(ArcSwap::from_pointee(Sampling::of(config))),
             breaker: None,
             shadow_writes: config.shadow_writes,
+            marker: config.marker.clone(),
             max_body: config.max_body,
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             inflight_capacity: config.max_inflight,
@@ -89,7 +91,7 @@ impl Admission {
     /// A permit to shadow this request, or the reason not to. The permit is held by the
     /// shadow task until its exchange is handed to the pipeline.
     pub fn admit(&self, parts: &Parts) -> Result<Admitted, SkipReason> {
-        if parts.headers.contains_key(SHADOW_HEADER) {
+        if parts.headers.contains_key(&self.marker) {
             return Err(SkipReason::Loop);
         }
         if !self.shadow_writes && is_write(&parts.method, &parts.headers) {

@@ -184,7 +184,7 @@ async fn send_secondary(
             preserve_host: proxy.config.secondary.preserve_host,
             max_body: proxy.config.shadow.max_body,
             timeout: proxy.config.secondary.timeout,
-            mark: Some("shadow"),
+            mark: Some((&proxy.config.shadow.marker, "shadow")),
         },
     };
     proxy
@@ -276,7 +276,7 @@ async fn send_baseline(
             preserve_host: link.leg.preserve_host,
             max_body: proxy.config.shadow.max_body,
             timeout: link.leg.timeout,
-            mark: Some("baseline"),
+            mark: Some((&proxy.config.shadow.marker, "baseline")),
         },
     };
     let outcome = link

@@ -21,7 +21,7 @@ use crate::exchange::{is_write, BaselineLeg, BaselineSkip, Exchange, Observation
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
 use crate::traffic::{self, TrafficEntry, TrafficError};
-use crate::upstream::{self, ClientError, Fetch, FetchOptions, Upstream, SHADOW_HEADER};
+use crate::upstream::{self, ClientError, Fetch, FetchOptions, Upstream};
 use http::{header, HeaderMap, HeaderValue};
 use progress::Progress;
 pub use progress::ProgressMode;
@@ -155,6 +155,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             .map(|b| (b.leg.clone(), b.target != BaselineTarget::Instance)),
         max_body: config.shadow.max_body,
         shadow_writes: config.shadow.shadow_writes,
+        marker: config.shadow.marker.clone(),
     });
     Links::new(&legs)?;
 
@@ -359,6 +360,8 @@ struct Legs {
     baseline: Option<(LegConfig, bool)>,
     max_body: usize,
     shadow_writes: bool,
+    /// `--shadow-marker`: the header both legs get, `replay` as its value.
+    marker: http::HeaderName,
 }
 
 /// One thread's upstreams, each with its own pool.
@@ -396,7 +399,7 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             .await;
         return;
     }
-    let headers = outgoing_headers(&request.headers);
+    let headers = outgoing_headers(&request.headers, &legs.marker);
     let how = |leg: &LegConfig| Fetch {
         memory: None,
         options: FetchOptions {
@@ -446,11 +449,11 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
 /// The recorded headers as both legs receive them: hop-by-hop ones removed, the length
 /// left to the client (it knows the body), and the shadow mark on both legs so that a
 /// shadowdiff in front of either upstream does not shadow a replay again.
-fn outgoing_headers(recorded: &HeaderMap) -> HeaderMap {
+fn outgoing_headers(recorded: &HeaderMap, marker: &http::HeaderName) -> HeaderMap {
     let mut headers = recorded.clone();
     upstream::strip_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
-    headers.insert(SHADOW_HEADER, HeaderValue::from_static("replay"));
+    headers.insert(marker.clone(), HeaderValue::from_static("replay"));
     headers
 }
 

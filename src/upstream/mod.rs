@@ -299,18 +299,19 @@ pub struct Fetch<'a> {
     /// The shadow's share of the memory budget the body is read into; `None` for replay,
     /// which waits for room instead of dropping and so holds at most its workers' bodies.
     pub memory: Option<&'a Reservation>,
-    pub options: FetchOptions,
+    pub options: FetchOptions<'a>,
 }
 
 /// The per-leg settings of a whole-response fetch.
 #[derive(Clone, Copy, Debug)]
-pub struct FetchOptions {
+pub struct FetchOptions<'a> {
     pub preserve_host: bool,
     pub max_body: usize,
     /// For the whole exchange: connecting, sending, and reading the last body byte.
     pub timeout: Duration,
-    /// The [`SHADOW_HEADER`] value this leg adds, if any.
-    pub mark: Option<&'static str>,
+    /// The shadow marker this leg adds, if any: its name (`--shadow-marker`, default
+    /// [`SHADOW_HEADER`]) and value (`shadow`, `baseline`).
+    pub mark: Option<(&'a HeaderName, &'static str)>,
 }
 
 impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
@@ -336,8 +337,8 @@ impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
             let mut retried = false;
             let response = loop {
                 let mut sent = headers.clone();
-                if let Some(mark) = options.mark {
-                    sent.insert(SHADOW_HEADER, HeaderValue::from_static(mark));
+                if let Some((name, value)) = options.mark {
+                    sent.insert(name.clone(), HeaderValue::from_static(value));
                 }
                 let request = self.request(
                     method.clone(),

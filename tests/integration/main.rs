@@ -39,6 +39,7 @@ mod serve_paths;
 mod serve_secrets;
 mod serve_shadowing;
 mod serve_upgrade;
+mod shadow_control;
 mod store_hardening;
 mod store_postgres;
 mod store_writer;

@@ -175,10 +175,12 @@ pub enum SkipReason {
     /// The client stopped reading the primary's response before its end, so there is no
     /// whole primary response to compare. Not a primary error: the primary answered.
     ClientAborted,
+    /// `[shadow] exclude` named the route, or `[shadow] include` did not.
+    Excluded,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 10] = [
+    pub const ALL: [SkipReason; 11] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -189,6 +191,7 @@ impl SkipReason {
         SkipReason::RequestIncomplete,
         SkipReason::Refused,
         SkipReason::ClientAborted,
+        SkipReason::Excluded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -203,6 +206,7 @@ impl SkipReason {
             SkipReason::RequestIncomplete => "request_incomplete",
             SkipReason::Refused => "refused",
             SkipReason::ClientAborted => "client_aborted",
+            SkipReason::Excluded => "excluded",
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct RouteSection {
     #[serde(default)]
     pub unordered: Vec<Spanned<UnorderedSetting>>,
     pub tolerance: Option<Spanned<ToleranceSetting>>,
+    /// This route's share of requests shadowed (`0.1`, `"10%"`), over the global `sample`.
+    pub sample: Option<toml::Value>,
+    /// Shadow this route's writes even with `shadow-writes` off (or not, with `false`).
+    pub shadow_writes: Option<bool>,
 }
 
 /// The rule keys shared by `[compare]` and `[[route]]`, borrowed.

@@ -68,6 +68,20 @@ pub struct FileConfig {
     pub compare: CompareSection,
     pub route: Vec<RouteSection>,
     pub redact: RedactSection,
+    pub shadow: ShadowSection,
+}
+
+/// `[shadow]`: which routes are shadowed at all.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ShadowSection {
+    /// Route patterns (method optional, the `[[route]]` grammar) that may be shadowed; all
+    /// when empty.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Route patterns never shadowed; they win over `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -86,9 +100,11 @@ struct Sections {
     route: Vec<RouteSection>,
     #[serde(default)]
     redact: RedactSection,
+    #[serde(default)]
+    shadow: ShadowSection,
 }
 
-const SECTIONS: [&str; 3] = ["compare", "route", "redact"];
+const SECTIONS: [&str; 4] = ["compare", "route", "redact", "shadow"];
 
 impl FileConfig {
     /// Reads and parses a config file; the error names the file and, from the TOML parser,
@@ -136,6 +152,7 @@ impl FileConfig {
             compare: sections.compare,
             route: sections.route,
             redact: sections.redact,
+            shadow: sections.shadow,
         })
     }
 
@@ -252,6 +269,11 @@ impl<'a> Merge<'a> {
             });
         }
         Ok(self.resolved)
+    }
+
+    /// The file being merged, for the sections a component reads itself.
+    pub fn file(&self) -> &'a FileConfig {
+        self.file
     }
 
     /// Whether the flags or variables (not the file) set `key`.

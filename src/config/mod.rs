@@ -29,7 +29,9 @@ pub use layer::{FileConfig, Merge, Overrides};
 pub use leg::LegConfig;
 pub use listener::{ListenerConfig, TlsFiles};
 pub use record::RecordConfig;
-pub use shadow::{BreakerConfig, ShadowConfig, BREAKER_MAX_COOLDOWN, MAX_INFLIGHT_LIMIT};
+pub use shadow::{
+    BreakerConfig, RouteShadow, Selection, ShadowConfig, BREAKER_MAX_COOLDOWN, MAX_INFLIGHT_LIMIT,
+};
 pub use store::StoreConfig;
 pub use value::{
     parse_duration, parse_rate, parse_sample_key, parse_size, parse_upstream, SampleKey,
@@ -81,7 +83,7 @@ pub struct ServeConfig {
 }
 
 /// Settings a reload applies; every other change waits for a restart.
-const RELOADABLE: [&str; 2] = ["sample", "sample-by"];
+const RELOADABLE: [&str; 3] = ["sample", "sample-by", "shadow-selection"];
 
 impl ServeConfig {
     /// A configuration with defaults for everything but the two upstreams; for tests and

@@ -31,6 +31,99 @@ pub struct ShadowConfig {
     /// which a secondary can key side-effect suppression on, and which marks a request
     /// arriving with it as a loop.
     pub marker: http::HeaderName,
+    /// Which routes are shadowed, and per route the share and whether writes go too.
+    pub select: Selection,
+}
+
+/// `[shadow] include`/`exclude` and the `sample`/`shadow-writes` of `[[route]]` tables.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub include: Vec<crate::route::RoutePattern>,
+    pub exclude: Vec<crate::route::RoutePattern>,
+    /// Routes with a setting of their own, in file order: the first that matches decides.
+    pub routes: Vec<RouteShadow>,
+    /// The whole selection as written, for equality and `config check`.
+    canonical: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteShadow {
+    pub pattern: crate::route::RoutePattern,
+    pub sample: Option<f64>,
+    pub shadow_writes: Option<bool>,
+}
+
+impl PartialEq for Selection {
+    fn eq(&self, other: &Selection) -> bool {
+        self.canonical == other.canonical
+    }
+}
+
+impl Selection {
+    fn read(m: &mut Merge<'_>) -> Result<Selection, ConfigError> {
+        let file = m.file();
+        let bad = |what: String, reason: String| ConfigError::Invalid {
+            field: what,
+            reason,
+        };
+        let patterns = |key: &str, list: &[String]| {
+            list.iter()
+                .map(|text| {
+                    crate::route::RoutePattern::parse(text).map_err(|reason| {
+                        bad(format!("[shadow] {key}"), format!("{text:?}: {reason}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let include = patterns("include", &file.shadow.include)?;
+        let exclude = patterns("exclude", &file.shadow.exclude)?;
+        let mut routes = Vec::new();
+        let mut canonical = format!(
+            "include={:?} exclude={:?}",
+            file.shadow.include, file.shadow.exclude
+        );
+        for route in &file.route {
+            if route.sample.is_none() && route.shadow_writes.is_none() {
+                continue;
+            }
+            let text = route.pattern.get_ref();
+            let field = || format!("[[route]] {text:?}");
+            let pattern = crate::route::RoutePattern::parse(text).map_err(|r| bad(field(), r))?;
+            let sample = match &route.sample {
+                None => None,
+                Some(value) => {
+                    let spelled = match value {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Float(f) => f.to_string(),
+                        toml::Value::Integer(n) => n.to_string(),
+                        other => other.to_string(),
+                    };
+                    Some(
+                        (RATE.parse)(&spelled)
+                            .map_err(|r| bad(format!("{} sample", field()), r))?,
+                    )
+                }
+            };
+            canonical.push_str(&format!(
+                " route={text:?} sample={sample:?} writes={:?}",
+                route.shadow_writes
+            ));
+            routes.push(RouteShadow {
+                pattern,
+                sample,
+                shadow_writes: route.shadow_writes,
+            });
+        }
+        if !include.is_empty() || !exclude.is_empty() || !routes.is_empty() {
+            m.resolve("shadow-selection", super::value::quoted(&canonical));
+        }
+        Ok(Selection {
+            include,
+            exclude,
+            routes,
+            canonical,
+        })
+    }
 }
 
 /// When consecutive secondary failures pause shadowing, and for how long.
@@ -56,6 +149,7 @@ impl Default for ShadowConfig {
                 cooldown: Duration::from_secs(10),
             },
             marker: crate::upstream::SHADOW_HEADER,
+            select: Selection::default(),
         }
     }
 }
@@ -87,8 +181,10 @@ impl ShadowConfig {
             ));
         }
         let marker = m.or("shadow-marker", &MARKER, d.marker)?;
+        let select = Selection::read(m)?;
         Ok(ShadowConfig {
             marker,
+            select,
             sample,
             sample_by,
             shadow_writes,

@@ -19,6 +19,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Sampling {
     pub rate: f64,
     pub by: Option<SampleKey>,
+    /// Which routes, and per route the rate and writes: reloaded with the rate.
+    pub select: crate::config::Selection,
 }
 
 impl Sampling {
@@ -26,6 +28,7 @@ impl Sampling {
         Sampling {
             rate: config.sample,
             by: config.sample_by.clone(),
+            select: config.select.clone(),
         }
     }
 }
@@ -94,10 +97,28 @@ impl Admission {
         if parts.headers.contains_key(&self.marker) {
             return Err(SkipReason::Loop);
         }
-        if !self.shadow_writes && is_write(&parts.method, &parts.headers) {
+        let sampling = self.sampling.load();
+        let (method, path) = (&parts.method, parts.uri.path());
+        let select = &sampling.select;
+        // Exclude wins over include; an include list lets only its routes through.
+        if select.exclude.iter().any(|p| p.matches(method, path))
+            || (!select.include.is_empty()
+                && !select.include.iter().any(|p| p.matches(method, path)))
+        {
+            return Err(SkipReason::Excluded);
+        }
+        let route = select
+            .routes
+            .iter()
+            .find(|r| r.pattern.matches(method, path));
+        let writes = route
+            .and_then(|r| r.shadow_writes)
+            .unwrap_or(self.shadow_writes);
+        if !writes && is_write(&parts.method, &parts.headers) {
             return Err(SkipReason::MethodNotShadowed);
         }
-        if !self.sampled(parts) {
+        let rate = route.and_then(|r| r.sample).unwrap_or(sampling.rate);
+        if !sampled(rate, sampling.by.as_ref(), parts) {
             return Err(SkipReason::SampledOut);
         }
         let declared = declared_length(parts);
@@ -129,21 +150,6 @@ impl Admission {
         })
     }
 
-    fn sampled(&self, parts: &Parts) -> bool {
-        let sampling = self.sampling.load();
-        if sampling.rate >= 1.0 {
-            return true;
-        }
-        if sampling.rate <= 0.0 {
-            return false;
-        }
-        let unit = match &sampling.by {
-            None => fastrand::f64(),
-            Some(key) => unit_hash(sample_key_value(key, parts).as_bytes()),
-        };
-        unit < sampling.rate
-    }
-
     /// Shadows in flight: the permits taken.
     pub fn inflight(&self) -> usize {
         self.inflight_capacity - self.inflight.available_permits()
@@ -156,6 +162,21 @@ impl Admission {
             .await
             .is_ok()
     }
+}
+
+/// Whether a request falls in the shadowed share `rate`, at random or by its key.
+fn sampled(rate: f64, by: Option<&SampleKey>, parts: &Parts) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    let unit = match by {
+        None => fastrand::f64(),
+        Some(key) => unit_hash(sample_key_value(key, parts).as_bytes()),
+    };
+    unit < rate
 }
 
 fn declared_length(parts: &Parts) -> Option<u64> {
@@ -273,19 +294,16 @@ mod tests {
 
     #[test]
     fn keyed_sampling_is_stable_and_near_the_rate() {
-        let a = Admission::new(&shadow(
-            0.3,
-            Some(SampleKey::Query("user".into())),
-            false,
-            10,
-            100_000,
-        ));
+        let key = SampleKey::Query("user".into());
         let mut admitted = 0;
         for user in 0..2000 {
             let uri = format!("/x?user={user}");
-            let first = a.sampled(&parts(Method::GET, &uri, &[]));
+            let first = sampled(0.3, Some(&key), &parts(Method::GET, &uri, &[]));
             for _ in 0..3 {
-                assert_eq!(a.sampled(&parts(Method::GET, &uri, &[])), first);
+                assert_eq!(
+                    sampled(0.3, Some(&key), &parts(Method::GET, &uri, &[])),
+                    first
+                );
             }
             admitted += usize::from(first);
         }

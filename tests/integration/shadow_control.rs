@@ -62,3 +62,124 @@ fn a_shadow_marker_that_means_something_to_http_is_refused() {
         "{err}"
     );
 }
+
+/// A proxy between `primary` and `secondary` with `toml` as its config file.
+async fn proxy_with(
+    toml: &str,
+    primary: &support::Backend,
+    secondary: &support::Backend,
+) -> support::Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shadow.toml");
+    std::fs::write(&file, toml).unwrap();
+    let flags = shadowdiff::config::Overrides::over_file(Some(file))
+        .with("primary", primary.url())
+        .with("secondary", secondary.url())
+        .with("db", dir.path().join("shadowdiff.db").display().to_string());
+    let config = shadowdiff::config::ServeConfig::load(&flags).unwrap();
+    start(config, dir).await
+}
+
+#[tokio::test]
+async fn include_exclude_and_per_route_sampling_shadow_exactly_the_routes_they_name() {
+    let primary = support::fixed(200, "same").await;
+    let secondary = support::fixed(200, "same").await;
+    let proxy = proxy_with(
+        r#"
+sample = "0%"
+
+[shadow]
+include = ["/api/**", "/admin/**"]
+exclude = ["/admin/**", "GET /api/payments/*"]
+
+[[route]]
+pattern = "/api/users/{id}"
+sample = "100%"
+
+[[route]]
+pattern = "POST /api/orders"
+shadow-writes = true
+sample = 1
+"#,
+        &primary,
+        &secondary,
+    )
+    .await;
+    let http = client();
+    for path in [
+        "/api/users/1",
+        "/api/users/2",
+        "/api/users/3",
+        "/api/items/1",
+        "/admin/x",
+        "/api/payments/7",
+        "/health",
+    ] {
+        http.get(proxy.url(path)).send().await.unwrap();
+    }
+    http.post(proxy.url("/api/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.post(proxy.url("/api/users/1"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let db = proxy.stop().await;
+
+    let mut shadowed: Vec<String> = secondary
+        .received()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.uri.path()))
+        .collect();
+    shadowed.sort();
+    assert_eq!(
+        shadowed,
+        [
+            "GET /api/users/1",
+            "GET /api/users/2",
+            "GET /api/users/3",
+            "POST /api/orders"
+        ]
+    );
+    assert_eq!(primary.received().len(), 9, "the primary gets everything");
+    let report = support::report_json(&db);
+    let skipped = &report["summary"]["skipped_by_reason"];
+    assert_eq!(skipped["excluded"], 3, "{report:#}");
+    assert_eq!(
+        skipped["sampled_out"], 1,
+        "GET /api/items/1 at the global 0%"
+    );
+    assert_eq!(
+        skipped["method_not_shadowed"], 1,
+        "POST /api/users/1: writes only where opted in"
+    );
+    assert_eq!(report["summary"]["matched"], 4);
+}
+
+#[test]
+fn a_bad_shadow_pattern_or_route_sample_names_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    for (toml, expected) in [
+        ("[shadow]\nexclude = [\"GET\"]\n", "[shadow] exclude"),
+        (
+            "[[route]]\npattern = \"/a\"\nsample = \"150%\"\n",
+            "[[route]] \"/a\" sample",
+        ),
+        ("[shadow]\nexclud = [\"/a\"]\n", "exclud"),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let output = assert_cmd::Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{toml}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains(expected), "{toml}: {err}");
+    }
+}

@@ -53,6 +53,13 @@ pub struct AdminState {
     pub lost: Arc<crate::store::LossCounters>,
     /// Where the store is and whether it is reachable.
     pub store_state: Arc<crate::store::StoreState>,
+    /// What `/shadow/*` changes, and the file's sampling it overrides.
+    pub runtime: crate::proxy::control::RuntimeCell,
+    pub sampling: Arc<ArcSwap<crate::proxy::admission::Sampling>>,
+    /// `--admin-token`: required by the mutating endpoints once set.
+    pub token: Option<crate::config::AdminToken>,
+    /// Mutating requests refused for a missing or wrong token.
+    pub unauthorized: AtomicU64,
 }
 
 impl AdminState {
@@ -71,6 +78,10 @@ impl AdminState {
             store_write_errors: self.write_errors.load(Ordering::Relaxed),
             store_lost: crate::store::LossReason::ALL.map(|reason| self.lost.get(reason)),
             store_connected: self.store_state.connected(),
+            sample_file: self.sampling.load().rate,
+            sample_override: self.runtime.load().rate,
+            paused: self.runtime.load().paused,
+            admin_unauthorized: self.unauthorized.load(Ordering::Relaxed),
             breaker_open: proxy.and_then(|p| p.breaker()).is_some_and(|b| b.open),
         }
     }
@@ -116,6 +127,14 @@ impl AdminState {
             },
             "breaker": breaker.unwrap_or_else(disabled),
             "baseline": baseline,
+            "shadow": {
+                "sample": {
+                    "file": self.sampling.load().rate,
+                    "override": self.runtime.load().rate,
+                },
+                "runtime": self.runtime.load().to_json(),
+                "unauthorized_requests": self.unauthorized.load(Ordering::Relaxed),
+            },
             "store": {
                 "engine": self.store_state.engine,
                 "location": self.store_state.shown,
@@ -140,7 +159,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(respond(&state, &request)) }
+                async move {
+                    if request.uri().path().starts_with("/shadow/") {
+                        return Ok::<_, Infallible>(control(&state, request).await);
+                    }
+                    Ok::<_, Infallible>(respond(&state, &request))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -190,6 +214,99 @@ fn respond(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byt
             "text/plain; charset=utf-8",
             "not found: try /metrics, /healthz or /status\n".into(),
         ),
+    }
+}
+
+/// `POST /shadow/pause`, `POST /shadow/resume`, `PUT /shadow/sample` (`{"rate": 0.1}` or
+/// `{"route": "GET /users/{id}", "rate": 0.5}`), `DELETE /shadow/sample`: runtime changes,
+/// answered with the runtime state after them. With a token configured, every one needs
+/// `Authorization: Bearer <token>` (RFC 6750 section 2.1), on every address.
+async fn control(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use crate::proxy::control::{apply, Change};
+    use http_body_util::BodyExt;
+    let json = "application/json";
+    let error = |status, message: String| {
+        reply(
+            status,
+            json,
+            format!("{}\n", serde_json::json!({ "error": message })),
+        )
+    };
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !token.matches(given.trim()) {
+            state.unauthorized.fetch_add(1, Ordering::Relaxed);
+            let mut refused = error(
+                StatusCode::UNAUTHORIZED,
+                "a missing or wrong bearer token (--admin-token)".into(),
+            );
+            refused.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"shadowdiff\""),
+            );
+            return refused;
+        }
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "a body over 64 KiB".into()),
+    };
+    let change = match (method.as_str(), path.as_str()) {
+        ("POST", "/shadow/pause") => Change::Pause,
+        ("POST", "/shadow/resume") => Change::Resume,
+        ("DELETE", "/shadow/sample") => Change::DropSamples,
+        ("PUT", "/shadow/sample") => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Sample {
+                rate: serde_json::Value,
+                route: Option<String>,
+            }
+            let asked: Sample = match serde_json::from_slice(&body) {
+                Ok(asked) => asked,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected {{\"rate\": 0.1}} or {{\"route\": \"GET /x\", \"rate\": 0.5}}: {e}"),
+                    )
+                }
+            };
+            let text = match &asked.rate {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            match crate::config::parse_rate(&text) {
+                Ok(rate) => Change::Sample {
+                    route: asked.route,
+                    rate,
+                },
+                Err(reason) => return error(StatusCode::BAD_REQUEST, format!("rate: {reason}")),
+            }
+        }
+        (_, "/shadow/pause" | "/shadow/resume" | "/shadow/sample") => {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /shadow/pause, POST /shadow/resume, PUT or DELETE /shadow/sample".into(),
+            )
+        }
+        _ => return error(StatusCode::NOT_FOUND, format!("no endpoint {path}")),
+    };
+    match apply(&state.runtime, change) {
+        Ok(now) => {
+            tracing::info!(change = %format!("{method} {path}"), state = %now.to_json(), "admin: shadow changed at runtime");
+            reply(StatusCode::OK, json, format!("{:#}\n", now.to_json()))
+        }
+        Err(reason) => error(StatusCode::BAD_REQUEST, reason),
     }
 }
 

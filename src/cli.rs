@@ -58,6 +58,50 @@ pub enum Command {
     /// Move, trim and upgrade stores: copy one into another, prune old data, migrate.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Change a running serve through its admin listener: pause, resume, sampling.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The serve's admin listener.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SHADOWDIFF_ADMIN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub admin: String,
+    /// Its --admin-token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHADOWDIFF_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Stop shadowing (requests are still proxied; skips counted as `paused`).
+    Pause,
+    /// Shadow again.
+    Resume,
+    /// Override the share shadowed, over the file, until `unsample` or a restart.
+    Sample {
+        /// 0 to 1, or a percentage (10%).
+        rate: String,
+        /// Only for this route pattern, e.g. 'GET /users/{id}'.
+        #[arg(long, value_name = "PATTERN")]
+        route: Option<String>,
+    },
+    /// Drop every sampling override: the file's shares apply again.
+    Unsample,
+    /// Print /status.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +232,7 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("db", "PATH", "SQLite file for results, short for --store sqlite:PATH. [default: shadowdiff.db]"),
         setting("store", "URL", "Where results go: sqlite:PATH or postgres://user@host/db (a password in it is never printed or stored). [default: sqlite:shadowdiff.db]"),
         setting("shadow-marker", "NAME", "Header shadow, baseline and replay requests carry (value shadow, baseline or replay), for a secondary to suppress side effects on; a request arriving with it is a loop and not shadowed. [default: x-shadowdiff]"),
+        setting("admin-token", "TOKEN", "Bearer token the admin listener's /shadow endpoints (pause, resume, sample) require; needed when --admin is not on loopback."),
         setting("store-backlog", "N", "Records held while the store's database is unreachable, written when it is back; past this the oldest are counted lost. [default: 10000]"),
         setting("instance", "NAME", "This instance's name on its runs, so reports can tell replicas apart. [default: the host name]"),
         setting("sample", "RATE", "Share of requests to shadow: a fraction (0.1) or a percentage (10%). [default: 1]"),

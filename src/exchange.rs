@@ -177,10 +177,12 @@ pub enum SkipReason {
     ClientAborted,
     /// `[shadow] exclude` named the route, or `[shadow] include` did not.
     Excluded,
+    /// Shadowing was paused through the admin listener (`POST /shadow/pause`).
+    Paused,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 11] = [
+    pub const ALL: [SkipReason; 12] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -192,6 +194,7 @@ impl SkipReason {
         SkipReason::Refused,
         SkipReason::ClientAborted,
         SkipReason::Excluded,
+        SkipReason::Paused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -207,6 +210,7 @@ impl SkipReason {
             SkipReason::Refused => "refused",
             SkipReason::ClientAborted => "client_aborted",
             SkipReason::Excluded => "excluded",
+            SkipReason::Paused => "paused",
         }
     }
 }

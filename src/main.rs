@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::report::run_show(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Ctl(args) => commands::ctl::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Store(command) => commands::store::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Suggest(args) => commands::suggest::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => commands::replay::run(args).map(exit_code),

@@ -38,6 +38,11 @@ pub struct Snapshot {
     /// Whether the store's database is reachable (always, for an SQLite file).
     pub store_connected: bool,
     pub breaker_open: bool,
+    /// The file's `sample` and the runtime override of it (`/shadow/sample`), if any.
+    pub sample_file: f64,
+    pub sample_override: Option<f64>,
+    pub paused: bool,
+    pub admin_unauthorized: u64,
 }
 
 /// Counters of one route label value, resolved once so counting is a plain atomic add.
@@ -62,6 +67,9 @@ pub struct Metrics {
     store_lost: Vec<IntCounter>,
     store_connected: IntGauge,
     breaker_open: IntGauge,
+    sample_rate: prometheus::GaugeVec,
+    paused: IntGauge,
+    admin_unauthorized: IntCounter,
     reloads: IntCounterVec,
     /// Comparisons by how the baseline served them: `used`, `unusable`.
     baseline: [IntCounter; 2],
@@ -147,6 +155,24 @@ impl Metrics {
             "1 while the store writer's database is reachable (always 1 for an SQLite file).",
         )
         .expect("valid metric");
+        let sample_rate = prometheus::GaugeVec::new(
+            Opts::new(
+                "shadowdiff_shadow_sample_rate",
+                "Share of requests shadowed: the file's `sample` (source=file) and the runtime override from /shadow/sample (source=override; -1 when none).",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let paused = IntGauge::new(
+            "shadowdiff_shadow_paused",
+            "1 while shadowing is paused through /shadow/pause.",
+        )
+        .expect("valid metric");
+        let admin_unauthorized = IntCounter::new(
+            "shadowdiff_admin_unauthorized_total",
+            "Requests to the admin listener's /shadow endpoints refused for a missing or wrong bearer token.",
+        )
+        .expect("valid metric");
         let breaker_open = IntGauge::new(
             "shadowdiff_breaker_open",
             "1 while the circuit breaker on the secondary is open (shadowing paused).",
@@ -181,6 +207,9 @@ impl Metrics {
             Box::new(store_write_errors.clone()),
             Box::new(store_lost_vec.clone()),
             Box::new(store_connected.clone()),
+            Box::new(sample_rate.clone()),
+            Box::new(paused.clone()),
+            Box::new(admin_unauthorized.clone()),
             Box::new(breaker_open.clone()),
             Box::new(reloads.clone()),
         ] {
@@ -220,6 +249,9 @@ impl Metrics {
             store_lost,
             store_connected,
             breaker_open,
+            sample_rate,
+            paused,
+            admin_unauthorized,
             reloads,
             max_route_labels,
             routes: Mutex::new(HashMap::new()),
@@ -313,6 +345,14 @@ impl Metrics {
                 .set(i64::try_from(now.store_queue_depth).unwrap_or(i64::MAX));
             self.breaker_open.set(i64::from(now.breaker_open));
             self.store_connected.set(i64::from(now.store_connected));
+            self.sample_rate
+                .with_label_values(&["file"])
+                .set(now.sample_file);
+            self.sample_rate
+                .with_label_values(&["override"])
+                .set(now.sample_override.unwrap_or(-1.0));
+            self.paused.set(i64::from(now.paused));
+            catch_up(&self.admin_unauthorized, now.admin_unauthorized);
             catch_up(&self.store_dropped, now.store_dropped);
             catch_up(&self.store_write_errors, now.store_write_errors);
             for (counter, total) in self.store_lost.iter().zip(now.store_lost) {

@@ -3,6 +3,7 @@
 //! Serve and `config check` are in main itself: their flags become `config::Overrides`
 //! in `cli::ServeArgs`, and the library does the rest.
 
+pub mod ctl;
 pub mod demo;
 pub mod diff;
 pub mod replay;

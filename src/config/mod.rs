@@ -23,7 +23,7 @@ mod shadow;
 mod store;
 pub mod value;
 
-pub use admin::AdminConfig;
+pub use admin::{AdminConfig, AdminToken};
 pub use baseline::{BaselineConfig, BaselineTarget, NoiseConfig};
 pub use layer::{FileConfig, Merge, Overrides};
 pub use leg::LegConfig;

@@ -48,6 +48,7 @@ pub struct Admitted {
 #[derive(Clone)]
 pub struct Admission {
     sampling: Arc<ArcSwap<Sampling>>,
+    runtime: super::control::RuntimeCell,
     breaker: Option<Arc<Breaker>>,
     shadow_writes: bool,
     /// The shadow marker: a request already carrying it is a loop.
@@ -64,6 +65,7 @@ impl Admission {
     pub fn new(config: &ShadowConfig) -> Admission {
         Admission {
             sampling: Arc::new(ArcSwap::from_pointee(Sampling::of(config))),
+            runtime: Default::default(),
             breaker: None,
             shadow_writes: config.shadow_writes,
             marker: config.marker.clone(),
@@ -85,6 +87,13 @@ impl Admission {
         self
     }
 
+    /// Reads runtime changes (pause, sampling overrides) from `cell`, which the admin
+    /// listener swaps.
+    pub fn with_runtime(mut self, cell: super::control::RuntimeCell) -> Admission {
+        self.runtime = cell;
+        self
+    }
+
     /// Reads sampling from `cell`, which a reload swaps.
     pub fn with_sampling(mut self, cell: Arc<ArcSwap<Sampling>>) -> Admission {
         self.sampling = cell;
@@ -96,6 +105,10 @@ impl Admission {
     pub fn admit(&self, parts: &Parts) -> Result<Admitted, SkipReason> {
         if parts.headers.contains_key(&self.marker) {
             return Err(SkipReason::Loop);
+        }
+        let runtime = self.runtime.load();
+        if runtime.paused {
+            return Err(SkipReason::Paused);
         }
         let sampling = self.sampling.load();
         let (method, path) = (&parts.method, parts.uri.path());
@@ -117,7 +130,10 @@ impl Admission {
         if !writes && is_write(&parts.method, &parts.headers) {
             return Err(SkipReason::MethodNotShadowed);
         }
-        let rate = route.and_then(|r| r.sample).unwrap_or(sampling.rate);
+        let rate = runtime
+            .rate_for(method, path)
+            .or_else(|| route.and_then(|r| r.sample))
+            .unwrap_or(sampling.rate);
         if !sampled(rate, sampling.by.as_ref(), parts) {
             return Err(SkipReason::SampledOut);
         }

@@ -7,10 +7,11 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and
 //! drive the real thing.
 
-mod admission;
+pub(crate) mod admission;
 mod body;
 mod breaker;
 mod capture;
+pub(crate) mod control;
 mod forward;
 mod listener;
 mod live;
@@ -332,7 +333,10 @@ pub async fn serve_with_admin(
     let (abandon, _) = watch::channel(false);
     let drain_timeout = config.listener.drain_timeout;
     let breaker = Breaker::from_config(&config.shadow.breaker).map(Arc::new);
-    let mut admission = Admission::new(&config.shadow).with_sampling(live.sampling());
+    let runtime: control::RuntimeCell = Default::default();
+    let mut admission = Admission::new(&config.shadow)
+        .with_sampling(live.sampling())
+        .with_runtime(runtime.clone());
     if let Some(breaker) = &breaker {
         admission = admission.with_breaker(breaker.clone());
     }
@@ -370,6 +374,10 @@ pub async fn serve_with_admin(
             write_errors,
             lost,
             store_state,
+            runtime: runtime.clone(),
+            sampling: live.sampling(),
+            token: proxy.config.admin.token.clone(),
+            unauthorized: Default::default(),
         };
         tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });

@@ -183,3 +183,160 @@ fn a_bad_shadow_pattern_or_route_sample_names_where_it_is() {
         assert!(err.contains(expected), "{toml}: {err}");
     }
 }
+
+fn ctl(admin: std::net::SocketAddr, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut command = assert_cmd::Command::cargo_bin("shadowdiff").unwrap();
+    command
+        .args(["ctl", "--admin", &admin.to_string()])
+        .env_remove("SHADOWDIFF_ADMIN_TOKEN");
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    let output = command.args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_pauses_resumes_and_overrides_sampling_only_with_the_token_and_a_reload_keeps_it() {
+    const TOKEN: &str = "s3cret-admin-token-0123";
+    let primary = support::fixed(200, "same").await;
+    let secondary = support::fixed(200, "same").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("serve.toml");
+    std::fs::write(&file, "sample = 1\n").unwrap();
+    let db = dir.path().join("s.db");
+    let running = support::spawn_serve(
+        &["--config", file.to_str().unwrap()],
+        &[
+            ("SHADOWDIFF_PRIMARY", &primary.url()),
+            ("SHADOWDIFF_SECONDARY", &secondary.url()),
+            ("SHADOWDIFF_LISTEN", "127.0.0.1:0"),
+            ("SHADOWDIFF_ADMIN", "127.0.0.1:0"),
+            ("SHADOWDIFF_DB", db.to_str().unwrap()),
+            ("SHADOWDIFF_ADMIN_TOKEN", TOKEN),
+        ],
+    );
+    let admin = running.admin;
+    let http = client();
+    let send = |n: usize, tag: &'static str| {
+        let http = http.clone();
+        let listen = running.listen;
+        async move {
+            for i in 0..n {
+                let r = http
+                    .get(format!("http://{listen}/{tag}/{i}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    r.status(),
+                    200,
+                    "the client is served whatever the shadow does"
+                );
+            }
+        }
+    };
+    // No token, a wrong one: refused, counted, nothing changed.
+    let (code, _, err) = ctl(admin, None, &["pause"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("401"), "{err}");
+    let (code, _, _) = ctl(admin, Some("wrong-token-but-long-enough"), &["pause"]);
+    assert_eq!(code, 2);
+    let status = support::status(admin).await;
+    assert_eq!(status["shadow"]["unauthorized_requests"], 2);
+    assert_eq!(status["shadow"]["runtime"]["paused"], false);
+    let metrics = support::metrics(admin).await;
+    assert_eq!(
+        support::value(&metrics, "shadowdiff_admin_unauthorized_total"),
+        Some(2.0)
+    );
+
+    send(3, "before").await;
+    let (code, out, err) = ctl(admin, Some(TOKEN), &["pause"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"paused\": true"), "{out}");
+    send(4, "paused").await;
+    ctl(admin, Some(TOKEN), &["resume"]);
+    let (code, _, err) = ctl(admin, Some(TOKEN), &["sample", "0%"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ctl(
+        admin,
+        Some(TOKEN),
+        &["sample", "1", "--route", "GET /keep/*"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ctl(admin, Some(TOKEN), &["sample", "2"]);
+    assert_eq!(code, 2, "a rate over 1 is refused");
+    assert!(err.contains("RATE"), "{err}");
+    // A reload of the file keeps the override.
+    std::fs::write(&file, "sample = 1\nmax-route-labels = 100\n").unwrap();
+    running.signal("HUP");
+    support::wait_for("the reload", || async {
+        let text = support::metrics(admin).await;
+        support::value(
+            &text,
+            r#"shadowdiff_config_reloads_total{result="applied"}"#,
+        ) == Some(1.0)
+    })
+    .await;
+    let status = support::status(admin).await;
+    assert_eq!(status["shadow"]["sample"]["file"], 1.0);
+    assert_eq!(status["shadow"]["sample"]["override"], 0.0);
+    let metrics = support::metrics(admin).await;
+    assert_eq!(
+        support::value(
+            &metrics,
+            r#"shadowdiff_shadow_sample_rate{source="override"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        support::value(&metrics, r#"shadowdiff_shadow_sample_rate{source="file"}"#),
+        Some(1.0)
+    );
+    send(5, "dropped").await;
+    send(2, "keep").await;
+    let (code, _, _) = ctl(admin, Some(TOKEN), &["unsample"]);
+    assert_eq!(code, 0);
+    send(1, "after").await;
+    let mut running = running;
+    running.signal("TERM");
+    assert!(running.wait().success());
+
+    let report = support::report_json(&db);
+    let skipped = &report["summary"]["skipped_by_reason"];
+    assert_eq!(skipped["paused"], 4, "{report:#}");
+    assert_eq!(skipped["sampled_out"], 5);
+    assert_eq!(report["summary"]["matched"], 3 + 2 + 1);
+}
+
+#[test]
+fn serve_refuses_an_admin_listener_off_loopback_without_a_token() {
+    let output = assert_cmd::Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+        .args([
+            "--primary",
+            "http://127.0.0.1:1",
+            "--secondary",
+            "http://127.0.0.1:2",
+        ])
+        .env_remove("SHADOWDIFF_ADMIN_TOKEN")
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("--admin") && err.contains("--admin-token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("serving"),
+        "refused before anything binds: {err}"
+    );
+}

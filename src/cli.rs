@@ -348,6 +348,15 @@ pub struct ThresholdArgs {
     /// Fewer comparisons than this in total is a failure: too little evidence.
     #[arg(long, value_name = "N")]
     pub min_compared: Option<u64>,
+    /// Most the secondary may be slower than the primary on any route at a percentile,
+    /// e.g. p99=1.5 (the secondary's p99 at most 1.5x the primary's). Repeatable for p50,
+    /// p95, p99.
+    #[arg(long, value_name = "pQ=RATIO")]
+    pub max_latency_ratio: Vec<String>,
+    /// The same for routes matching PATTERN (first match wins, over --max-latency-ratio
+    /// for its percentile), e.g. 'GET /search/*=p99:2'. Repeatable.
+    #[arg(long, value_name = "PATTERN=pQ:RATIO")]
+    pub route_max_latency_ratio: Vec<String>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -115,7 +115,8 @@ fn thresholds(args: &ThresholdArgs) -> Result<Thresholds, ReportError> {
         &args.route_max,
         args.max_error_rate.as_deref(),
         args.min_compared,
-    )?)
+    )?
+    .with_latency(&args.max_latency_ratio, &args.route_max_latency_ratio)?)
 }
 
 pub fn selection(

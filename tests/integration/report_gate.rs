@@ -185,3 +185,63 @@ fn unreadable_databases_exit_2_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_ratio_gate_fails_on_a_route_made_slow_and_passes_otherwise() {
+    let primary = crate::support::fixed(200, "same").await;
+    let secondary = crate::support::backend(|r| async move {
+        if r.uri.path().starts_with("/slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        crate::support::text(200, "same")
+    })
+    .await;
+    let (config, dir) = crate::support::config(&primary.url(), &secondary.url());
+    let proxy = crate::support::start(config, dir).await;
+    let http = crate::support::client();
+    for i in 0..5 {
+        http.get(proxy.url(&format!("/slow/{i}")))
+            .send()
+            .await
+            .unwrap();
+        http.get(proxy.url(&format!("/fast/{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let db = proxy.stop().await;
+    let gate = |extra: &[&str]| {
+        let output = assert_cmd::Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["gate", "--max-mismatch-rate", "100%", "--db"])
+            .arg(&*db)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, out) = gate(&["--max-latency-ratio", "p50=3"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("GET /slow/{id}") && out.contains("--max-latency-ratio p50=3"),
+        "{out}"
+    );
+    assert!(!out.contains("GET /fast/{id}: the secondary"), "{out}");
+    let (code, out) = gate(&[
+        "--max-latency-ratio",
+        "p50=3",
+        "--route-max-latency-ratio",
+        "GET /slow/*=p50:100000",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = gate(&["--max-latency-ratio", "p42=3"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("--max-latency-ratio") && out.contains("p42"),
+        "{out}"
+    );
+}

@@ -316,6 +316,7 @@ impl<'t> Walk<'_, 't> {
         let exact = rules.masks.is_empty()
             && rules.tolerance.is_none()
             && rules.ignore.is_empty()
+            && rules.allow_added.is_none()
             && rules.unordered.is_empty();
         let mut budget = MAX_PAIRING_PROBES;
         // The element that stopped the ordered pass needs a partner elsewhere: most arrays

@@ -29,6 +29,10 @@ pub struct CompareSection {
     pub unordered: Vec<Spanned<UnorderedSetting>>,
     /// Numbers closer than this compare equal.
     pub tolerance: Option<Spanned<ToleranceSetting>>,
+    /// Differences a migration makes on purpose: `["added"]` lets the secondary answer a
+    /// superset of the primary's fields (each added one counted as hidden by the rule).
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
 }
 
 /// One `[[route]]` table of the config file: a route pattern and its own rules, which
@@ -47,6 +51,8 @@ pub struct RouteSection {
     #[serde(default)]
     pub unordered: Vec<Spanned<UnorderedSetting>>,
     pub tolerance: Option<Spanned<ToleranceSetting>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
     /// This route's share of requests shadowed (`0.1`, `"10%"`), over the global `sample`.
     pub sample: Option<toml::Value>,
     /// Shadow this route's writes even with `shadow-writes` off (or not, with `false`).
@@ -60,6 +66,7 @@ struct RuleTables<'a> {
     mask: &'a [Spanned<MaskSetting>],
     unordered: &'a [Spanned<UnorderedSetting>],
     tolerance: Option<&'a Spanned<ToleranceSetting>>,
+    allow: &'a [Spanned<String>],
 }
 
 impl RuleTables<'_> {
@@ -67,7 +74,7 @@ impl RuleTables<'_> {
     fn canonical(&self) -> String {
         let inner = |v: &dyn std::fmt::Debug| format!("{v:?}");
         format!(
-            "headers={:?} ignore={:?} mask={:?} unordered={:?} tolerance={:?}",
+            "headers={:?} ignore={:?} mask={:?} unordered={:?} tolerance={:?} allow={:?}",
             self.headers,
             self.ignore
                 .iter()
@@ -82,6 +89,7 @@ impl RuleTables<'_> {
                 .map(|s| inner(s.get_ref()))
                 .collect::<Vec<_>>(),
             self.tolerance.map(|s| inner(s.get_ref())),
+            self.allow.iter().map(|s| s.get_ref()).collect::<Vec<_>>(),
         )
     }
 }
@@ -110,6 +118,7 @@ impl CompareSection {
             mask: &self.mask,
             unordered: &self.unordered,
             tolerance: self.tolerance.as_ref(),
+            allow: &self.allow,
         }
     }
 }
@@ -122,6 +131,7 @@ impl RouteSection {
             mask: &self.mask,
             unordered: &self.unordered,
             tolerance: self.tolerance.as_ref(),
+            allow: &self.allow,
         }
     }
 }
@@ -252,6 +262,8 @@ pub struct RuleSet {
     pub masks: Vec<(Mask, usize)>,
     pub unordered: Vec<(Unordered, usize)>,
     pub tolerance: Option<(Tolerance, usize)>,
+    /// `allow = ["added"]`: keys and elements only the secondary has are hidden by it.
+    pub allow_added: Option<usize>,
 }
 
 /// Everything compiled from a [`RulesConfig`].
@@ -377,6 +389,19 @@ fn add_rules(
             value: value.to_string(),
             reason,
         };
+    for allowed in rules.allow {
+        match allowed.get_ref().trim() {
+            "added" => set.allow_added = Some(id_of(ids, format!("{prefix}allow added"))),
+            other => {
+                return Err(fail(
+                    "allow",
+                    allowed.span(),
+                    other,
+                    "only `added` can be allowed (a secondary answering a superset of the primary's fields)".into(),
+                ))
+            }
+        }
+    }
     for name in rules.headers {
         let name = name.trim().to_ascii_lowercase();
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {

@@ -92,6 +92,10 @@ impl<'r> Sink<'r> {
             self.hide(rule);
             return;
         }
+        if let (DiffKind::Added, Some(rule)) = (kind, self.rules.allow_added) {
+            self.hide(rule);
+            return;
+        }
         self.keep(path, None, kind, primary, secondary);
     }
 

@@ -340,3 +340,75 @@ fn serve_refuses_an_admin_listener_off_loopback_without_a_token() {
         "refused before anything binds: {err}"
     );
 }
+
+#[test]
+fn allow_added_hides_exactly_the_fields_only_the_secondary_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let config = write("allow.toml", "[compare]\nallow = [\"added\"]\n");
+    let primary = write("p.json", r#"{"id": 1, "name": "a", "tags": ["x"]}"#);
+    let superset = write(
+        "s.json",
+        r#"{"id": 1, "name": "a", "tags": ["x", "y"], "email": "e@x", "meta": {"v": 2}}"#,
+    );
+    let changed = write(
+        "c.json",
+        r#"{"id": 1, "name": "b", "email": "e@x", "tags": ["x"]}"#,
+    );
+    let missing = write("m.json", r#"{"id": 1, "tags": ["x"]}"#);
+    let diff = |b: &std::path::Path, with_config: bool| {
+        let mut command = assert_cmd::Command::cargo_bin("shadowdiff").unwrap();
+        command
+            .arg("diff")
+            .arg(&primary)
+            .arg(b)
+            .args(["--format", "json"]);
+        if with_config {
+            command.arg("--config").arg(&config);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        diff(&superset, false).0,
+        Some(1),
+        "without the rule the additions differ"
+    );
+    let (code, out) = diff(&superset, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("allow added"),
+        "the hidden count names the rule: {out}"
+    );
+    let (code, out) = diff(&changed, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("body/name") && !out.contains("body/email\""),
+        "{out}"
+    );
+    let (code, out) = diff(&missing, true);
+    assert_eq!(
+        code,
+        Some(1),
+        "a field the secondary lacks is still a difference: {out}"
+    );
+    let bad = write("bad.toml", "[compare]\nallow = [\"removed\"]\n");
+    let output = assert_cmd::Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .arg("diff")
+        .arg(&primary)
+        .arg(&superset)
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("only `added`"));
+}

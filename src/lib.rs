@@ -13,7 +13,8 @@
 //! re-exported where it belongs.
 //!
 //! - `accept`: accepting TCP connections, with the one error policy (backoff).
-//! - `admin`: the admin listener: `/metrics`, `/healthz`, `/status`.
+//! - `admin`: the admin listener: `/metrics`, `/healthz`, `/status`, and the runtime
+//!   changes `/shadow/*` (behind `--admin-token`) that `shadowdiff ctl` calls.
 //! - `budget`: the one byte budget for everything held for shadows (`--max-shadow-memory`).
 //! - [`config`]: serve's settings per component (listener, each leg, shadow, store,
 //!   admin, record): flags, environment and TOML file merged by one path and validated

@@ -536,18 +536,9 @@ pub fn migrate(location: &Location) -> Result<(i64, i64), StoreError> {
             super::schema::migrate_explicitly(&mut conn).map_err(|e| super::schema_error(path, e))
         }
         Location::Postgres(target) => {
-            let store = || target.shown().to_string();
-            let mut client =
-                super::db::connect_pg(target).map_err(|error| StoreError::Postgres {
-                    store: store(),
-                    error,
-                })?;
-            super::pg_schema::migrate_explicitly(&mut client).map_err(|error| {
-                StoreError::PgSchema {
-                    store: store(),
-                    error,
-                }
-            })
+            let mut client = super::connect(target)?;
+            super::pg_schema::migrate_explicitly(&mut client)
+                .map_err(|e| super::schema_refused(target, e))
         }
     }
 }

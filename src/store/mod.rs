@@ -568,21 +568,30 @@ fn prepare_sqlite(
     Ok((conn, digest_key))
 }
 
+/// A connection to a PostgreSQL store, its error naming the store as shown.
+fn connect(target: &location::PgTarget) -> Result<postgres::Client, StoreError> {
+    db::connect_pg(target).map_err(|error| StoreError::Postgres {
+        store: target.shown().to_string(),
+        error,
+    })
+}
+
+/// A schema refusal of a PostgreSQL store, naming it.
+fn schema_refused(target: &location::PgTarget, error: pg_schema::PgSchemaError) -> StoreError {
+    StoreError::PgSchema {
+        store: target.shown().to_string(),
+        error,
+    }
+}
+
 /// A store opened for writing by the store commands (copy, prune): the same refusals and
 /// additive steps as a writer starting up, without a run of its own.
 fn open_for_managing(location: &Location) -> Result<db::Conn, StoreError> {
     match location {
         Location::Sqlite(path) => Ok(db::Conn::Sqlite(prepare_sqlite(path)?.0)),
         Location::Postgres(target) => {
-            let store = || target.shown().to_string();
-            let mut client = db::connect_pg(target).map_err(|error| StoreError::Postgres {
-                store: store(),
-                error,
-            })?;
-            pg_schema::prepare_for_writing(&mut client).map_err(|error| StoreError::PgSchema {
-                store: store(),
-                error,
-            })?;
+            let mut client = connect(target)?;
+            pg_schema::prepare_for_writing(&mut client).map_err(|e| schema_refused(target, e))?;
             Ok(db::Conn::Postgres(Box::new(std::cell::RefCell::new(
                 client,
             ))))

@@ -147,17 +147,9 @@ impl StoreReader {
             Location::Sqlite(path) => Conn::Sqlite(super::inspect::open_for_reading(path)?),
             Location::Postgres(target) => {
                 let store = || target.shown().to_string();
-                let mut client =
-                    super::db::connect_pg(target).map_err(|error| StoreError::Postgres {
-                        store: store(),
-                        error,
-                    })?;
-                super::pg_schema::check_for_reading(&mut client).map_err(|error| {
-                    StoreError::PgSchema {
-                        store: store(),
-                        error,
-                    }
-                })?;
+                let mut client = super::connect(target)?;
+                super::pg_schema::check_for_reading(&mut client)
+                    .map_err(|e| super::schema_refused(target, e))?;
                 // A report reads many tables; one snapshot makes them agree with each other
                 // while instances go on writing.
                 client

@@ -67,6 +67,7 @@ fn bench(c: &mut Criterion) {
             secondary: s.clone(),
             differences: verdict.differences,
             body_diff: verdict.body_diff,
+            rewrites: Vec::new(),
         };
         group.bench_function(BenchmarkId::new("redact", label), |b| {
             b.iter_batched(

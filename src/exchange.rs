@@ -179,10 +179,12 @@ pub enum SkipReason {
     Excluded,
     /// Shadowing was paused through the admin listener (`POST /shadow/pause`).
     Paused,
+    /// A `[[rewrite]]` made a target that cannot be sent (one that leaves the base path).
+    RewriteFailed,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 12] = [
+    pub const ALL: [SkipReason; 13] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -195,6 +197,7 @@ impl SkipReason {
         SkipReason::ClientAborted,
         SkipReason::Excluded,
         SkipReason::Paused,
+        SkipReason::RewriteFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +214,7 @@ impl SkipReason {
             SkipReason::ClientAborted => "client_aborted",
             SkipReason::Excluded => "excluded",
             SkipReason::Paused => "paused",
+            SkipReason::RewriteFailed => "rewrite_failed",
         }
     }
 }
@@ -224,6 +228,8 @@ pub struct Exchange {
     pub primary: LegOutcome,
     pub secondary: LegOutcome,
     pub baseline: BaselineLeg,
+    /// What the `[[rewrite]]` list changed in the secondary's copy; empty when nothing.
+    pub rewrites: Vec<crate::rewrite::Change>,
 }
 
 /// What the baseline leg did for one request.

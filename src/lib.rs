@@ -23,6 +23,8 @@
 //! - [`demo`]: two embedded APIs (primary and "migrated" secondary) and a traffic mix.
 //! - [`exchange`]: the values that flow: recorded request, captured response, outcomes.
 //! - `metrics`: the Prometheus registry and what is counted where.
+//! - [`rewrite`]: the `[[rewrite]]` list applied to the secondary's copy of a request
+//!   (headers, path, query; values from the environment), and what each one changed.
 //! - [`route`]: the route key of a request (`GET /users/{id}`).
 //! - [`upstream`]: the one request builder, pooled hyper-util client (HTTP/1.1, HTTP/2 by
 //!   ALPN or `h2c://`, rustls) and timeout behind every leg, and the request-target check
@@ -62,6 +64,7 @@ pub mod proxy;
 pub mod redact;
 pub mod replay;
 pub mod report;
+pub mod rewrite;
 pub mod route;
 pub mod stdout;
 pub mod store;

@@ -369,6 +369,7 @@ fn judge_exchange(
         primary,
         secondary,
         baseline,
+        rewrites,
     } = exchange;
     // The route and its rules, found once.
     let (route, rules) = comparator.route(&request.method, request.path());
@@ -439,6 +440,10 @@ fn judge_exchange(
             secondary,
             differences: verdict.differences,
             body_diff: verdict.body_diff,
+            rewrites: rewrites
+                .iter()
+                .map(|change| change.describe(redactor.rules()))
+                .collect(),
         };
         redactor.mismatch(&mut detail);
         record.mismatch = Some(Box::new(detail));

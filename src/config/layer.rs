@@ -69,6 +69,8 @@ pub struct FileConfig {
     pub route: Vec<RouteSection>,
     pub redact: RedactSection,
     pub shadow: ShadowSection,
+    /// `[[rewrite]]`: what the secondary's copy of a request gets changed, in order.
+    pub rewrite: Vec<toml::Spanned<crate::rewrite::RewriteSetting>>,
 }
 
 /// `[shadow]`: which routes are shadowed at all.
@@ -102,9 +104,11 @@ struct Sections {
     redact: RedactSection,
     #[serde(default)]
     shadow: ShadowSection,
+    #[serde(default)]
+    rewrite: Vec<toml::Spanned<crate::rewrite::RewriteSetting>>,
 }
 
-const SECTIONS: [&str; 4] = ["compare", "route", "redact", "shadow"];
+const SECTIONS: [&str; 5] = ["compare", "route", "redact", "shadow", "rewrite"];
 
 impl FileConfig {
     /// Reads and parses a config file; the error names the file and, from the TOML parser,
@@ -153,7 +157,13 @@ impl FileConfig {
             route: sections.route,
             redact: sections.redact,
             shadow: sections.shadow,
+            rewrite: sections.rewrite,
         })
+    }
+
+    /// The file read, `None` for no file (flags and environment only).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// The file's compare rules, as the compare engine takes them.

@@ -74,6 +74,9 @@ pub struct ServeConfig {
     /// Where shadowed requests are recorded as JSON Lines, if anywhere.
     pub record: Option<RecordConfig>,
     pub rules: RulesConfig,
+    /// `[[rewrite]]`: applied to the secondary's copy of each request, never the primary's
+    /// nor the baseline's.
+    pub rewrites: crate::rewrite::Rewrites,
     /// What is secret: replaced before anything is stored or recorded (`[redact]`).
     pub redact: Arc<RedactRules>,
     /// SHA-256 of the effective settings, stored with each run.
@@ -166,6 +169,15 @@ impl ServeConfig {
             ));
         }
         let record = RecordConfig::merge(&mut m)?;
+        let rewrites =
+            crate::rewrite::Rewrites::compile(&file.rewrite, file.path(), &shadow.marker)
+                .map_err(|e| ConfigError::Invalid {
+                    field: e.field(),
+                    reason: e.reason,
+                })?;
+        if !rewrites.is_empty() {
+            m.resolve("rewrite", value::quoted(rewrites.canonical().trim_end()));
+        }
         let resolved = m.finish()?;
         let mut config = ServeConfig {
             listener,
@@ -177,6 +189,7 @@ impl ServeConfig {
             admin,
             record,
             rules: file.rules(),
+            rewrites,
             redact: Arc::new(redact),
             digest: String::new(),
             resolved,

@@ -11,6 +11,7 @@ use crate::exchange::{
     is_write, BaselineLeg, BaselineSkip, ErrorKind, Exchange, LegError, LegOutcome, Observation,
     RecordedRequest, SkipReason,
 };
+use crate::rewrite::Rewritten;
 use crate::upstream::{Fetch, FetchOptions, Upstream};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
@@ -125,9 +126,29 @@ async fn shadow_exchange(
     if let Some(recorder) = &proxy.recorder {
         recorder.record_at(at, &request);
     }
+    // The secondary's copy only: the primary already has the client's request, and the
+    // baseline must get exactly what the primary got.
+    let rewritten =
+        match proxy
+            .config
+            .rewrites
+            .apply(&request.method, &request.uri, &request.headers)
+        {
+            Ok(rewritten) => rewritten,
+            Err(_) => {
+                // Counted, never logged: the target may carry a query secret.
+                let skipped = Observation::Skipped {
+                    at,
+                    method: request.method,
+                    path: request.uri.path().to_string(),
+                    reason: SkipReason::RewriteFailed,
+                };
+                return (skipped, Sent::No);
+            }
+        };
     // The baseline's copy goes out with the secondary's, under the same permit and budget.
     let (secondary, baseline) = tokio::join!(
-        send_secondary(proxy, &request, memory),
+        send_secondary(proxy, &request, rewritten.as_ref(), memory),
         send_baseline(proxy, &request, memory),
     );
     let sent = Sent::Yes {
@@ -168,16 +189,23 @@ async fn shadow_exchange(
         primary,
         secondary,
         baseline,
+        rewrites: rewritten.map(|r| r.changes).unwrap_or_default(),
     };
     (Observation::Exchange(Box::new(exchange)), sent)
 }
 
-/// The same request again, built by the same code as the primary's, marked as a shadow.
+/// The same request again, built by the same code as the primary's, marked as a shadow,
+/// with the `[[rewrite]]` changes when there are any.
 async fn send_secondary(
     proxy: &Proxy,
     request: &RecordedRequest,
+    rewritten: Option<&Rewritten>,
     memory: &Reservation,
 ) -> LegOutcome {
+    let (uri, headers) = match rewritten {
+        Some(r) => (&r.uri, &r.headers),
+        None => (&request.uri, &request.headers),
+    };
     let how = Fetch {
         memory: Some(memory),
         options: FetchOptions {
@@ -189,13 +217,7 @@ async fn send_secondary(
     };
     proxy
         .secondary
-        .fetch(
-            how,
-            &request.method,
-            &request.uri,
-            &request.headers,
-            &request.body,
-        )
+        .fetch(how, &request.method, uri, headers, &request.body)
         .await
 }
 
@@ -314,5 +336,6 @@ fn shutdown_exchange(at: SystemTime, method: Method, uri: Uri) -> Observation {
         primary: Err(error()),
         secondary: Err(error()),
         baseline: BaselineLeg::Absent,
+        rewrites: Vec::new(),
     }))
 }

@@ -144,6 +144,9 @@ impl Redactor {
                 scrub.apply(value);
             }
         }
+        for line in &mut detail.rewrites {
+            scrub.apply(line);
+        }
         if let Some(diff) = &mut detail.body_diff {
             if forms {
                 *diff = diff
@@ -474,6 +477,7 @@ mod tests {
                 },
             ],
             body_diff: Some("-sid-DDDD\n+sid-FFFF\n".into()),
+            rewrites: Vec::new(),
         };
         detail
             .request
@@ -567,6 +571,7 @@ mod tests {
             body_diff: Some(
                 "--- primary\n+++ secondary\n-user=ann&password=ab\n+user=ann&password=cd\n".into(),
             ),
+            rewrites: Vec::new(),
         };
         r.mismatch(&mut detail);
         assert_eq!(detail.primary.body, "user=ann&password=[redacted]");

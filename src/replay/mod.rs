@@ -156,6 +156,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         max_body: config.shadow.max_body,
         shadow_writes: config.shadow.shadow_writes,
         marker: config.shadow.marker.clone(),
+        rewrites: config.rewrites.clone(),
     });
     Links::new(&legs)?;
 
@@ -362,6 +363,8 @@ struct Legs {
     shadow_writes: bool,
     /// `--shadow-marker`: the header both legs get, `replay` as its value.
     marker: http::HeaderName,
+    /// `[[rewrite]]`, for the secondary's copy only, as serve applies it.
+    rewrites: crate::rewrite::Rewrites,
 }
 
 /// One thread's upstreams, each with its own pool.
@@ -400,6 +403,24 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
         return;
     }
     let headers = outgoing_headers(&request.headers, &legs.marker);
+    let rewritten = match legs.rewrites.apply(&request.method, &request.uri, &headers) {
+        Ok(rewritten) => rewritten,
+        Err(_) => {
+            pipeline
+                .submit(Observation::Skipped {
+                    at,
+                    method: request.method,
+                    path: request.uri.path().to_string(),
+                    reason: SkipReason::RewriteFailed,
+                })
+                .await;
+            return;
+        }
+    };
+    let (secondary_uri, secondary_headers) = match &rewritten {
+        Some(r) => (&r.uri, &r.headers),
+        None => (&request.uri, &headers),
+    };
     let how = |leg: &LegConfig| Fetch {
         memory: None,
         options: FetchOptions {
@@ -427,7 +448,7 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             .fetch(how(&legs.primary), method, uri, &headers, body),
         links
             .secondary
-            .fetch(how(&legs.secondary), method, uri, &headers, body),
+            .fetch(how(&legs.secondary), method, secondary_uri, secondary_headers, body),
         baseline,
     );
     // What is stored (and `show` prints) is the request as the primary received it, not
@@ -442,6 +463,7 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             primary,
             secondary,
             baseline,
+            rewrites: rewritten.map(|r| r.changes).unwrap_or_default(),
         })))
         .await;
 }

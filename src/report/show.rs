@@ -36,6 +36,14 @@ pub fn render(row: &MismatchRow) -> String {
     let _ = writeln!(out, "\n== request\n{} {}", row.method, row.uri);
     headers(&mut out, &row.request_headers);
     body(&mut out, &row.request_body);
+    if !row.rewrites.is_empty() {
+        // The request above is the client's, as the primary got it; the secondary got it
+        // changed by these, in this order.
+        let _ = writeln!(out, "\n== rewritten for the secondary");
+        for line in &row.rewrites {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     for (leg, status, latency_us, hs, b) in [
         (
             "primary",

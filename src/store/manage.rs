@@ -249,7 +249,7 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
                 .rows(
                     &format!(
                         "SELECT {} FROM mismatches WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                        super::read::MISMATCH_COLUMNS
+                        source.mismatch_columns()
                     ),
                     &[Arg::Int(Some(source_id)), Arg::Int(Some(mark)), Arg::Int(Some(COPY_CHUNK))],
                     mismatch_values,
@@ -388,7 +388,7 @@ fn mismatch_values(row: &Row<'_>) -> Result<MismatchValues, DbError> {
     // MISMATCH_COLUMNS: id, run_id, at_ms, route, signature, method, uri, primary_status,
     // secondary_status, primary_latency_us, secondary_latency_us, is_example,
     // request_headers, request_body, primary_headers, primary_body, secondary_headers,
-    // secondary_body, body_diff
+    // secondary_body, body_diff, then rewrites
     Ok((
         row.int(0)?,
         vec![
@@ -409,6 +409,7 @@ fn mismatch_values(row: &Row<'_>) -> Result<MismatchValues, DbError> {
             Cell::Text(row.opt_text(16)?),
             Cell::Bytes(row.opt_bytes(17)?),
             Cell::Text(row.opt_text(18)?),
+            Cell::Text(row.opt_text(19)?),
         ],
     ))
 }
@@ -425,8 +426,9 @@ fn insert_mismatch(dest: &Conn, run_id: i64, columns: &[Cell]) -> Result<i64, Db
         "INSERT INTO mismatches (run_id, at_ms, route, signature, method, uri, primary_status,
              secondary_status, primary_latency_us, secondary_latency_us, is_example,
              request_headers, request_body, primary_headers, primary_body, secondary_headers,
-             secondary_body, body_diff)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             secondary_body, body_diff, rewrites)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19)
          RETURNING id",
         &args,
         |row| row.int(0),

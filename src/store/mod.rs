@@ -238,6 +238,8 @@ pub struct MismatchDetail {
     pub secondary: Captured,
     pub differences: Vec<Difference>,
     pub body_diff: Option<String>,
+    /// What `[[rewrite]]` changed in the secondary's copy, one redacted line each.
+    pub rewrites: Vec<String>,
 }
 
 /// One request's result, as the pipeline hands it to the writer.

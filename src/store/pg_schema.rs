@@ -19,7 +19,8 @@ use super::schema::{Migration, DIGEST_KEY_LEN};
 /// big tables carry one index each besides a partial one on examples: a difference is
 /// keyed by (mismatch, ordinal), which is also how it is read, and SQLite's
 /// `differences_by_path` is left out (no query filters on it).
-pub(super) const PG_MIGRATIONS: &[Migration] = &[Migration {
+pub(super) const PG_MIGRATIONS: &[Migration] = &[
+    Migration {
     additive: true,
     sql: r#"
 CREATE TABLE meta (
@@ -147,7 +148,16 @@ CREATE TABLE batches (
 
 INSERT INTO meta (key, value) VALUES ('application', 'shadowdiff'), ('min_writer_schema', '1');
 "#,
-}];
+    },
+    // Additive (issue 17), as SQLite's step 5.
+    Migration {
+        additive: true,
+        sql: r#"
+ALTER TABLE mismatches ADD COLUMN rewrites TEXT;
+ALTER TABLE runs ADD COLUMN answered_by TEXT;
+"#,
+    },
+];
 
 /// The PostgreSQL schema version this build writes and understands.
 pub const PG_SCHEMA_VERSION: i64 = PG_MIGRATIONS.len() as i64;

@@ -28,15 +28,15 @@ const STATEMENTS: Statements<&str> = Statements {
     mismatches: "INSERT INTO mismatches (id, run_id, at_ms, route, signature, method, uri,
              primary_status, secondary_status, primary_latency_us, secondary_latency_us,
              is_example, request_headers, request_body, primary_headers, primary_body,
-             secondary_headers, secondary_body, body_diff)
+             secondary_headers, secondary_body, body_diff, rewrites)
          SELECT u.id, $1, u.at_ms, u.route, u.signature, u.method, u.uri, u.ps, u.ss, u.pl,
-                u.sl, u.ex, u.rh, u.rb, u.ph, u.pb, u.sh, u.sb, u.bd
+                u.sl, u.ex, u.rh, u.rb, u.ph, u.pb, u.sh, u.sb, u.bd, u.rw
          FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
                      $12::boolean[], $13::text[], $14::bytea[], $15::text[], $16::bytea[],
-                     $17::text[], $18::bytea[], $19::text[])
+                     $17::text[], $18::bytea[], $19::text[], $20::text[])
               AS u(id, at_ms, route, signature, method, uri, ps, ss, pl, sl, ex, rh, rb, ph,
-                   pb, sh, sb, bd)",
+                   pb, sh, sb, bd, rw)",
     differences: "INSERT INTO differences (mismatch_id, ordinal, path, kind, primary_value,
              secondary_value, to_path)
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
@@ -364,6 +364,7 @@ fn write_mismatches(
     let mut secondary_headers = Vec::with_capacity(n);
     let mut secondary_body = Vec::with_capacity(n);
     let mut body_diff = Vec::with_capacity(n);
+    let mut rewrites = Vec::with_capacity(n);
     let mut d_mismatch = Vec::new();
     let mut d_ordinal: Vec<i64> = Vec::new();
     let mut d_path = Vec::new();
@@ -402,6 +403,7 @@ fn write_mismatches(
         );
         secondary_body.push(mismatch.kept(&detail.secondary.body[..]));
         body_diff.push(detail.body_diff.as_deref().filter(|_| mismatch.keep_bodies));
+        rewrites.push(mismatch.rewrites_json());
         for (ordinal, difference) in detail.differences.iter().enumerate() {
             d_mismatch.push(*id);
             d_ordinal.push(ordinal as i64);
@@ -434,6 +436,7 @@ fn write_mismatches(
             &secondary_headers,
             &secondary_body,
             &body_diff,
+            &rewrites,
         ],
     )?;
     if !d_mismatch.is_empty() {

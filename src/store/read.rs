@@ -120,6 +120,8 @@ pub struct MismatchRow {
     pub secondary_headers: Option<Vec<(String, String)>>,
     pub secondary_body: Option<Vec<u8>>,
     pub body_diff: Option<String>,
+    /// What `[[rewrite]]` changed in the secondary's copy (redacted lines); empty without.
+    pub rewrites: Vec<String>,
     pub differences: Vec<DifferenceRow>,
 }
 
@@ -132,12 +134,21 @@ pub struct StoreReader {
     name: PathBuf,
     /// `instance`, or `NULL` in a store written before the column existed.
     instance_column: &'static str,
+    /// [`MISMATCH_COLUMNS`] and `rewrites` (`NULL` in a store from before it).
+    mismatch_columns: String,
 }
 
 pub(super) const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri,
     primary_status, secondary_status, primary_latency_us, secondary_latency_us, is_example,
     request_headers, request_body, primary_headers, primary_body, secondary_headers,
     secondary_body, body_diff";
+
+/// `mismatches.rewrites`, the column after [`MISMATCH_COLUMNS`], is in stores of SQLite
+/// schema 5 or PostgreSQL version 2 on.
+fn mismatch_columns(has_rewrites: bool) -> String {
+    let rewrites = if has_rewrites { "rewrites" } else { "NULL" };
+    format!("{MISMATCH_COLUMNS}, {rewrites}")
+}
 
 impl StoreReader {
     /// Opens the store read-only and checks that it is one this build understands.
@@ -172,6 +183,7 @@ impl StoreReader {
             location: location.clone(),
             name,
             instance_column: "NULL",
+            mismatch_columns: String::new(),
         };
         if reader
             .conn
@@ -180,6 +192,11 @@ impl StoreReader {
         {
             reader.instance_column = "instance";
         }
+        let has_rewrites = reader
+            .conn
+            .has_column("mismatches", "rewrites")
+            .map_err(|e| reader.error(e))?;
+        reader.mismatch_columns = mismatch_columns(has_rewrites);
         Ok(reader)
     }
 
@@ -195,6 +212,11 @@ impl StoreReader {
 
     pub(super) fn conn(&self) -> &Conn {
         &self.conn
+    }
+
+    /// The columns a mismatch row is read with ([`MISMATCH_COLUMNS`], then `rewrites`).
+    pub(super) fn mismatch_columns(&self) -> &str {
+        &self.mismatch_columns
     }
 
     pub(super) fn error(&self, source: DbError) -> StoreError {
@@ -455,12 +477,13 @@ impl StoreReader {
         limit: usize,
     ) -> Result<Vec<MismatchRow>, StoreError> {
         let sql = format!(
-            "SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id IN (
+            "SELECT {} FROM mismatches WHERE id IN (
                  SELECT MIN(id) FROM mismatches
                  WHERE route = ?4 AND is_example
                    AND {} AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
                  GROUP BY signature)
              ORDER BY id LIMIT ?5",
+            self.mismatch_columns,
             self.runs_where()
         );
         let [run, since, instance] = filter.args(false);
@@ -483,7 +506,10 @@ impl StoreReader {
 
     /// One stored mismatch with its differences.
     pub fn mismatch(&self, id: i64) -> Result<MismatchRow, StoreError> {
-        let sql = format!("SELECT {MISMATCH_COLUMNS} FROM mismatches WHERE id = ?1");
+        let sql = format!(
+            "SELECT {} FROM mismatches WHERE id = ?1",
+            self.mismatch_columns
+        );
         let found = self
             .conn
             .first(&sql, &[Arg::Int(Some(id))], mismatch_row)
@@ -638,6 +664,10 @@ fn mismatch_row(row: &Row<'_>) -> Result<MismatchRow, DbError> {
         secondary_headers: headers_column(row.opt_text(16)?),
         secondary_body: row.opt_bytes(17)?,
         body_diff: row.opt_text(18)?,
+        rewrites: row
+            .opt_text(19)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
         differences: Vec::new(),
     })
 }

@@ -158,6 +158,15 @@ CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
 CREATE INDEX mismatches_by_run ON mismatches (run_id, id);
 "#,
     },
+    // Additive (issue 17): what `[[rewrite]]` changed in the secondary's copy of a kept
+    // mismatch, and which leg answered the clients during a run.
+    Migration {
+        additive: true,
+        sql: r#"
+ALTER TABLE mismatches ADD COLUMN rewrites TEXT;  -- JSON ["path /v1/a -> /v2/a", ...], redacted
+ALTER TABLE runs ADD COLUMN answered_by TEXT;     -- primary | secondary; NULL before: primary
+"#,
+    },
 ];
 
 /// Length of the per-store key for keyed digests of redacted values.

@@ -173,8 +173,9 @@ fn insert_mismatch(
         "INSERT INTO mismatches (run_id, at_ms, route, signature, method, uri, primary_status,
              secondary_status, primary_latency_us, secondary_latency_us, is_example,
              request_headers, request_body, primary_headers, primary_body, secondary_headers,
-             secondary_body, body_diff)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+             secondary_body, body_diff, rewrites)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19)",
     )?;
     insert.execute(params![
         run_id,
@@ -201,6 +202,7 @@ fn insert_mismatch(
             .map(|()| headers_json(&detail.secondary.headers)),
         mismatch.kept(&detail.secondary.body[..]),
         detail.body_diff.as_deref().filter(|_| mismatch.keep_bodies),
+        mismatch.rewrites_json(),
     ])?;
     let mismatch_id = tx.last_insert_rowid();
     let mut insert_difference = tx.prepare_cached(

@@ -70,6 +70,7 @@ pub fn synthetic_mismatch(i: u64, start: SystemTime, spacing: Duration) -> Recor
             secondary: captured(i % 1000 + 1),
             differences,
             body_diff: None,
+            rewrites: Vec::new(),
         })),
     }
 }

@@ -80,6 +80,13 @@ impl MismatchOut<'_> {
     pub fn kept<T>(&self, value: T) -> Option<T> {
         self.keep_bodies.then_some(value)
     }
+
+    /// `mismatches.rewrites` of an example: a JSON array of lines, `None` without any.
+    pub fn rewrites_json(&self) -> Option<String> {
+        let rewrites = &self.detail.rewrites;
+        (self.keep_bodies && !rewrites.is_empty())
+            .then(|| serde_json::to_string(rewrites).unwrap_or_default())
+    }
 }
 
 fn micros(d: Duration) -> i64 {

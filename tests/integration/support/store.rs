@@ -92,6 +92,7 @@ pub fn mismatched(route: &str, uri: &str, paths: &[&str]) -> Record {
             })
             .collect(),
         body_diff: None,
+        rewrites: Vec::new(),
     }));
     record
 }

@@ -301,6 +301,13 @@ pub fn render(report: &Report) -> String {
                 );
             }
             out.push_str("</ul>");
+            if !example.rewrites.is_empty() {
+                out.push_str("<p>Rewritten for the secondary:</p><ul>");
+                for line in &example.rewrites {
+                    let _ = write!(out, "<li><code>{}</code></li>", escape(line));
+                }
+                out.push_str("</ul>");
+            }
             out.push_str(&side_by_side(example));
         }
     }

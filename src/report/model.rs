@@ -171,6 +171,9 @@ pub struct Example {
     pub primary_status: u16,
     pub secondary_status: u16,
     pub differences: Vec<DifferenceRow>,
+    /// What `[[rewrite]]` changed in the secondary's copy of this request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rewrites: Vec<String>,
     /// Bodies for the HTML side-by-side view; `show` is the place to read them in JSON.
     #[serde(skip)]
     pub primary_body: String,
@@ -525,6 +528,7 @@ fn example(database: &str, row: MismatchRow) -> Example {
         primary_status: row.primary_status,
         secondary_status: row.secondary_status,
         differences: row.differences,
+        rewrites: row.rewrites,
         primary_body: text(row.primary_body),
         secondary_body: text(row.secondary_body),
     }

@@ -35,6 +35,7 @@ mod serve_h2;
 mod serve_hardening;
 mod serve_outcomes;
 mod serve_passthrough;
+mod serve_rewrites;
 mod serve_paths;
 mod serve_secrets;
 mod serve_shadowing;

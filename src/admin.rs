@@ -27,6 +27,8 @@ pub trait Serving: Send + Sync {
     fn breaker(&self) -> Option<BreakerStatus>;
     /// `None` without `--baseline`; else the baseline's own breaker, if breakers are on.
     fn baseline(&self) -> Option<Option<BreakerStatus>>;
+    /// `primary` or `secondary`: whose responses the clients get (`--answer-from`).
+    fn answer_from(&self) -> &'static str;
 }
 
 /// The secondary's circuit breaker as `/status` shows it.
@@ -110,6 +112,7 @@ impl AdminState {
             "uptime_seconds": self.started.elapsed().as_secs(),
             "config_digest": self.config_digest.load().as_str(),
             "serving": proxy.is_some(),
+            "answer_from": proxy.map(|p| p.answer_from()),
             "store_alive": self.store_alive(),
             "counters": {
                 "matched": self.tally.matched.load(Ordering::Relaxed),

@@ -224,6 +224,7 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("listen", "ADDR", "Address to accept clients on (HTTP/1.1 and cleartext HTTP/2). [default: 127.0.0.1:8080]"),
         setting("primary", "URL", "The system of record; clients get its responses."),
         setting("secondary", "URL", "The system being migrated to; receives copies of sampled requests."),
+        setting("answer-from", "LEG", "Which leg's responses the clients get: `primary`, or `secondary` after a cutover (the primary is then the shadow, so verification goes on and rolling back is this flag). [default: primary]"),
         setting("baseline", "URL", "A second instance of the primary's version (or `self`: the primary again, safe methods only): where primary and baseline differ is noise, not a mismatch. Gets the secondary's admission, timeout and connect settings."),
         setting("noise-window", "N", "Comparisons per route the baseline's noise memory spans. [default: 200]"),
         setting("noise-threshold", "RATE", "Share of a route's comparisons in which primary and baseline must differ at a path for it to be noise on the route. [default: 1%]"),

@@ -82,8 +82,9 @@ pub struct Captured {
 }
 
 /// Which upstream a value belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Leg {
+    #[default]
     Primary,
     Secondary,
 }

@@ -245,6 +245,19 @@ pub struct RewriteFailed {
     pub reason: String,
 }
 
+impl RewriteFailed {
+    /// As the failure of the leg it was meant for, when that leg answers the client (the
+    /// secondary after a cutover): it was never asked. The target is left out: it may hold
+    /// a query secret.
+    pub fn leg_error(&self) -> crate::exchange::LegError {
+        crate::exchange::LegError {
+            kind: crate::exchange::ErrorKind::Protocol,
+            message: "a [[rewrite]] made a target that cannot be sent".into(),
+            latency: std::time::Duration::ZERO,
+        }
+    }
+}
+
 fn shown_of(value: &Value) -> Shown {
     if value.from_env {
         Shown::Template(value.template.clone())

@@ -18,6 +18,18 @@ pub struct LegConfig {
     pub preserve_host: bool,
 }
 
+/// `answer-from`: which leg's response the clients get; the other one is the shadow.
+/// After a cutover the secondary answers and the primary is compared against it, so
+/// rolling back is this one setting.
+pub(super) const ANSWER_FROM: super::value::Kind<crate::exchange::Leg> = super::value::Kind {
+    parse: |text| match text.trim() {
+        "primary" => Ok(crate::exchange::Leg::Primary),
+        "secondary" => Ok(crate::exchange::Leg::Secondary),
+        other => Err(format!("{other:?}: `primary` or `secondary`")),
+    },
+    spell: |leg| super::value::quoted(leg.as_str()),
+};
+
 /// Which of the two legs a setting key belongs to.
 #[derive(Clone, Copy)]
 pub(super) enum Side {

@@ -66,6 +66,10 @@ pub struct ServeConfig {
     pub listener: ListenerConfig,
     pub primary: LegConfig,
     pub secondary: LegConfig,
+    /// `--answer-from`: the leg whose responses the clients get; the other is the shadow.
+    /// Each leg keeps its own settings whichever role it has; rewrites stay the
+    /// secondary's, sampling, budgets and the breaker go with the shadow role.
+    pub answer_from: crate::exchange::Leg,
     /// The baseline leg, if any (`--baseline`).
     pub baseline: Option<BaselineConfig>,
     pub shadow: ShadowConfig,
@@ -152,6 +156,7 @@ impl ServeConfig {
         let secondary_url = url(&mut m, "secondary")?;
         let primary = LegConfig::merge(&mut m, Side::Primary, primary_url)?;
         let secondary = LegConfig::merge(&mut m, Side::Secondary, secondary_url)?;
+        let answer_from = m.or("answer-from", &leg::ANSWER_FROM, crate::exchange::Leg::Primary)?;
         let baseline = BaselineConfig::merge(&mut m, &primary, &secondary)?;
         let shadow = ShadowConfig::merge(&mut m)?;
         let store = StoreConfig::merge(&mut m)?;
@@ -183,6 +188,7 @@ impl ServeConfig {
             listener,
             primary,
             secondary,
+            answer_from,
             baseline,
             shadow,
             store,
@@ -235,6 +241,22 @@ impl ServeConfig {
         };
         let (config, unset) = ServeConfig::merge(overrides, file)?;
         Ok(Checked { config, unset })
+    }
+
+    /// The leg that answers the clients (`--answer-from`), and the one shadowed.
+    pub fn answering_leg(&self) -> &LegConfig {
+        match self.answer_from {
+            crate::exchange::Leg::Primary => &self.primary,
+            crate::exchange::Leg::Secondary => &self.secondary,
+        }
+    }
+
+    /// The leg the shadow goes to: the secondary, or the primary after a cutover.
+    pub fn shadow_leg(&self) -> &LegConfig {
+        match self.answer_from {
+            crate::exchange::Leg::Primary => &self.secondary,
+            crate::exchange::Leg::Secondary => &self.primary,
+        }
     }
 
     /// The settings as a config file would spell them, defaults filled in: what

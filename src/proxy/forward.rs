@@ -61,6 +61,9 @@ pub async fn handle(
         host.as_ref(),
     );
 
+    let leg = proxy.config.answer_from;
+    // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
+    let recorded_uri = crate::upstream::target::origin_form(&parts.uri);
     let permit = match admitted {
         Ok(permit) => permit,
         Err(reason) => {
@@ -70,20 +73,28 @@ pub async fn handle(
                 path: parts.uri.path().to_string(),
                 reason,
             });
-            let sent = proxy.send_primary(
+            let answering = match proxy.answering_request(&parts.method, &recorded_uri, headers) {
+                Ok(answering) => answering,
+                Err(failed) => return Ok(error_response(&failed.leg_error(), leg)),
+            };
+            let sent = proxy.send_answering(
                 Instant::now(),
                 parts.method,
-                &parts.uri,
-                headers,
+                answering.uri.as_ref().unwrap_or(&parts.uri),
+                answering.headers,
                 PrimaryBody::Client(body),
             );
             return Ok(match sent.await {
                 Ok(response) => passthrough(response),
                 Err(_) if body_failed.get() => Refusal::MalformedBody.response(),
-                Err(error) => error_response(&error),
+                Err(error) => error_response(&error, leg),
             });
         }
     };
+    // The shadow's copy is the client's request; the answering leg's is rewritten when it
+    // is the secondary. Decided before the shadow starts, so it knows what was changed.
+    let shadow_headers = headers.clone();
+    let answering = proxy.answering_request(&parts.method, &recorded_uri, headers);
 
     // Shadowed: tee the request body unless there is none.
     let (primary_body, shadow_body) = if body.is_end_stream() {
@@ -95,20 +106,37 @@ pub async fn handle(
         let (tee, rx) = RequestTee::new(body, proxy.config.shadow.max_body, permit.memory.clone());
         (PrimaryBody::Teed(Box::new(tee)), ShadowBody::Pending(rx))
     };
+    let (answering, answered_rewrites) = match answering {
+        Ok(mut answering) => {
+            let changes = std::mem::take(&mut answering.changes);
+            (Ok(answering), changes)
+        }
+        Err(failed) => (Err(failed), Vec::new()),
+    };
     let shadow = ShadowRequest {
         at,
         method: parts.method.clone(),
-        // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
-        uri: crate::upstream::target::origin_form(&parts.uri),
-        headers: headers.clone(),
+        uri: recorded_uri,
+        headers: shadow_headers,
         body: shadow_body,
+        answered_rewrites,
     };
     let (primary_tx, primary_rx) = tokio::sync::oneshot::channel();
     let memory = permit.memory.clone();
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
+    let answering = match answering {
+        Ok(answering) => answering,
+        Err(failed) => {
+            let error = failed.leg_error();
+            let response = error_response(&error, leg);
+            let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
+            return Ok(response);
+        }
+    };
     let started = Instant::now();
-    let sent = proxy.send_primary(started, parts.method, &parts.uri, headers, primary_body);
+    let target = answering.uri.as_ref().unwrap_or(&parts.uri);
+    let sent = proxy.send_answering(started, parts.method, target, answering.headers, primary_body);
     match sent.await {
         Ok(response) => {
             let (mut head, body) = response.into_parts();
@@ -132,7 +160,7 @@ pub async fn handle(
         // `request_incomplete`, so the primary is not blamed there either.
         Err(_) if body_failed.get() => Ok(Refusal::MalformedBody.response()),
         Err(error) => {
-            let response = error_response(&error);
+            let response = error_response(&error, leg);
             let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
             Ok(response)
         }

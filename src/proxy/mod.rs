@@ -82,8 +82,8 @@ pub struct Prepared {
     dropped: Arc<AtomicU64>,
     write_errors: Arc<AtomicU64>,
     lost: Arc<crate::store::LossCounters>,
-    primary: Upstream<PrimaryBody>,
-    secondary: Upstream,
+    answering: Upstream<PrimaryBody>,
+    shadow: Upstream,
     baseline: Option<Upstream>,
     recorder: Option<Arc<Recorder>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -100,8 +100,11 @@ impl Prepared {
 /// clients.
 pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
     let comparator = Arc::new(Comparator::new(&config.rules)?);
-    let primary = Upstream::new(&config.primary.url, &config.primary.connect)?;
-    let secondary = Upstream::new(&config.secondary.url, &config.secondary.connect)?;
+    // `--answer-from`: the answering leg streams the client's request and response; the
+    // other takes the shadow's complete copy. Each is built from its own leg's settings.
+    let (answering, shadowed) = (config.answering_leg(), config.shadow_leg());
+    let answering = Upstream::new(&answering.url, &answering.connect)?;
+    let shadow = Upstream::new(&shadowed.url, &shadowed.connect)?;
     // `--baseline self` builds its own upstream to the primary: its own pool, never the
     // clients' connections.
     let baseline = match &config.baseline {
@@ -123,6 +126,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         config_digest: config.digest.clone(),
         rules: comparator.rule_ids(),
         instance: config.store.instance.clone(),
+        answered_by: config.answer_from,
     };
     let mut options = config.store.options(dropped.clone());
     options.write_errors = write_errors.clone();
@@ -149,8 +153,8 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
         recorder,
         write_errors,
         lost,
-        primary,
-        secondary,
+        answering,
+        shadow,
         baseline,
         tls,
         live,
@@ -161,9 +165,10 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
 pub struct Proxy {
     pub(crate) config: ServeConfig,
     pub(crate) breaker: Option<Arc<Breaker>>,
-    /// The primary gets the client's body as it streams; the secondary a complete one.
-    pub(crate) primary: Upstream<PrimaryBody>,
-    pub(crate) secondary: Upstream,
+    /// The answering leg (the primary, or the secondary with `--answer-from secondary`)
+    /// gets the client's body as it streams; the shadow leg a complete copy.
+    pub(crate) answering: Upstream<PrimaryBody>,
+    pub(crate) shadow: Upstream,
     pub(crate) baseline: Option<shadow::BaselineLink>,
     pub(crate) admission: Admission,
     pub(crate) pipeline: PipelineHandle,
@@ -181,8 +186,8 @@ impl Proxy {
         Proxy {
             config: self.config.clone(),
             breaker: self.breaker.clone(),
-            primary: self.primary.with_own_pool(pools.primary),
-            secondary: self.secondary.with_own_pool(pools.secondary),
+            answering: self.answering.with_own_pool(pools.primary),
+            shadow: self.shadow.with_own_pool(pools.secondary),
             baseline: self
                 .baseline
                 .as_ref()
@@ -203,9 +208,39 @@ impl Proxy {
         }
     }
 
-    /// Sends a request to the primary, built by the one request builder, and waits for
-    /// its response head within the primary timeout (counted from `started`).
-    pub(crate) async fn send_primary(
+    /// The client's request as the answering leg gets it: unchanged from the primary;
+    /// from the secondary (after a cutover) with the `[[rewrite]]` changes, which are
+    /// always the secondary's.
+    pub(crate) fn answering_request(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: http::HeaderMap,
+    ) -> Result<AnsweringRequest, crate::rewrite::RewriteFailed> {
+        if self.config.answer_from == crate::exchange::Leg::Primary {
+            return Ok(AnsweringRequest {
+                uri: None,
+                headers,
+                changes: Vec::new(),
+            });
+        }
+        Ok(match self.config.rewrites.apply(method, uri, &headers)? {
+            Some(rewritten) => AnsweringRequest {
+                uri: Some(rewritten.uri),
+                headers: rewritten.headers,
+                changes: rewritten.changes,
+            },
+            None => AnsweringRequest {
+                uri: None,
+                headers,
+                changes: Vec::new(),
+            },
+        })
+    }
+
+    /// Sends a request to the answering leg, built by the one request builder, and waits
+    /// for its response head within that leg's timeout (counted from `started`).
+    pub(crate) async fn send_answering(
         &self,
         started: Instant,
         method: http::Method,
@@ -214,17 +249,26 @@ impl Proxy {
         body: PrimaryBody,
     ) -> Result<http::Response<hyper::body::Incoming>, LegError> {
         let sent = async {
-            let request = self.primary.request(
+            let request = self.answering.request(
                 method,
                 target,
                 headers,
-                self.config.primary.preserve_host,
+                self.config.answering_leg().preserve_host,
                 body,
             )?;
-            self.primary.send(request, started).await
+            self.answering.send(request, started).await
         };
-        crate::upstream::within(self.config.primary.timeout, started, "response", sent).await
+        let timeout = self.config.answering_leg().timeout;
+        crate::upstream::within(timeout, started, "response", sent).await
     }
+}
+
+/// [`Proxy::answering_request`]: the target when a rewrite changed it, the headers, and
+/// what changed.
+pub(crate) struct AnsweringRequest {
+    pub uri: Option<http::Uri>,
+    pub headers: http::HeaderMap,
+    pub changes: Vec<crate::rewrite::Change>,
 }
 
 impl crate::admin::Serving for Proxy {
@@ -238,6 +282,10 @@ impl crate::admin::Serving for Proxy {
 
     fn breaker(&self) -> Option<crate::admin::BreakerStatus> {
         self.breaker.as_deref().map(breaker_status)
+    }
+
+    fn answer_from(&self) -> &'static str {
+        self.config.answer_from.as_str()
     }
 
     fn baseline(&self) -> Option<Option<crate::admin::BreakerStatus>> {
@@ -312,8 +360,8 @@ pub async fn serve_with_admin(
         dropped,
         write_errors,
         lost,
-        primary,
-        secondary,
+        answering,
+        shadow,
         baseline,
         recorder,
         tls,
@@ -351,8 +399,8 @@ pub async fn serve_with_admin(
     let proxy = Arc::new(Proxy {
         admission,
         breaker,
-        primary,
-        secondary,
+        answering,
+        shadow,
         baseline,
         pipeline: pipeline.handle(),
         recorder: recorder.clone(),

@@ -28,15 +28,15 @@ pub fn build_response(
 
 /// 502 when the primary cannot be reached or answers garbage, 504 when it is too slow:
 /// one plain-text line that says which.
-pub fn error_response(error: &LegError) -> Response<ProxyBody> {
+pub fn error_response(error: &LegError, leg: crate::exchange::Leg) -> Response<ProxyBody> {
     let status = match error.kind {
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    tracing::debug!(%error, "primary failed");
+    tracing::debug!(%error, leg = leg.as_str(), "the answering leg failed");
     // The error's message can name the upstream's address or URL; the client's page names
     // only the kind, so a 502 tells an outsider nothing about the topology behind it.
-    let text = format!("shadowdiff: primary {}\n", error.kind.as_str());
+    let text = format!("shadowdiff: {} {}\n", leg.as_str(), error.kind.as_str());
     plain_text(status, text)
 }
 

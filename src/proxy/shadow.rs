@@ -1,5 +1,7 @@
-//! The secondary leg: a task of its own per shadowed request, so nothing the secondary does
-//! (slow, down, resetting, answering garbage) can reach the client's response.
+//! The shadow leg: a task of its own per shadowed request, so nothing the shadowed upstream
+//! does (slow, down, resetting, answering garbage) can reach the client's response. The
+//! shadow goes to the secondary, or to the primary with `--answer-from secondary`; either
+//! way the exchange is judged as primary against secondary.
 
 use super::admission::Admitted;
 use super::breaker::Breaker;
@@ -8,8 +10,8 @@ use super::Proxy;
 use crate::budget::Reservation;
 use crate::config::{BaselineConfig, BaselineTarget, BreakerConfig, LegConfig};
 use crate::exchange::{
-    is_write, BaselineLeg, BaselineSkip, ErrorKind, Exchange, LegError, LegOutcome, Observation,
-    RecordedRequest, SkipReason,
+    is_write, BaselineLeg, BaselineSkip, ErrorKind, Exchange, Leg, LegError, LegOutcome,
+    Observation, RecordedRequest, SkipReason,
 };
 use crate::rewrite::Rewritten;
 use crate::upstream::{Fetch, FetchOptions, Upstream};
@@ -34,6 +36,9 @@ pub struct ShadowRequest {
     /// The prepared end-to-end headers, the same the primary got.
     pub headers: HeaderMap,
     pub body: ShadowBody,
+    /// With `--answer-from secondary`: what `[[rewrite]]` changed in the answering leg's
+    /// request (the secondary's), for the stored exchange.
+    pub answered_rewrites: Vec<crate::rewrite::Change>,
 }
 
 /// Sends the shadow, waits for the primary's captured response, and hands the pair to the
@@ -65,9 +70,9 @@ pub async fn run_shadow(
     drop(admitted.permit);
 }
 
-/// Errors and timeouts count against the secondary; an answer of any status, or a body
-/// over max-body, shows it is up.
-fn secondary_failed(outcome: &LegOutcome) -> bool {
+/// Errors and timeouts count against the shadowed upstream (or the baseline); an answer of
+/// any status, or a body over max-body, shows it is up.
+fn shadow_failed(outcome: &LegOutcome) -> bool {
     match outcome {
         Ok(_) => false,
         Err(error) => matches!(
@@ -99,6 +104,7 @@ async fn shadow_exchange(
         uri,
         headers,
         body,
+        answered_rewrites,
     } = request;
     let body = match body {
         ShadowBody::Ready(bytes) => Ok(bytes),
@@ -127,13 +133,19 @@ async fn shadow_exchange(
         recorder.record_at(at, &request);
     }
     // The secondary's copy only: the primary already has the client's request, and the
-    // baseline must get exactly what the primary got.
-    let rewritten =
-        match proxy
-            .config
-            .rewrites
-            .apply(&request.method, &request.uri, &request.headers)
-        {
+    // baseline must get exactly what the primary got. After a cutover the shadow is the
+    // primary's copy, never rewritten.
+    let shadows_secondary = proxy.config.answer_from == Leg::Primary;
+    let rewritten = match shadows_secondary
+        .then(|| {
+            proxy
+                .config
+                .rewrites
+                .apply(&request.method, &request.uri, &request.headers)
+        })
+        .transpose()
+        .map(Option::flatten)
+    {
             Ok(rewritten) => rewritten,
             Err(_) => {
                 // Counted, never logged: the target may carry a query secret.
@@ -147,12 +159,12 @@ async fn shadow_exchange(
             }
         };
     // The baseline's copy goes out with the secondary's, under the same permit and budget.
-    let (secondary, baseline) = tokio::join!(
-        send_secondary(proxy, &request, rewritten.as_ref(), memory),
+    let (shadowed, baseline) = tokio::join!(
+        send_shadow(proxy, &request, rewritten.as_ref(), memory),
         send_baseline(proxy, &request, memory),
     );
     let sent = Sent::Yes {
-        failed: secondary_failed(&secondary),
+        failed: shadow_failed(&shadowed),
     };
     if memory.refused() {
         // Part of this shadow (the secondary's answer, or the primary's copy so far) did not
@@ -166,7 +178,7 @@ async fn shadow_exchange(
         };
         return (skipped, Sent::Yes { failed: false });
     }
-    let primary = match primary.await {
+    let answered = match primary.await {
         Ok(PrimaryCapture::Done(outcome)) => outcome,
         Ok(PrimaryCapture::Skipped(reason)) => {
             let skipped = Observation::Skipped {
@@ -179,9 +191,18 @@ async fn shadow_exchange(
         }
         Err(_) => Err(LegError {
             kind: ErrorKind::Incomplete,
-            message: "the primary's response was never completed".into(),
+            message: "the answering leg's response was never completed".into(),
             latency: Duration::ZERO,
         }),
+    };
+    // Judged by system, not by role: the primary's answer on the left whichever answered.
+    let (primary, secondary, rewrites) = match shadows_secondary {
+        true => (
+            answered,
+            shadowed,
+            rewritten.map(|r| r.changes).unwrap_or_default(),
+        ),
+        false => (shadowed, answered, answered_rewrites),
     };
     let exchange = Exchange {
         at,
@@ -189,14 +210,15 @@ async fn shadow_exchange(
         primary,
         secondary,
         baseline,
-        rewrites: rewritten.map(|r| r.changes).unwrap_or_default(),
+        rewrites,
     };
     (Observation::Exchange(Box::new(exchange)), sent)
 }
 
-/// The same request again, built by the same code as the primary's, marked as a shadow,
-/// with the `[[rewrite]]` changes when there are any.
-async fn send_secondary(
+/// The same request again, built by the same code as the answering leg's, marked as a
+/// shadow, with the `[[rewrite]]` changes when there are any, under the shadowed leg's own
+/// settings (its timeout, trust and Host).
+async fn send_shadow(
     proxy: &Proxy,
     request: &RecordedRequest,
     rewritten: Option<&Rewritten>,
@@ -206,17 +228,18 @@ async fn send_secondary(
         Some(r) => (&r.uri, &r.headers),
         None => (&request.uri, &request.headers),
     };
+    let leg = proxy.config.shadow_leg();
     let how = Fetch {
         memory: Some(memory),
         options: FetchOptions {
-            preserve_host: proxy.config.secondary.preserve_host,
+            preserve_host: leg.preserve_host,
             max_body: proxy.config.shadow.max_body,
-            timeout: proxy.config.secondary.timeout,
+            timeout: leg.timeout,
             mark: Some((&proxy.config.shadow.marker, "shadow")),
         },
     };
     proxy
-        .secondary
+        .shadow
         .fetch(how, &request.method, uri, headers, &request.body)
         .await
 }
@@ -312,7 +335,7 @@ async fn send_baseline(
         )
         .await;
     if let (Some(breaker), Some(ticket)) = (&link.breaker, ticket) {
-        breaker.record(ticket, secondary_failed(&outcome));
+        breaker.record(ticket, shadow_failed(&outcome));
     }
     BaselineLeg::Sent(outcome)
 }

@@ -61,16 +61,21 @@ pub async fn handle(
     if let Some(protocol) = protocol {
         headers.insert(header::UPGRADE, protocol);
     }
-    let sent = proxy.send_primary(
+    let leg = proxy.config.answer_from;
+    let answering = match proxy.answering_request(&parts.method, &parts.uri, headers) {
+        Ok(answering) => answering,
+        Err(failed) => return error_response(&failed.leg_error(), leg),
+    };
+    let sent = proxy.send_answering(
         std::time::Instant::now(),
         parts.method,
-        &parts.uri,
-        headers,
+        answering.uri.as_ref().unwrap_or(&parts.uri),
+        answering.headers,
         PrimaryBody::from(Bytes::new()),
     );
     let mut response = match sent.await {
         Ok(response) => response,
-        Err(error) => return error_response(&error),
+        Err(error) => return error_response(&error, leg),
     };
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {

@@ -132,6 +132,8 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
             instance: config.store.instance.clone(),
+            // Nobody is answered: both legs are asked alike.
+            answered_by: crate::exchange::Leg::Primary,
         },
         config.store.options(dropped.clone()),
     )?;

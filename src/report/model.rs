@@ -127,6 +127,9 @@ pub struct Summary {
     /// Observations judged but lost before the store took them (a full disk), by reason;
     /// the counts above miss them. See docs/STORE.md, `losses`.
     pub lost: BTreeMap<String, u64>,
+    /// Whose responses the clients got in the covered runs (`--answer-from`): `primary`,
+    /// `secondary`, or `both` when the range spans a cutover.
+    pub answered_by: String,
 }
 
 /// Latency percentiles of one leg, in milliseconds (within 5%).
@@ -223,6 +226,8 @@ pub struct RunReport {
     pub secondary: String,
     pub config_digest: String,
     pub tool_version: String,
+    /// `primary` or `secondary`: whose responses the clients got.
+    pub answered_by: String,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub dropped: u64,
@@ -374,6 +379,22 @@ impl Report {
                 runs.push(run_report(&database, run));
             }
         }
+        let by_secondary: Vec<String> = runs
+            .iter()
+            .filter(|r| r.answered_by == "secondary")
+            .map(|r| format!("{}#{}", r.database, r.id))
+            .collect();
+        let answered_by = match (by_secondary.len(), runs.len()) {
+            (0, _) => "primary",
+            (n, all) if n == all => "secondary",
+            _ => "both",
+        };
+        if !by_secondary.is_empty() {
+            notes.push(format!(
+                "the secondary answered the clients (--answer-from secondary) in run(s) {}; the primary was the shadow there",
+                by_secondary.join(", ")
+            ));
+        }
         if dropped > 0 {
             notes.push(format!(
                 "{dropped} requests were dropped because the pipeline was full; they were not compared"
@@ -388,6 +409,7 @@ impl Report {
         let mut summary = Summary {
             dropped,
             lost,
+            answered_by: answered_by.into(),
             ..Summary::default()
         };
         let routes: Vec<RouteReport> = routes
@@ -544,6 +566,7 @@ fn run_report(database: &str, run: RunRow) -> RunReport {
         secondary: run.secondary,
         config_digest: run.config_digest,
         tool_version: run.tool_version,
+        answered_by: run.answered_by,
         started_at: timestamp(run.started_ms),
         finished_at: run.finished_ms.map(timestamp),
         dropped: run.dropped,

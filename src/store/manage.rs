@@ -136,11 +136,13 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
     let uid = column("runs", "uid")?;
     let instance = column("runs", "instance")?;
     let to_path = column("differences", "to_path")?;
+    let answered_by = column("runs", "answered_by")?;
     let runs = src
         .rows(
             &format!(
                 "SELECT id, {uid}, {instance}, mode, primary_url, secondary_url, config_digest,
-                        tool_version, rules, started_ms, finished_ms, dropped, examples_stopped_ms
+                        tool_version, rules, started_ms, finished_ms, dropped, examples_stopped_ms,
+                        {answered_by}
                  FROM runs ORDER BY id"
             ),
             &[],
@@ -159,12 +161,13 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
                     row.opt_int(10)?,
                     row.int(11)?,
                     row.opt_int(12)?,
+                    row.opt_text(13)?,
                 ))
             },
         )
         .map_err(|e| source.error(e))?;
     let mut summary = CopySummary::default();
-    for (source_id, uid, instance, fields, finished, dropped, stopped) in runs {
+    for (source_id, uid, instance, fields, finished, dropped, stopped, answered_by) in runs {
         let uid = uid.unwrap_or_else(|| format!("{store_id}-{source_id}"));
         // The run row, its counters and losses: one transaction, set to the source's values.
         let (dest_id, mark) = in_transaction(&dest, || {
@@ -195,13 +198,14 @@ pub fn copy(from: &Location, to: &Location) -> Result<CopySummary, StoreError> {
                         Arg::Int(finished),
                         Arg::Int(Some(dropped)),
                         Arg::Int(stopped),
+                        Arg::Text(answered_by.as_deref()),
                     ]);
                     let id = dest
                         .first(
                             "INSERT INTO runs (uid, instance, mode, primary_url, secondary_url,
                                  config_digest, tool_version, rules, started_ms, finished_ms,
-                                 dropped, examples_stopped_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                 dropped, examples_stopped_ms, answered_by)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                              RETURNING id",
                             &args,
                             |row| row.int(0),

@@ -146,6 +146,9 @@ pub struct RunInfo {
     pub rules: Vec<String>,
     /// Which instance of a fleet ran it (`--instance`; empty: the host name).
     pub instance: String,
+    /// Which leg's responses the clients got (`--answer-from`); a replay answers nobody
+    /// and says primary.
+    pub answered_by: Leg,
 }
 
 /// The name an instance goes by when `--instance` is not given: the host name (a pod's
@@ -523,8 +526,8 @@ fn open_sqlite(
     let (conn, digest_key) = prepare_sqlite(path)?;
     conn.execute(
         "INSERT INTO runs (mode, primary_url, secondary_url, config_digest, tool_version,
-             rules, started_ms, instance, uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             rules, started_ms, instance, uid, answered_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         rusqlite::params![
             run.mode,
             run.primary,
@@ -535,6 +538,7 @@ fn open_sqlite(
             millis_since_epoch(SystemTime::now()),
             instance_of(run),
             new_run_uid(),
+            run.answered_by.as_str(),
         ],
     )
     .map_err(|e| StoreError::from_sqlite(path, e))?;
@@ -626,8 +630,8 @@ fn open_postgres(
     let row = client
         .query_one(
             "INSERT INTO runs (uid, instance, mode, primary_url, secondary_url, config_digest,
-                 tool_version, rules, started_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                 tool_version, rules, started_ms, answered_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             &[
                 &new_run_uid(),
                 &instance_of(run),
@@ -638,6 +642,7 @@ fn open_postgres(
                 &env!("CARGO_PKG_VERSION"),
                 &serde_json::to_string(&run.rules).unwrap_or_else(|_| "[]".into()),
                 &millis_since_epoch(SystemTime::now()),
+                &run.answered_by.as_str(),
             ],
         )
         .map_err(|e| StoreError::Postgres {

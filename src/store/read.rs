@@ -58,6 +58,9 @@ pub struct RunRow {
     pub examples_stopped_ms: Option<i64>,
     /// The instance that wrote it (`None` in stores written before instances existed).
     pub instance: Option<String>,
+    /// `primary` or `secondary`: whose responses the clients got (`--answer-from`);
+    /// `primary` for runs from before the column.
+    pub answered_by: String,
 }
 
 /// (minute, route, outcome, count): matched or mismatched requests of one route in one
@@ -136,6 +139,8 @@ pub struct StoreReader {
     instance_column: &'static str,
     /// [`MISMATCH_COLUMNS`] and `rewrites` (`NULL` in a store from before it).
     mismatch_columns: String,
+    /// `answered_by`, or `NULL` in a store from before it.
+    answered_by_column: &'static str,
 }
 
 pub(super) const MISMATCH_COLUMNS: &str = "id, run_id, at_ms, route, signature, method, uri,
@@ -184,6 +189,7 @@ impl StoreReader {
             name,
             instance_column: "NULL",
             mismatch_columns: String::new(),
+            answered_by_column: "NULL",
         };
         if reader
             .conn
@@ -197,6 +203,10 @@ impl StoreReader {
             .has_column("mismatches", "rewrites")
             .map_err(|e| reader.error(e))?;
         reader.mismatch_columns = mismatch_columns(has_rewrites);
+        if has_rewrites {
+            // Both came with the same schema step.
+            reader.answered_by_column = "answered_by";
+        }
         Ok(reader)
     }
 
@@ -283,12 +293,14 @@ impl StoreReader {
     pub fn runs(&self, filter: &ReadFilter) -> Result<Vec<RunRow>, StoreError> {
         let sql = format!(
             "SELECT id, mode, primary_url, secondary_url, config_digest, tool_version, rules,
-                    started_ms, finished_ms, dropped, examples_stopped_ms, {instance}
+                    started_ms, finished_ms, dropped, examples_stopped_ms, {instance},
+                    {answered_by}
              FROM runs WHERE (CAST(?1 AS BIGINT) IS NULL OR id = ?1)
                AND (CAST(?2 AS BIGINT) IS NULL OR finished_ms IS NULL OR finished_ms >= ?2)
                AND (CAST(?3 AS TEXT) IS NULL OR {instance} = ?3)
              ORDER BY id",
-            instance = self.instance_column
+            instance = self.instance_column,
+            answered_by = self.answered_by_column
         );
         self.conn
             .rows(&sql, &filter.args(false), |row| {
@@ -306,6 +318,7 @@ impl StoreReader {
                     dropped: row.int(9)?.max(0) as u64,
                     examples_stopped_ms: row.opt_int(10)?,
                     instance: row.opt_text(11)?,
+                    answered_by: row.opt_text(12)?.unwrap_or_else(|| "primary".into()),
                 })
             })
             .map_err(|e| self.error(e))

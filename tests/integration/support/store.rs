@@ -113,6 +113,7 @@ pub fn run_info(rules: &[&str]) -> RunInfo {
         config_digest: "digest".into(),
         rules: rules.iter().map(|r| r.to_string()).collect(),
         instance: String::new(),
+        answered_by: Default::default(),
     }
 }
 

@@ -320,6 +320,9 @@ impl CompiledRules {
             set.ignore.extend(inherited.ignore);
             set.masks.extend(inherited.masks);
             set.unordered.extend(inherited.unordered);
+            if set.allow_added.is_none() {
+                set.allow_added = inherited.allow_added;
+            }
             if set.tolerance.is_none() {
                 set.tolerance = inherited.tolerance;
             }

@@ -709,3 +709,22 @@ fn misspelled_rule_keys_are_rejected_with_their_line() {
         );
     }
 }
+
+#[test]
+fn a_global_allow_added_applies_on_routes_with_their_own_table() {
+    let engine = comparator(
+        r#"
+        [compare]
+        allow = ["added"]
+
+        [[route]]
+        pattern = "GET /users/{id}"
+        ignore = ["body/t"]
+        "#,
+    );
+    let a = json(r#"{"name":"a"}"#);
+    let b = json(r#"{"name":"a","email":"e@x"}"#);
+    let on_route = engine.compare("GET /users/{id}", &a, &b);
+    assert!(on_route.is_match(), "{on_route:?}");
+    assert_eq!(hidden(&on_route), [("allow added".to_string(), 1)]);
+}

@@ -8,7 +8,7 @@
 
 pub mod tape;
 
-use super::path::escape_key;
+use super::path::{escape_key, segments};
 use super::sink::Sink;
 use super::DiffKind;
 use std::collections::HashMap;
@@ -44,33 +44,27 @@ impl<'t> Walk<'_, 't> {
             (View::Null, View::Null) => {}
             (View::Bool(x), View::Bool(y)) => {
                 if x != y {
-                    changed(sink, path, a, b);
+                    leaf_difference(sink, path, a, b, DiffKind::Changed, |_| None);
                 }
             }
             (View::Str(x), View::Str(y)) => {
                 if x != y {
-                    match sink.masked_equal(x, y) {
-                        Some(rule) if sink.ignored_by(path).is_none() => sink.hide(rule),
-                        _ => changed(sink, path, a, b),
-                    }
+                    leaf_difference(sink, path, a, b, DiffKind::Changed, |sink| {
+                        sink.masked_equal(x, y)
+                    });
                 }
             }
             (View::Array(x), View::Array(y)) => self.diff_arrays(sink, x, y),
             (View::Object(x), View::Object(y)) => self.diff_objects(sink, x, y),
             (x, y) => match numbers_equal(&x, &y) {
                 Some(true) => {}
-                Some(false) => {
-                    let tolerated = sink
-                        .rules
+                Some(false) => leaf_difference(sink, path, a, b, DiffKind::Changed, |sink| {
+                    sink.rules
                         .tolerance
                         .filter(|(t, _)| t.accepts(as_f64(&x), as_f64(&y)))
-                        .map(|(_, id)| id);
-                    match tolerated {
-                        Some(rule) if sink.ignored_by(path).is_none() => sink.hide(rule),
-                        _ => changed(sink, path, a, b),
-                    }
-                }
-                None => sink.emit(path, DiffKind::Type, || Some(render(a)), || Some(render(b))),
+                        .map(|(_, id)| id)
+                }),
+                None => leaf_difference(sink, path, a, b, DiffKind::Type, |_| None),
             },
         }
     }
@@ -111,7 +105,8 @@ impl<'t> Walk<'_, 't> {
                 _ => std::cmp::Ordering::Greater,
             };
             if order != std::cmp::Ordering::Equal && renames.is_none() {
-                renames = Some(self.pair_renames(sink.rules, (i, x_end), (j, y_end)));
+                let declared = self.declared_renames(sink.rules, (base, x_end), (x_end, y_end));
+                renames = Some(self.pair_renames(sink.rules, (i, x_end), (j, y_end), declared));
             }
             let len = self.path.len();
             self.path.push('/');
@@ -126,8 +121,23 @@ impl<'t> Walk<'_, 't> {
                 std::cmp::Ordering::Less => {
                     let (key, value) = self.keys[i];
                     escape_key(key, self.path);
-                    match renames.as_ref().and_then(|r| r.partner(i)) {
-                        Some(k) => {
+                    let declared = renames.as_ref().and_then(|r| r.declared_partner(i));
+                    match (declared, renames.as_ref().and_then(|r| r.partner(i))) {
+                        (Some((k, rule)), _) => {
+                            let (new_key, new_value) = self.keys[k];
+                            let mut to = self.path[..len + 1].to_string();
+                            escape_key(new_key, &mut to);
+                            // An ignore on either name means "this field does not matter",
+                            // as for a renamed key: it hides the pair, values and all.
+                            match sink.ignored_by(self.path).or_else(|| sink.ignored_by(&to)) {
+                                Some(ignore) => sink.hide(ignore),
+                                None => {
+                                    sink.hide(rule);
+                                    self.diff(sink, value, new_value);
+                                }
+                            }
+                        }
+                        (None, Some(k)) => {
                             let (new_key, new_value) = self.keys[k];
                             let mut to = self.path[..len + 1].to_string();
                             escape_key(new_key, &mut to);
@@ -141,7 +151,7 @@ impl<'t> Walk<'_, 't> {
                                 || Some(render(new_value)),
                             );
                         }
-                        None => sink.emit(
+                        (None, None) => sink.emit(
                             self.path,
                             DiffKind::Removed,
                             || Some(render(value)),
@@ -152,7 +162,10 @@ impl<'t> Walk<'_, 't> {
                 }
                 std::cmp::Ordering::Greater => {
                     let (key, value) = self.keys[j];
-                    if !renames.as_ref().is_some_and(|r| r.is_target(j)) {
+                    if !renames
+                        .as_ref()
+                        .is_some_and(|r| r.is_target(j) || r.is_declared_target(j))
+                    {
                         escape_key(key, self.path);
                         sink.emit(self.path, DiffKind::Added, || None, || Some(render(value)));
                     }
@@ -164,15 +177,61 @@ impl<'t> Walk<'_, 't> {
         self.keys.truncate(base);
     }
 
+    /// The `rename` rules that apply to the object at `self.path`, as (old key's index,
+    /// new key's index, rule id) into [`Walk::keys`]: a rule applies when its old key is
+    /// only on the primary's side and its new key only on the secondary's. When it does not
+    /// (both sides have the old key, or neither has the new one) it hides nothing and
+    /// each key is compared, removed or added as usual. Each key pairs at most once, the
+    /// first rule (the route's before the global ones) winning.
+    fn declared_renames(
+        &self,
+        rules: &super::rules::RuleSet,
+        (x_start, x_end): (usize, usize),
+        (y_start, y_end): (usize, usize),
+    ) -> Vec<(usize, usize, usize)> {
+        let mut declared = Vec::new();
+        if rules.renames.is_empty() {
+            return declared;
+        }
+        let segs = segments(self.path);
+        // Both runs are sorted by key and hold each key once (last wins).
+        let find = |start: usize, end: usize, key: &str| {
+            self.keys[start..end]
+                .binary_search_by(|entry| entry.0.cmp(key))
+                .ok()
+                .map(|at| start + at)
+        };
+        for (rename, id) in &rules.renames {
+            if !rename.parent.matches(&segs) {
+                continue;
+            }
+            let old = find(x_start, x_end, &rename.from);
+            let new = find(y_start, y_end, &rename.to);
+            let (Some(old), Some(new)) = (old, new) else {
+                continue;
+            };
+            if find(y_start, y_end, &rename.from).is_some()
+                || find(x_start, x_end, &rename.to).is_some()
+                || declared.iter().any(|&(o, n, _)| o == old || n == new)
+            {
+                continue;
+            }
+            declared.push((old, new, *id));
+        }
+        declared
+    }
+
     /// Pairs each key only the primary has (in key order) with the first unpaired key only
     /// the secondary has whose value is equal under the rules (probed at the old key's
     /// path), so a renamed field is one difference and not a removed and an added one.
-    /// `old` and `new` are the unmerged rest of the two sorted key runs in `self.keys`.
+    /// `old` and `new` are the unmerged rest of the two sorted key runs in `self.keys`;
+    /// the keys a `rename` rule already paired (`declared`) are left out.
     fn pair_renames(
         &mut self,
         rules: &super::rules::RuleSet,
         (mut i, x_end): (usize, usize),
         (mut j, y_end): (usize, usize),
+        declared: Vec<(usize, usize, usize)>,
     ) -> Renames {
         let (mut removed, mut added) = (Vec::new(), Vec::new());
         while i < x_end || j < y_end {
@@ -187,21 +246,30 @@ impl<'t> Walk<'_, 't> {
                     j += 1;
                 }
                 std::cmp::Ordering::Less => {
-                    removed.push(i);
+                    if !declared.iter().any(|d| d.0 == i) {
+                        removed.push(i);
+                    }
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    added.push(j);
+                    if !declared.iter().any(|d| d.1 == j) {
+                        added.push(j);
+                    }
                     j += 1;
                 }
             }
         }
-        let mut renames = Renames::default();
+        let mut renames = Renames {
+            pairs: Vec::new(),
+            declared,
+        };
+        // A map rule can make values of two types equal (`ACTIVE` against `1`).
+        let any_type = !rules.maps.is_empty();
         let mut budget = MAX_PAIRING_PROBES;
         for r in removed {
             let (key, a) = self.keys[r];
             for &k in &added {
-                if renames.is_target(k) || !same_type(a, self.keys[k].1) {
+                if renames.is_target(k) || !(any_type || same_type(a, self.keys[k].1)) {
                     continue;
                 }
                 if budget == 0 {
@@ -317,7 +385,9 @@ impl<'t> Walk<'_, 't> {
             && rules.tolerance.is_none()
             && rules.ignore.is_empty()
             && rules.allow_added.is_none()
-            && rules.unordered.is_empty();
+            && rules.unordered.is_empty()
+            && rules.renames.is_empty()
+            && rules.maps.is_empty();
         let mut budget = MAX_PAIRING_PROBES;
         // The element that stopped the ordered pass needs a partner elsewhere: most arrays
         // that merely differ are settled here, before anything is hashed.
@@ -519,10 +589,11 @@ impl<'t> Walk<'_, 't> {
 }
 
 /// The renamed keys of one object: (old key's index, new key's index, the hidden counts
-/// of the probe that found them equal), as indices into [`Walk::keys`].
-#[derive(Default)]
+/// of the probe that found them equal), as indices into [`Walk::keys`]; and the pairs a
+/// `rename` rule declared, (old key's index, new key's index, rule id).
 struct Renames {
     pairs: Vec<(usize, usize, Option<HiddenCounts>)>,
+    declared: Vec<(usize, usize, usize)>,
 }
 
 /// (rule id index, count), as a [`Sink`] keeps them.
@@ -539,6 +610,18 @@ impl Renames {
 
     fn take_hidden(&mut self, old: usize) -> Option<HiddenCounts> {
         self.pairs.iter_mut().find(|p| p.0 == old)?.2.take()
+    }
+
+    /// The new key's index and the rule id of a declared rename of `old`.
+    fn declared_partner(&self, old: usize) -> Option<(usize, usize)> {
+        self.declared
+            .iter()
+            .find(|d| d.0 == old)
+            .map(|&(_, new, rule)| (new, rule))
+    }
+
+    fn is_declared_target(&self, new: usize) -> bool {
+        self.declared.iter().any(|d| d.1 == new)
     }
 }
 
@@ -609,13 +692,49 @@ fn render_items_into(items: Items<'_>, out: &mut String) {
     out.push(']');
 }
 
-fn changed(sink: &mut Sink<'_>, path: &str, a: Value<'_>, b: Value<'_>) {
-    sink.emit(
-        path,
-        DiffKind::Changed,
-        || Some(render(a)),
-        || Some(render(b)),
-    );
+/// Two different scalars at `path`: equal under a `map` rule (checked first: it names
+/// these very values), else under `other` (a mask or the tolerance), unless an ignore
+/// covers the path (then the ignore counts it, as for every rule); else reported.
+fn leaf_difference(
+    sink: &mut Sink<'_>,
+    path: &str,
+    a: Value<'_>,
+    b: Value<'_>,
+    kind: DiffKind,
+    other: impl FnOnce(&Sink<'_>) -> Option<usize>,
+) {
+    match mapped(sink, path, a, b).or_else(|| other(sink)) {
+        Some(rule) if sink.ignored_by(path).is_none() => sink.hide(rule),
+        _ => sink.emit(path, kind, || Some(render(a)), || Some(render(b))),
+    }
+}
+
+/// The `map` rule that makes the primary's `a` and the secondary's `b` at `path` equal.
+/// Values are tested first, so most differences never split their path.
+fn mapped(sink: &Sink<'_>, path: &str, a: Value<'_>, b: Value<'_>) -> Option<usize> {
+    let rules = sink.rules;
+    let mut candidates = rules
+        .maps
+        .iter()
+        .filter(|(map, _)| scalar_equal(map.from.root(), a) && scalar_equal(map.to.root(), b))
+        .peekable();
+    candidates.peek()?;
+    let segs = segments(path);
+    candidates
+        .find(|(map, _)| map.pattern.matches(&segs))
+        .map(|(_, id)| *id)
+}
+
+/// Whether two scalars are equal as the diff compares them (numbers by value); a
+/// container is never equal here.
+pub(super) fn scalar_equal(a: Value<'_>, b: Value<'_>) -> bool {
+    match (a.view(), b.view()) {
+        (View::Null, View::Null) => true,
+        (View::Bool(x), View::Bool(y)) => x == y,
+        (View::Str(x), View::Str(y)) => x == y,
+        (View::Array(_) | View::Object(_), _) | (_, View::Array(_) | View::Object(_)) => false,
+        (x, y) => numbers_equal(&x, &y) == Some(true),
+    }
 }
 
 /// Sorts object entries by key in place and keeps, of duplicate keys, the last one (as most
@@ -711,4 +830,243 @@ fn render_into(v: Value<'_>, out: &mut String) {
 
 fn render_str(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::rules::tests::compile_toml;
+    use crate::compare::rules::CompiledRules;
+
+    /// (path, kind, to) of each difference, and (rule id, count) of each hidden one, of
+    /// `a` against `b` under the global rules of `rules`.
+    type Found = Vec<(String, DiffKind, Option<String>)>;
+
+    fn diff_under(rules: &CompiledRules, a: &str, b: &str) -> (Found, Vec<(String, u64)>) {
+        let (a, b) = (
+            Tape::parse(a.as_bytes()).unwrap(),
+            Tape::parse(b.as_bytes()).unwrap(),
+        );
+        let mut sink = Sink::new(&rules.global);
+        let mut path = String::from("body");
+        diff(&mut sink, &mut path, &a, &b);
+        let found = sink
+            .differences
+            .iter()
+            .map(|d| (d.path.clone(), d.kind, d.to.clone()))
+            .collect();
+        let hidden = sink
+            .hidden
+            .iter()
+            .map(|(rule, count)| (rules.ids[*rule].clone(), *count))
+            .collect();
+        (found, hidden)
+    }
+
+    fn at(path: &str, kind: DiffKind) -> (String, DiffKind, Option<String>) {
+        (path.to_string(), kind, None)
+    }
+
+    fn hid(rule: &str, count: u64) -> (String, u64) {
+        (rule.to_string(), count)
+    }
+
+    const RENAME: &str = "[compare]\nrename = { \"body/email\" = \"body/email_address\" }\n";
+    const RENAMED: &str = "rename body/email -> body/email_address";
+
+    #[test]
+    fn a_rename_hides_the_moved_key_and_nothing_else() {
+        let rules = compile_toml(RENAME).unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"{"email": "a@x", "name": "A"}"#,
+            r#"{"email_address": "a@x", "name": "B"}"#,
+        );
+        assert_eq!(found, [at("body/name", DiffKind::Changed)]);
+        assert_eq!(hidden, [hid(RENAMED, 1)]);
+    }
+
+    #[test]
+    fn a_value_changed_under_a_rename_is_reported_at_the_primary_path() {
+        let rules = compile_toml(RENAME).unwrap();
+        let (found, hidden) =
+            diff_under(&rules, r#"{"email": "a@x"}"#, r#"{"email_address": "b@x"}"#);
+        assert_eq!(found, [at("body/email", DiffKind::Changed)]);
+        assert_eq!(hidden, [hid(RENAMED, 1)]);
+        let (found, _) = diff_under(
+            &rules,
+            r#"{"email": {"home": "a", "work": "w"}}"#,
+            r#"{"email_address": {"home": "b", "work": "w"}}"#,
+        );
+        assert_eq!(found, [at("body/email/home", DiffKind::Changed)]);
+    }
+
+    #[test]
+    fn a_rename_with_one_side_missing_hides_nothing() {
+        let rules = compile_toml(RENAME).unwrap();
+        let cases: [(&str, &str, Found); 4] = [
+            (
+                r#"{"email": "a"}"#,
+                r#"{}"#,
+                vec![at("body/email", DiffKind::Removed)],
+            ),
+            (
+                r#"{}"#,
+                r#"{"email_address": "a"}"#,
+                vec![at("body/email_address", DiffKind::Added)],
+            ),
+            // The secondary still sends the old name too: both are compared as they are.
+            (
+                r#"{"email": "a"}"#,
+                r#"{"email": "a", "email_address": "a"}"#,
+                vec![at("body/email_address", DiffKind::Added)],
+            ),
+            (
+                r#"{"email": "a", "email_address": "b"}"#,
+                r#"{"email_address": "a"}"#,
+                vec![
+                    at("body/email", DiffKind::Removed),
+                    at("body/email_address", DiffKind::Changed),
+                ],
+            ),
+        ];
+        for (a, b, want) in cases {
+            let (found, hidden) = diff_under(&rules, a, b);
+            assert_eq!(found, want, "{a} vs {b}");
+            assert!(hidden.is_empty(), "{a} vs {b}: {hidden:?}");
+        }
+    }
+
+    #[test]
+    fn a_rename_applies_only_in_objects_its_parent_matches() {
+        let rules = compile_toml(
+            "[compare]\nrename = { \"body/items/*/email\" = \"body/items/*/email_address\" }\n",
+        )
+        .unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"{"items": [{"email": "a"}, {"email": "b"}], "email": "c"}"#,
+            r#"{"items": [{"email_address": "a"}, {"email_address": "x"}], "email_address": "c"}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    "body/email".to_string(),
+                    DiffKind::Renamed,
+                    Some("body/email_address".to_string())
+                ),
+                at("body/items/1/email", DiffKind::Changed),
+            ]
+        );
+        assert_eq!(
+            hidden,
+            [hid(
+                "rename body/items/*/email -> body/items/*/email_address",
+                2
+            )]
+        );
+    }
+
+    #[test]
+    fn an_ignore_on_either_name_counts_the_pair_itself() {
+        for ignored in ["body/email", "body/email_address"] {
+            let rules = compile_toml(&format!("{RENAME}ignore = [\"{ignored}\"]\n")).unwrap();
+            let (found, hidden) =
+                diff_under(&rules, r#"{"email": "a"}"#, r#"{"email_address": "b"}"#);
+            assert!(found.is_empty(), "{found:?}");
+            assert_eq!(hidden, [hid(&format!("ignore {ignored}"), 1)]);
+        }
+    }
+
+    #[test]
+    fn renames_inside_unordered_and_permuted_arrays_pair_elements() {
+        let rules =
+            compile_toml("[compare]\nrename = { \"body/*/email\" = \"body/*/mail\" }\n").unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"[{"email": "a"}, {"email": "b"}]"#,
+            r#"[{"mail": "b"}, {"mail": "a"}]"#,
+        );
+        assert_eq!(found, [at("body", DiffKind::Reordered)]);
+        assert_eq!(hidden, [hid("rename body/*/email -> body/*/mail", 2)]);
+    }
+
+    const MAP: &str = r#"
+        [compare]
+        map = [
+            { path = "body/**/status", from = "ACTIVE", to = "active" },
+            { path = "body/**/status", from = "INACTIVE", to = "inactive" },
+            { path = "body/flag", from = 1, to = true },
+            { path = "body/gone", from = "", to = { json = "null" } },
+        ]
+    "#;
+
+    #[test]
+    fn a_map_hides_exactly_its_pair_of_values() {
+        let rules = compile_toml(MAP).unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"{"status": "ACTIVE", "items": [{"status": "INACTIVE"}, {"status": "ACTIVE"}], "flag": 1.0, "gone": ""}"#,
+            r#"{"status": "active", "items": [{"status": "inactive"}, {"status": "closed"}], "flag": true, "gone": null}"#,
+        );
+        assert_eq!(found, [at("body/items/1/status", DiffKind::Changed)]);
+        assert_eq!(
+            hidden,
+            [
+                hid(r#"map body/**/status "ACTIVE" -> "active""#, 1),
+                hid(r#"map body/**/status "INACTIVE" -> "inactive""#, 1),
+                hid("map body/flag 1 -> true", 1),
+                hid(r#"map body/gone "" -> null"#, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_map_is_one_way_and_only_at_its_path() {
+        let rules = compile_toml(MAP).unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"{"status": "active", "state": "ACTIVE", "flag": true}"#,
+            r#"{"status": "ACTIVE", "state": "active", "flag": 1}"#,
+        );
+        assert_eq!(
+            found,
+            [
+                at("body/status", DiffKind::Changed),
+                at("body/state", DiffKind::Changed),
+                at("body/flag", DiffKind::Type),
+            ]
+        );
+        assert!(hidden.is_empty(), "{hidden:?}");
+    }
+
+    #[test]
+    fn a_map_makes_an_auto_renamed_key_of_another_type() {
+        let rules =
+            compile_toml("[compare]\nmap = [{ path = \"body/**\", from = \"1\", to = 1 }]\n")
+                .unwrap();
+        let (found, hidden) = diff_under(&rules, r#"{"n": "1"}"#, r#"{"m": 1}"#);
+        assert_eq!(
+            found,
+            [(
+                "body/n".to_string(),
+                DiffKind::Renamed,
+                Some("body/m".to_string())
+            )]
+        );
+        assert_eq!(hidden, [hid(r#"map body/** "1" -> 1"#, 1)]);
+    }
+
+    #[test]
+    fn maps_pair_permuted_elements_without_the_exact_fingerprints() {
+        let rules = compile_toml(MAP).unwrap();
+        let (found, hidden) = diff_under(
+            &rules,
+            r#"[{"status": "ACTIVE"}, {"status": "INACTIVE"}]"#,
+            r#"[{"status": "inactive"}, {"status": "active"}]"#,
+        );
+        assert_eq!(found, [at("body", DiffKind::Reordered)]);
+        assert_eq!(hidden.len(), 2, "{hidden:?}");
+    }
 }

@@ -24,8 +24,8 @@ mod sink;
 mod text;
 
 pub use rules::{
-    CompareSection, MaskSetting, RouteSection, RulesConfig, RulesError, ToleranceSetting,
-    UnorderedSetting,
+    CompareSection, MapSetting, MaskSetting, RouteSection, RulesConfig, RulesError,
+    ToleranceSetting, UnorderedSetting,
 };
 
 use crate::exchange::Captured;
@@ -259,11 +259,69 @@ fn compare_headers(sink: &mut Sink<'_>, a: &HeaderMap, b: &HeaderMap) {
         sink.emit("headers.content-type", kind, || type_a, || type_b);
     }
     let rules = sink.rules;
-    let names = rules
-        .headers
-        .iter()
-        .filter(|name| !(media_differs && *name == "content-type"));
+    let renamed = compare_renamed_headers(sink, a, b);
+    let names = rules.headers.iter().filter(|name| {
+        let media = media_differs && *name == "content-type";
+        !media && !renamed.contains(&name.as_str())
+    });
     compare_fields(sink, "headers", names, a, b);
+}
+
+/// The `rename` rules of compared headers: where the primary sends the old name (and not
+/// the new) and the secondary the new (and not the old), the two values are compared at
+/// `headers.<old>` and the rename is counted. Returns the names settled here, which the
+/// ordinary pass skips. A rename of a header `headers = [...]` does not list hides
+/// nothing, since that header is never compared.
+fn compare_renamed_headers<'r>(sink: &mut Sink<'r>, a: &HeaderMap, b: &HeaderMap) -> Vec<&'r str> {
+    let rules = sink.rules;
+    let mut settled: Vec<&'r str> = Vec::new();
+    for (rename, id) in &rules.header_renames {
+        let (old, new) = (rename.from.as_str(), rename.to.as_str());
+        // Only where the primary sent the old name alone and the secondary the new one.
+        let moved = a.contains_key(old)
+            && !a.contains_key(new)
+            && b.contains_key(new)
+            && !b.contains_key(old);
+        let compared = rules.headers.iter().any(|h| h == old);
+        if !moved || !compared || settled.contains(&old) || settled.contains(&new) {
+            continue;
+        }
+        settled.extend([old, new]);
+        let path = format!("headers.{old}");
+        if let Some(ignore) = sink
+            .ignored_by(&path)
+            .or_else(|| sink.ignored_by(&format!("headers.{new}")))
+        {
+            sink.hide(ignore);
+            continue;
+        }
+        sink.hide(*id);
+        compare_values(sink, &path, joined(a, old), joined(b, new));
+    }
+    settled
+}
+
+/// All values of a field joined with `, ` (RFC 9110 section 5.3), `None` when absent.
+fn joined(h: &HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<String> = h
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// One field's values on both sides, compared at `path` (masks apply).
+fn compare_values(sink: &mut Sink<'_>, path: &str, va: Option<String>, vb: Option<String>) {
+    match (va, vb) {
+        (Some(x), Some(y)) if x != y => match sink.masked_equal(&x, &y) {
+            Some(rule) if sink.ignored_by(path).is_none() => sink.hide(rule),
+            _ => sink.emit(path, DiffKind::Changed, || Some(x), || Some(y)),
+        },
+        (Some(x), None) => sink.emit(path, DiffKind::Removed, || Some(x), || None),
+        (None, Some(y)) => sink.emit(path, DiffKind::Added, || None, || Some(y)),
+        _ => {}
+    }
 }
 
 /// Trailer fields that carry a gRPC call's outcome (gRPC over HTTP/2: `grpc-status`,
@@ -298,25 +356,8 @@ fn compare_fields<'n>(
 ) {
     for name in names {
         let name = name.as_ref();
-        let joined = |h: &HeaderMap| -> Option<String> {
-            let values: Vec<String> = h
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect();
-            (!values.is_empty()).then(|| values.join(", "))
-        };
-        let (va, vb) = (joined(a), joined(b));
         let path = format!("{section}.{name}");
-        match (va, vb) {
-            (Some(x), Some(y)) if x != y => match sink.masked_equal(&x, &y) {
-                Some(rule) if sink.ignored_by(&path).is_none() => sink.hide(rule),
-                _ => sink.emit(&path, DiffKind::Changed, || Some(x), || Some(y)),
-            },
-            (Some(x), None) => sink.emit(&path, DiffKind::Removed, || Some(x), || None),
-            (None, Some(y)) => sink.emit(&path, DiffKind::Added, || None, || Some(y)),
-            _ => {}
-        }
+        compare_values(sink, &path, joined(a, name), joined(b, name));
     }
 }
 

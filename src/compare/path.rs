@@ -43,6 +43,11 @@ pub fn escape_key(key: &str, out: &mut String) {
     }
 }
 
+/// Undoes [`escape_key`]: the object key one JSON-pointer segment names (`a~1b` is `a/b`).
+pub fn unescape_key(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -231,5 +236,7 @@ mod tests {
         let mut s = String::new();
         escape_key("a/b~c", &mut s);
         assert_eq!(s, "a~1b~0c");
+        assert_eq!(unescape_key(&s), "a/b~c");
+        assert_eq!(unescape_key("~01"), "~1");
     }
 }

@@ -2,12 +2,14 @@
 //! the config file, and how they are compiled once at startup so that a bad regex or path
 //! pattern fails before the first request, naming the file, key and line.
 
-use super::path::PathPattern;
+use super::json::{self, Tape};
+use super::path::{segments, unescape_key, PathPattern};
 use crate::route::auto_route;
 use crate::route::RoutePattern;
 use http::Method;
 use regex::Regex;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -33,6 +35,14 @@ pub struct CompareSection {
     /// superset of the primary's fields (each added one counted as hidden by the rule).
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
+    /// Fields a migration renamed on purpose: the primary's path = the secondary's
+    /// (`{ "body/email" = "body/email_address" }`), compared as one field.
+    #[serde(default)]
+    pub rename: BTreeMap<String, Spanned<String>>,
+    /// Values a migration respelled on purpose (`ACTIVE` answered as `active`): the
+    /// mapped pair is equal, any other change at the path is still reported.
+    #[serde(default)]
+    pub map: Vec<Spanned<MapSetting>>,
 }
 
 /// One `[[route]]` table of the config file: a route pattern and its own rules, which
@@ -53,6 +63,10 @@ pub struct RouteSection {
     pub tolerance: Option<Spanned<ToleranceSetting>>,
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub rename: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub map: Vec<Spanned<MapSetting>>,
     /// This route's share of requests shadowed (`0.1`, `"10%"`), over the global `sample`.
     pub sample: Option<toml::Value>,
     /// Shadow this route's writes even with `shadow-writes` off (or not, with `false`).
@@ -67,13 +81,15 @@ struct RuleTables<'a> {
     unordered: &'a [Spanned<UnorderedSetting>],
     tolerance: Option<&'a Spanned<ToleranceSetting>>,
     allow: &'a [Spanned<String>],
+    rename: &'a BTreeMap<String, Spanned<String>>,
+    map: &'a [Spanned<MapSetting>],
 }
 
 impl RuleTables<'_> {
     /// The rules' values without the places they were written at.
     fn canonical(&self) -> String {
         let inner = |v: &dyn std::fmt::Debug| format!("{v:?}");
-        format!(
+        let mut text = format!(
             "headers={:?} ignore={:?} mask={:?} unordered={:?} tolerance={:?} allow={:?}",
             self.headers,
             self.ignore
@@ -90,7 +106,19 @@ impl RuleTables<'_> {
                 .collect::<Vec<_>>(),
             self.tolerance.map(|s| inner(s.get_ref())),
             self.allow.iter().map(|s| s.get_ref()).collect::<Vec<_>>(),
-        )
+        );
+        // Only when present, so the digest of a configuration written before these
+        // keys existed stays what it was.
+        if !self.rename.is_empty() {
+            let pairs: Vec<(&String, &String)> =
+                self.rename.iter().map(|(k, v)| (k, v.get_ref())).collect();
+            text.push_str(&format!(" rename={pairs:?}"));
+        }
+        if !self.map.is_empty() {
+            let maps: Vec<String> = self.map.iter().map(|s| inner(s.get_ref())).collect();
+            text.push_str(&format!(" map={maps:?}"));
+        }
+        text
     }
 }
 
@@ -119,6 +147,8 @@ impl CompareSection {
             unordered: &self.unordered,
             tolerance: self.tolerance.as_ref(),
             allow: &self.allow,
+            rename: &self.rename,
+            map: &self.map,
         }
     }
 }
@@ -132,6 +162,8 @@ impl RouteSection {
             unordered: &self.unordered,
             tolerance: self.tolerance.as_ref(),
             allow: &self.allow,
+            rename: &self.rename,
+            map: &self.map,
         }
     }
 }
@@ -158,6 +190,18 @@ fn default_replacement() -> String {
 pub enum UnorderedSetting {
     Path(String),
     Keyed { path: String, key: Option<String> },
+}
+
+/// `{ path = "body/status", from = "ACTIVE", to = "active" }`: where the primary has
+/// `from` and the secondary `to`, the two are equal. `from` and `to` are TOML scalars
+/// (string, integer, float, boolean) or `{ json = "null" }` for any JSON scalar TOML
+/// cannot spell.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSetting {
+    pub path: String,
+    pub from: toml::Value,
+    pub to: toml::Value,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -240,6 +284,34 @@ pub struct Unordered {
     pub key: Option<String>,
 }
 
+/// A JSON field renamed within its object: in an object at a path `parent` matches, the
+/// primary's key `from` and the secondary's key `to` are one field.
+#[derive(Debug)]
+pub struct Rename {
+    pub parent: PathPattern,
+    /// Raw object keys (JSON-pointer escapes undone), as the tape holds them.
+    pub from: String,
+    pub to: String,
+}
+
+/// A header renamed: the primary's `from` is compared with the secondary's `to`
+/// (lowercase names).
+#[derive(Debug)]
+pub struct HeaderRename {
+    pub from: String,
+    pub to: String,
+}
+
+/// A value mapping at the paths `pattern` matches: `from` on the primary's side equals
+/// `to` on the secondary's. Both are one-value tapes, so they compare with the same
+/// number semantics as the documents (`1` equals `1.0`).
+#[derive(Debug)]
+pub struct ValueMap {
+    pub pattern: PathPattern,
+    pub from: Tape,
+    pub to: Tape,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
     pub absolute: f64,
@@ -264,6 +336,12 @@ pub struct RuleSet {
     pub tolerance: Option<(Tolerance, usize)>,
     /// `allow = ["added"]`: keys and elements only the secondary has are hidden by it.
     pub allow_added: Option<usize>,
+    /// `rename`: JSON fields renamed within their object, route's first.
+    pub renames: Vec<(Rename, usize)>,
+    /// `rename` of headers (`headers.x-old` = `headers.x-new`).
+    pub header_renames: Vec<(HeaderRename, usize)>,
+    /// `map`: value mappings, route's first.
+    pub maps: Vec<(ValueMap, usize)>,
 }
 
 /// Everything compiled from a [`RulesConfig`].
@@ -320,6 +398,12 @@ impl CompiledRules {
             set.ignore.extend(inherited.ignore);
             set.masks.extend(inherited.masks);
             set.unordered.extend(inherited.unordered);
+            set.renames.extend(inherited.renames);
+            set.header_renames.extend(inherited.header_renames);
+            set.maps.extend(inherited.maps);
+            if set.allow_added.is_none() {
+                set.allow_added = inherited.allow_added;
+            }
             if set.tolerance.is_none() {
                 set.tolerance = inherited.tolerance;
             }
@@ -471,6 +555,27 @@ fn add_rules(
         let id = id_of(ids, id);
         set.unordered.push((Unordered { pattern, key }, id));
     }
+    for (source, target) in rules.rename {
+        let compiled = compile_rename(source, target.get_ref())
+            .map_err(|r| fail("rename", target.span(), source, r))?;
+        match compiled {
+            Compiled::Body(rename, text) => {
+                let id = id_of(ids, format!("{prefix}rename {text}"));
+                set.renames.push((rename, id));
+            }
+            Compiled::Header(rename, text) => {
+                let id = id_of(ids, format!("{prefix}rename {text}"));
+                set.header_renames.push((rename, id));
+            }
+        }
+    }
+    for map in rules.map {
+        let setting = map.get_ref();
+        let (compiled, id) =
+            compile_map(setting).map_err(|r| fail("map", map.span(), setting.path.trim(), r))?;
+        let id = id_of(ids, format!("{prefix}{id}"));
+        set.maps.push((compiled, id));
+    }
     if let Some(spanned) = rules.tolerance {
         let t = spanned.get_ref();
         let bad = |v: f64| !v.is_finite() || v < 0.0;
@@ -500,6 +605,128 @@ fn add_rules(
     Ok(())
 }
 
+/// A compiled `rename` entry and the text of its id (`body/email -> body/email_address`).
+enum Compiled {
+    Body(Rename, String),
+    Header(HeaderRename, String),
+}
+
+/// Checks one `rename` entry: a JSON field renamed within its object (only the last
+/// segment changes, and it is a literal key), or a header renamed.
+fn compile_rename(source: &str, target: &str) -> Result<Compiled, String> {
+    let (source, target) = (source.trim(), target.trim());
+    let from = PathPattern::compile(source)?;
+    let to = PathPattern::compile(target).map_err(|r| format!("{target:?}: {r}"))?;
+    let (a, b) = (segments(from.as_str()), segments(to.as_str()));
+    let header = |segs: &[&str], text: &str| {
+        segs.len() == 2 && segs[0] == "headers" && text.starts_with("headers.")
+    };
+    if header(&a, source) && header(&b, target) {
+        let (old, new) = (a[1].to_ascii_lowercase(), b[1].to_ascii_lowercase());
+        if old == new {
+            return Err("renames a header to itself".into());
+        }
+        for name in [&old, &new] {
+            if name.contains('*') || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("{name:?} is not one header name"));
+            }
+        }
+        let text = format!("headers.{old} -> headers.{new}");
+        return Ok(Compiled::Header(HeaderRename { from: old, to: new }, text));
+    }
+    let field = |segs: &[&str], text: &str| {
+        segs.len() >= 2 && segs[0] == "body" && text.starts_with("body/")
+    };
+    if !field(&a, source) || !field(&b, target) {
+        return Err(
+            "a rename is of a JSON field to another in the same object (`body/email` = `body/email_address`) or of a header (`headers.x-old` = `headers.x-new`)"
+                .into(),
+        );
+    }
+    let (old, new) = (a[a.len() - 1], b[b.len() - 1]);
+    if a.len() != b.len() || a[..a.len() - 1] != b[..b.len() - 1] {
+        return Err(format!(
+            "{target:?}: a rename keeps the field in its object, only the last segment changes; moving a field to another object is not supported"
+        ));
+    }
+    for key in [old, new] {
+        if key.is_empty() || key.contains('*') {
+            return Err(format!(
+                "the renamed key {key:?} must be a field name, not empty and without `*` (wildcards go in the segments above it)"
+            ));
+        }
+    }
+    if old == new {
+        return Err("renames a field to itself".into());
+    }
+    let parent = PathPattern::compile(&source[..source.len() - old.len() - 1])?;
+    let text = format!("{} -> {}", from.as_str(), to.as_str());
+    Ok(Compiled::Body(
+        Rename {
+            parent,
+            from: unescape_key(old),
+            to: unescape_key(new),
+        },
+        text,
+    ))
+}
+
+/// Checks one `map` entry and returns it with its id (`map body/status "ACTIVE" -> "active"`,
+/// the values as JSON text, so `"1"` and `1` are told apart).
+fn compile_map(setting: &MapSetting) -> Result<(ValueMap, String), String> {
+    let path = setting.path.trim();
+    let pattern = PathPattern::compile(path)?;
+    let segs = segments(pattern.as_str());
+    if segs[0] != "body" || path.starts_with("body#") {
+        return Err(
+            "a map applies to JSON values: its path is `body` or below (`body/items/*/status`)"
+                .into(),
+        );
+    }
+    let from = scalar_tape(&setting.from).map_err(|r| format!("from: {r}"))?;
+    let to = scalar_tape(&setting.to).map_err(|r| format!("to: {r}"))?;
+    let (from_text, to_text) = (json::render(from.root()), json::render(to.root()));
+    if json::scalar_equal(from.root(), to.root()) {
+        return Err(format!(
+            "from {from_text} and to {to_text} are equal: nothing to map"
+        ));
+    }
+    let id = format!("map {} {from_text} -> {to_text}", pattern.as_str());
+    Ok((ValueMap { pattern, from, to }, id))
+}
+
+/// A TOML scalar (or `{ json = "..." }`, for `null` and numbers TOML cannot hold) as a
+/// one-value JSON tape.
+fn scalar_tape(value: &toml::Value) -> Result<Tape, String> {
+    let text =
+        match value {
+            toml::Value::String(s) => serde_json::to_string(s).map_err(|e| e.to_string())?,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+                .ok_or("a number is finite")?
+                .to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Table(table) => match (table.len(), table.get("json")) {
+                (1, Some(toml::Value::String(text))) => text.clone(),
+                _ => return Err(
+                    "a table here is `{ json = \"<JSON scalar>\" }`, e.g. `{ json = \"null\" }`"
+                        .into(),
+                ),
+            },
+            toml::Value::Array(_) | toml::Value::Datetime(_) => {
+                return Err("a string, number, boolean or `{ json = \"null\" }`".into())
+            }
+        };
+    let tape = Tape::parse(text.as_bytes()).map_err(|_| json::describe_invalid(text.as_bytes()))?;
+    if matches!(
+        tape.root().view(),
+        json::View::Array(_) | json::View::Object(_)
+    ) {
+        return Err("a map is between scalars (string, number, boolean, null)".into());
+    }
+    Ok(tape)
+}
+
 /// Built-in masks for the values that differ on every response.
 fn preset(name: &str) -> Option<(&'static str, &'static str)> {
     Some(match name {
@@ -516,4 +743,216 @@ fn preset(name: &str) -> Option<(&'static str, &'static str)> {
         "hex-id" => (r"\b[0-9a-fA-F]{16,}\b", "<hex-id>"),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The `[compare]` and `[[route]]` tables of a config text, compiled.
+    pub(in crate::compare) fn compile_toml(text: &str) -> Result<CompiledRules, RulesError> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            compare: CompareSection,
+            #[serde(default)]
+            route: Vec<RouteSection>,
+        }
+        let file: File = toml::from_str(text).expect("test TOML parses");
+        CompiledRules::compile(&RulesConfig {
+            compare: file.compare,
+            routes: file.route,
+            source: None,
+        })
+    }
+
+    fn error(text: &str) -> String {
+        compile_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rename_and_map_ids_say_what_they_hide() {
+        let rules = compile_toml(
+            r#"
+            [compare]
+            rename = { "body/email" = "body/email_address", "headers.X-Old" = "headers.x-new" }
+            map = [
+                { path = "body/items/*/status", from = "ACTIVE", to = "active" },
+                { path = "body/n", from = 1, to = "1" },
+                { path = "body/gone", from = { json = "null" }, to = false },
+            ]
+
+            [[route]]
+            pattern = "GET /users/{id}"
+            rename = { "body/**/name" = "body/**/full_name" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            rules.ids,
+            [
+                "rename body/email -> body/email_address",
+                "rename headers.x-old -> headers.x-new",
+                r#"map body/items/*/status "ACTIVE" -> "active""#,
+                r#"map body/n 1 -> "1""#,
+                r#"map body/gone null -> false"#,
+                "GET /users/{id}: rename body/**/name -> body/**/full_name",
+            ]
+        );
+        let (_, route) = &rules.routes[0];
+        assert_eq!(
+            route.renames.len(),
+            2,
+            "the route's own, then the global one"
+        );
+        assert_eq!(route.renames[0].0.from, "name");
+        assert_eq!(route.maps.len(), 3);
+        assert_eq!(route.header_renames.len(), 1);
+    }
+
+    #[test]
+    fn a_renamed_key_is_the_unescaped_pointer_segment() {
+        let rules =
+            compile_toml("[compare]\nrename = { \"body/a~1b\" = \"body/a~0b\" }\n").unwrap();
+        let rename = &rules.global.renames[0].0;
+        assert_eq!((rename.from.as_str(), rename.to.as_str()), ("a/b", "a~b"));
+        assert_eq!(rename.parent.as_str(), "body");
+    }
+
+    #[test]
+    fn bad_renames_and_maps_are_refused_with_a_reason() {
+        let cases = [
+            (r#"rename = { "" = "body/x" }"#, "a path starts with"),
+            (r#"rename = { "body/x" = "" }"#, "a path starts with"),
+            (
+                r#"rename = { "status" = "body/x" }"#,
+                "a rename is of a JSON field",
+            ),
+            (
+                r#"rename = { "body" = "body/x" }"#,
+                "a rename is of a JSON field",
+            ),
+            (
+                r#"rename = { "body#L1" = "body#L2" }"#,
+                "a rename is of a JSON field",
+            ),
+            (
+                r#"rename = { "body/x" = "headers.x" }"#,
+                "a rename is of a JSON field",
+            ),
+            (
+                r#"rename = { "body/x" = "body/x" }"#,
+                "renames a field to itself",
+            ),
+            (
+                r#"rename = { "headers.X-A" = "headers.x-a" }"#,
+                "renames a header to itself",
+            ),
+            (
+                r#"rename = { "body/user/name" = "body/name" }"#,
+                "only the last segment",
+            ),
+            (
+                r#"rename = { "body/a/x" = "body/b/x" }"#,
+                "only the last segment",
+            ),
+            (r#"rename = { "body/*" = "body/x" }"#, "without `*`"),
+            (r#"rename = { "body/x" = "body/**" }"#, "without `*`"),
+            (r#"rename = { "body/x" = "body/" }"#, "not empty"),
+            (
+                r#"rename = { "body/x" = "body/y*" }"#,
+                "must be a whole segment",
+            ),
+            (
+                r#"map = [{ path = "", from = "a", to = "b" }]"#,
+                "a path starts with",
+            ),
+            (
+                r#"map = [{ path = "headers.x", from = "a", to = "b" }]"#,
+                "JSON values",
+            ),
+            (
+                r#"map = [{ path = "body#L1", from = "a", to = "b" }]"#,
+                "JSON values",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = "a", to = "a" }]"#,
+                "nothing to map",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = 1, to = 1.0 }]"#,
+                "nothing to map",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = [1], to = 2 }]"#,
+                "from: a string",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = 1, to = { json = "[1]" } }]"#,
+                "to: a map is between scalars",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = 1, to = { json = "nul" } }]"#,
+                "to: invalid JSON",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = 1, to = { text = "x" } }]"#,
+                "to: a table here",
+            ),
+            (
+                r#"map = [{ path = "body/s", from = nan, to = 1 }]"#,
+                "finite",
+            ),
+        ];
+        for (rule, reason) in cases {
+            let err = error(&format!("[compare]\n{rule}\n"));
+            assert!(err.contains(reason), "{rule}: {err}");
+            let key = if rule.starts_with("map") {
+                "compare.map"
+            } else {
+                "compare.rename"
+            };
+            assert!(err.contains(key), "{rule}: {err}");
+            let err = error(&format!("[[route]]\npattern = \"/x\"\n{rule}\n"));
+            assert!(err.contains(reason), "{rule}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_canonical_text_holds_renames_and_maps_only_when_present() {
+        let parse = |text: &str| -> RulesConfig {
+            #[derive(Deserialize)]
+            struct File {
+                compare: CompareSection,
+            }
+            let file: File = toml::from_str(text).unwrap();
+            RulesConfig {
+                compare: file.compare,
+                ..RulesConfig::default()
+            }
+        };
+        let plain = parse("[compare]\nignore = [\"body/x\"]\n").canonical();
+        assert!(
+            !plain.contains("rename") && !plain.contains("map"),
+            "{plain}"
+        );
+        let renamed = parse(
+            "[compare]\nignore = [\"body/x\"]\nrename = { \"body/a\" = \"body/b\" }\nmap = [{ path = \"body/s\", from = \"A\", to = \"a\" }]\n",
+        )
+        .canonical();
+        assert!(renamed.starts_with(plain.trim_end()), "{renamed}");
+        assert!(
+            renamed.contains(r#"rename=[("body/a", "body/b")]"#),
+            "{renamed}"
+        );
+        assert!(
+            renamed.contains("map=") && renamed.contains("\\\"A\\\""),
+            "{renamed}"
+        );
+        let spaced = parse(
+            "[compare]\nignore = [\"body/x\"]\n\n# moved\nrename = { \"body/a\" = \"body/b\" }\nmap = [\n  { path = \"body/s\", from = \"A\", to = \"a\" },\n]\n",
+        )
+        .canonical();
+        assert_eq!(renamed, spaced, "the digest is of values, not of positions");
+    }
 }

@@ -709,3 +709,62 @@ fn misspelled_rule_keys_are_rejected_with_their_line() {
         );
     }
 }
+
+#[test]
+fn a_global_allow_added_applies_on_routes_with_their_own_table() {
+    let engine = comparator(
+        r#"
+        [compare]
+        allow = ["added"]
+
+        [[route]]
+        pattern = "GET /users/{id}"
+        ignore = ["body/t"]
+        "#,
+    );
+    let a = json(r#"{"name":"a"}"#);
+    let b = json(r#"{"name":"a","email":"e@x"}"#);
+    let on_route = engine.compare("GET /users/{id}", &a, &b);
+    assert!(on_route.is_match(), "{on_route:?}");
+    assert_eq!(hidden(&on_route), [("allow added".to_string(), 1)]);
+}
+
+#[test]
+fn a_header_rename_compares_the_old_name_with_the_new_one() {
+    let engine = comparator(
+        r#"
+        [compare]
+        headers = ["x-request-cost"]
+        rename = { "headers.x-request-cost" = "headers.x-cost" }
+        "#,
+    );
+    let with = |name: &str, value: &str| {
+        response(
+            200,
+            &[("content-type", "application/json"), (name, value)],
+            "{}",
+        )
+    };
+    let old = with("x-request-cost", "3");
+    let verdict = engine.compare("GET /x", &old, &with("x-cost", "3"));
+    assert!(verdict.is_match(), "{verdict:?}");
+    assert_eq!(
+        hidden(&verdict),
+        [(
+            "rename headers.x-request-cost -> headers.x-cost".to_string(),
+            1
+        )]
+    );
+    let verdict = engine.compare("GET /x", &old, &with("x-cost", "4"));
+    assert_eq!(
+        found(&verdict),
+        [("headers.x-request-cost".to_string(), DiffKind::Changed)]
+    );
+    let verdict = engine.compare("GET /x", &old, &with("x-other", "3"));
+    assert_eq!(
+        found(&verdict),
+        [("headers.x-request-cost".to_string(), DiffKind::Removed)],
+        "without the new name on the secondary the rename hides nothing"
+    );
+    assert!(verdict.hidden.is_empty(), "{verdict:?}");
+}

@@ -12,6 +12,7 @@ mod compare_cli;
 mod compare_engine;
 mod compare_kinds;
 mod compare_properties;
+mod compare_rename;
 mod demo_cli;
 mod ops_cli;
 mod ops_metrics;

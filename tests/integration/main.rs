@@ -31,6 +31,7 @@ mod report_formats;
 mod report_gate;
 mod report_json;
 mod serve_budget;
+mod serve_cutover;
 mod serve_cli;
 mod serve_h2;
 mod serve_hardening;

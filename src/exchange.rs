@@ -179,10 +179,13 @@ pub enum SkipReason {
     Excluded,
     /// Shadowing was paused through the admin listener (`POST /shadow/pause`).
     Paused,
+    /// Replay only: a request read from a format that keeps no bodies (an access log)
+    /// whose method may carry one; sent without it, it would not be the request made.
+    BodyNotRecorded,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 12] = [
+    pub const ALL: [SkipReason; 13] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -195,6 +198,7 @@ impl SkipReason {
         SkipReason::ClientAborted,
         SkipReason::Excluded,
         SkipReason::Paused,
+        SkipReason::BodyNotRecorded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -211,6 +215,7 @@ impl SkipReason {
             SkipReason::ClientAborted => "client_aborted",
             SkipReason::Excluded => "excluded",
             SkipReason::Paused => "paused",
+            SkipReason::BodyNotRecorded => "body_not_recorded",
         }
     }
 }

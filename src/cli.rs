@@ -508,7 +508,8 @@ pub struct ReplayArgs {
     /// connections. [default: the number of CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
-    /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods.
+    /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods (not from access logs,
+    /// which hold no bodies).
     #[arg(long)]
     pub shadow_writes: bool,
     /// Replay the whole file this many times.

@@ -82,17 +82,6 @@ pub enum Format {
 const SNIFF_BYTES: u64 = 64 * 1024;
 
 impl Format {
-    /// The name `--format` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::JsonLines => "jsonl",
-            Format::Har => "har",
-            Format::AccessLog => "access-log",
-            Format::Envoy => "envoy",
-            Format::Gor => "gor",
-        }
-    }
-
     /// The format a file name says: `.har`, `.gor`, `.jsonl`/`.ndjson`; `None` for
     /// others (`.log`, `.txt`, none), which [`Format::detect`] recognises by content.
     pub fn of_path(path: &Path) -> Option<Format> {
@@ -419,6 +408,17 @@ mod tests {
         assert!(
             error.contains("traffic.txt") && error.contains("--format"),
             "{error}"
+        );
+        // Progress totals: non-blank lines of a log, request payloads of a capture.
+        let log = dir.path().join("a.log");
+        std::fs::write(
+            &log,
+            "x - - [01/Jan/2026:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1\n\n-\n",
+        )
+        .unwrap();
+        assert_eq!(
+            count_requests(&log, Format::AccessLog, EntryBound::for_max_body(1)),
+            Some(2)
         );
         let empty = dir.path().join("empty.log");
         std::fs::write(&empty, "\n\n").unwrap();

@@ -135,8 +135,8 @@ fn envoy(line: &str) -> Result<LoggedRequest, String> {
     while let Some(token) = fields.token() {
         match token {
             Token::Quoted(text) => run.push(text),
-            Token::Bare(_) if run.len() >= 4 => break,
-            Token::Bare(_) => run.clear(),
+            Token::Bare if run.len() >= 4 => break,
+            Token::Bare => run.clear(),
         }
     }
     let mut headers = HeaderMap::new();
@@ -263,7 +263,7 @@ fn shown(text: &str) -> String {
 }
 
 enum Token {
-    Bare(()),
+    Bare,
     Quoted(String),
 }
 
@@ -329,7 +329,7 @@ impl<'a> Fields<'a> {
         if self.rest.starts_with('"') {
             return self.quoted().ok().flatten().map(Token::Quoted);
         }
-        self.bare().map(|_| Token::Bare(()))
+        self.bare().map(|_| Token::Bare)
     }
 }
 

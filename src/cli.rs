@@ -265,6 +265,24 @@ pub fn serve_flags() -> Vec<Arg> {
     ]
 }
 
+/// `replay --format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum TrafficFormat {
+    /// By file name, else by the first non-blank line.
+    #[default]
+    Auto,
+    /// JSON Lines, as `serve --record` writes.
+    Jsonl,
+    /// HAR 1.2.
+    Har,
+    /// nginx/Apache combined or common.
+    AccessLog,
+    /// Envoy's default access log format.
+    Envoy,
+    /// GoReplay `.gor` capture.
+    Gor,
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -437,9 +455,14 @@ pub struct DiffArgs {
 /// (the same file `serve` reads); flags win.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Traffic file: JSON Lines (one request per line) or a HAR 1.2 file (`.har`).
+    /// Traffic file: JSON Lines, HAR 1.2, an nginx/Apache or Envoy access log, or a
+    /// GoReplay `.gor` capture (docs/TRAFFIC.md).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+    /// The input's format; `auto` goes by the file name (`.har`, `.gor`, `.jsonl`), then
+    /// by its first line.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = TrafficFormat::Auto)]
+    pub format: TrafficFormat,
     /// The system of record.
     #[arg(long, value_name = "URL")]
     pub primary: Option<String>,
@@ -478,14 +501,16 @@ pub struct ReplayArgs {
     /// Requests in flight at once (each goes to both upstreams).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub concurrency: u32,
-    /// Most requests started per second; unlimited when absent.
-    #[arg(long, value_name = "RPS")]
+    /// Most requests started per second, or `original`: the spacing of the file's
+    /// timestamps. Unlimited when absent.
+    #[arg(long, value_name = "RPS|original")]
     pub rate: Option<String>,
     /// Threads sending requests, each running its share of the concurrency on its own
     /// connections. [default: the number of CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
-    /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods.
+    /// Also replay POST, PUT, PATCH, DELETE and other unsafe methods (not from access logs,
+    /// which hold no bodies).
     #[arg(long)]
     pub shadow_writes: bool,
     /// Replay the whole file this many times.

@@ -182,10 +182,13 @@ pub enum SkipReason {
     Paused,
     /// A `[[rewrite]]` made a target that cannot be sent (one that leaves the base path).
     RewriteFailed,
+    /// Replay only: a request read from a format that keeps no bodies (an access log)
+    /// whose method may carry one; sent without it, it would not be the request made.
+    BodyNotRecorded,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 13] = [
+    pub const ALL: [SkipReason; 14] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -199,6 +202,7 @@ impl SkipReason {
         SkipReason::Excluded,
         SkipReason::Paused,
         SkipReason::RewriteFailed,
+        SkipReason::BodyNotRecorded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -216,6 +220,7 @@ impl SkipReason {
             SkipReason::Excluded => "excluded",
             SkipReason::Paused => "paused",
             SkipReason::RewriteFailed => "rewrite_failed",
+            SkipReason::BodyNotRecorded => "body_not_recorded",
         }
     }
 }

@@ -2,11 +2,12 @@
 //! rules through serve's own settings merge), replays, prints the text report of this run,
 //! and applies the gate's thresholds (0 pass, 1 a threshold broken).
 
-use crate::cli::ReplayArgs;
+use crate::cli::{ReplayArgs, TrafficFormat};
 use anyhow::Context;
 use shadowdiff::config::{Overrides, ServeConfig};
-use shadowdiff::replay::{self, parse_rps, ProgressMode, ReplayError, ReplayOptions};
+use shadowdiff::replay::{self, parse_rate, ProgressMode, ReplayError, ReplayOptions};
 use shadowdiff::report::GateStatus;
+use shadowdiff::traffic::Format;
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<GateStatus> {
     let thresholds = args.thresholds.clone();
@@ -61,11 +62,20 @@ fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
     let rate = args
         .rate
         .as_deref()
-        .map(parse_rps)
+        .map(parse_rate)
         .transpose()
         .map_err(|reason| anyhow::anyhow!("--rate: {reason}"))?;
+    let format = match args.format {
+        TrafficFormat::Auto => None,
+        TrafficFormat::Jsonl => Some(Format::JsonLines),
+        TrafficFormat::Har => Some(Format::Har),
+        TrafficFormat::AccessLog => Some(Format::AccessLog),
+        TrafficFormat::Envoy => Some(Format::Envoy),
+        TrafficFormat::Gor => Some(Format::Gor),
+    };
     Ok(ReplayOptions {
         input: args.input,
+        format,
         config,
         concurrency: args.concurrency as usize,
         threads: args.threads.map_or_else(

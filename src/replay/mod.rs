@@ -11,6 +11,12 @@
 //! builder, retry rule, timeout and body cap. Each replay thread has its own pools, so a
 //! worker's connections stay on the thread that drives it.
 //!
+//! Starts are paced by `--rate`: evenly at N per second ([`Pacer`]), or with the spacing
+//! the file recorded (`original`, [`OriginalClock`]): the reader gives each request the
+//! moment it is due, relative to the replay's start, and the worker that takes it waits
+//! for that moment. Original spacing schedules starts, not completions, and at most
+//! `concurrency` requests are in flight, so a start may wait for a free worker.
+//!
 //! - [`progress`]: the progress bar on a terminal, periodic lines elsewhere.
 
 mod progress;
@@ -20,7 +26,7 @@ use crate::config::{BaselineTarget, LegConfig, ServeConfig};
 use crate::exchange::{is_write, BaselineLeg, BaselineSkip, Exchange, Observation, SkipReason};
 use crate::pipeline::{Pipeline, PipelineError, PipelineHandle};
 use crate::store::{RunInfo, StoreError, StoreWriter};
-use crate::traffic::{self, TrafficEntry, TrafficError};
+use crate::traffic::{self, Format, TrafficEntry, TrafficError};
 use crate::upstream::{self, ClientError, Fetch, FetchOptions, Upstream};
 use http::{header, HeaderMap, HeaderValue};
 use progress::Progress;
@@ -28,7 +34,7 @@ pub use progress::ProgressMode;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Observations waiting for the compare thread; enough to keep it busy, small in memory.
 const PIPELINE_CAPACITY: usize = 4096;
@@ -37,14 +43,16 @@ const PIPELINE_CAPACITY: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     pub input: PathBuf,
+    /// The input's format; `None` recognises it ([`Format::detect`]).
+    pub format: Option<Format>,
     /// Upstreams, store path, limits, timeouts and rules: the settings serve uses.
     pub config: ServeConfig,
     pub concurrency: usize,
     /// OS threads the workers are spread over, each a single-threaded runtime (at most
     /// `concurrency`).
     pub threads: usize,
-    /// Most requests started per second.
-    pub rate: Option<f64>,
+    /// How request starts are paced; as fast as the workers go when `None`.
+    pub rate: Option<Rate>,
     pub repeat: u32,
     pub skip_invalid: bool,
     pub progress: ProgressMode,
@@ -94,6 +102,15 @@ pub enum ReplayError {
     Stdout(std::io::Error),
 }
 
+/// How a replay paces the starts of its requests (`--rate`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    /// At most this many starts per second, evenly spaced.
+    PerSecond(f64),
+    /// The spacing the file's timestamps record ([`OriginalClock`]).
+    Original,
+}
+
 /// Requests per second: a positive number.
 pub fn parse_rps(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
@@ -102,6 +119,16 @@ pub fn parse_rps(value: &str) -> Result<f64, String> {
             "{value:?} is not a positive number of requests per second"
         )),
     }
+}
+
+/// `--rate`: `original`, or a positive number of requests per second.
+pub fn parse_rate(value: &str) -> Result<Rate, String> {
+    if value.trim().eq_ignore_ascii_case("original") {
+        return Ok(Rate::Original);
+    }
+    parse_rps(value)
+        .map(Rate::PerSecond)
+        .map_err(|reason| format!("{reason}, nor \"original\""))
 }
 
 /// Runs a replay on its own runtime.
@@ -120,7 +147,11 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
     // Open the input first: a typo in the file name should not create a database.
     let config = &options.config;
     let bound = traffic::EntryBound::for_max_body(config.shadow.max_body);
-    drop(traffic::open(&options.input, bound)?);
+    let format = match options.format {
+        Some(format) => format,
+        None => Format::detect(&options.input)?,
+    };
+    drop(traffic::open(&options.input, format, bound)?);
     let comparator = Arc::new(Comparator::new(&config.rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
@@ -164,24 +195,40 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
 
     let requests = Arc::new(AtomicU64::new(0));
     let invalid = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = flume::bounded(options.concurrency.div_ceil(READ_BATCH) * 2);
+    let original = options.rate == Some(Rate::Original);
+    // With original spacing every request is handed over alone, so that whichever worker
+    // is free takes the next one when it falls due rather than after a batch-mate.
+    let batch = if original { 1 } else { READ_BATCH };
+    let (tx, rx) = flume::bounded(options.concurrency.div_ceil(batch) * 2);
     let reader = {
         let (input, repeat, skip_invalid) =
             (options.input.clone(), options.repeat, options.skip_invalid);
         let (requests, invalid) = (requests.clone(), invalid.clone());
-        tokio::task::spawn_blocking(move || {
-            read_traffic(input, bound, repeat, skip_invalid, &requests, &invalid, tx)
-        })
+        let reading = Reading {
+            input,
+            format,
+            bound,
+            repeat,
+            skip_invalid,
+            batch,
+            clock: original.then(OriginalClock::default),
+        };
+        tokio::task::spawn_blocking(move || reading.run(&requests, &invalid, tx))
     };
     let progress = Progress::start(
         options.progress,
         &options.input,
+        format,
         bound,
         options.repeat,
         tally.clone(),
     );
 
-    let pacer = options.rate.map(|rps| Arc::new(Pacer::new(rps)));
+    let pacer = match options.rate {
+        Some(Rate::PerSecond(rps)) => Some(Arc::new(Pacer::new(rps))),
+        Some(Rate::Original) => Some(Arc::new(Pacer::original())),
+        None => None,
+    };
     let senders = {
         let (handle, concurrency, threads) =
             (pipeline.handle(), options.concurrency, options.threads);
@@ -228,7 +275,7 @@ const READ_BATCH: usize = 16;
 /// threads than sending requests (bench/replay.md).
 fn send_all(
     legs: Arc<Legs>,
-    rx: flume::Receiver<Vec<TrafficEntry>>,
+    rx: flume::Receiver<Vec<Due>>,
     pipeline: PipelineHandle,
     pacer: Option<Arc<Pacer>>,
     concurrency: usize,
@@ -295,62 +342,125 @@ fn send_all(
 async fn worker(
     legs: &Legs,
     links: &Links,
-    rx: &flume::Receiver<Vec<TrafficEntry>>,
+    rx: &flume::Receiver<Vec<Due>>,
     pipeline: &PipelineHandle,
     pacer: Option<&Pacer>,
 ) {
     while let Ok(batch) = rx.recv_async().await {
-        for entry in batch {
+        for Due { entry, at } in batch {
             if let Some(pacer) = pacer {
-                pacer.wait().await;
+                pacer.wait(at).await;
             }
             replay_one(legs, links, pipeline, entry).await;
         }
     }
 }
 
-/// Streams the file `repeat` times into the workers' channel. Stops at the first invalid
-/// request unless skipping, and when the workers are gone.
-fn read_traffic(
+/// A request and, with original spacing, when it is due after the replay's start.
+struct Due {
+    entry: TrafficEntry,
+    at: Option<Duration>,
+}
+
+/// What the reader thread streams, and how.
+struct Reading {
     input: PathBuf,
+    format: Format,
     bound: traffic::EntryBound,
     repeat: u32,
     skip_invalid: bool,
-    requests: &AtomicU64,
-    invalid: &AtomicU64,
-    tx: flume::Sender<Vec<TrafficEntry>>,
-) -> Result<(), TrafficError> {
-    let mut batch = Vec::with_capacity(READ_BATCH);
-    for round in 0..repeat {
-        for item in traffic::open(&input, bound)? {
-            match item {
-                Ok(entry) => {
-                    requests.fetch_add(1, Ordering::Relaxed);
-                    batch.push(entry);
-                    if batch.len() == READ_BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
-                        if tx.send(full).is_err() {
-                            return Ok(());
+    /// Requests handed to the workers at once.
+    batch: usize,
+    /// With `--rate original`: when each request is due.
+    clock: Option<OriginalClock>,
+}
+
+impl Reading {
+    /// Streams the file `repeat` times into the workers' channel. Stops at the first
+    /// invalid request unless skipping, and when the workers are gone.
+    fn run(
+        mut self,
+        requests: &AtomicU64,
+        invalid: &AtomicU64,
+        tx: flume::Sender<Vec<Due>>,
+    ) -> Result<(), TrafficError> {
+        let mut batch = Vec::with_capacity(self.batch);
+        for round in 0..self.repeat {
+            if let Some(clock) = &mut self.clock {
+                clock.next_round();
+            }
+            for item in traffic::open(&self.input, self.format, self.bound)? {
+                match item {
+                    Ok(entry) => {
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        let at = self
+                            .clock
+                            .as_mut()
+                            .map(|clock| clock.due(entry.ts.as_deref()));
+                        batch.push(Due { entry, at });
+                        if batch.len() == self.batch {
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(self.batch));
+                            if tx.send(full).is_err() {
+                                return Ok(());
+                            }
                         }
                     }
-                }
-                Err(e) if skip_invalid && e.is_skippable() => {
-                    if round == 0 {
-                        invalid.fetch_add(1, Ordering::Relaxed);
+                    Err(e) if self.skip_invalid && e.is_skippable() => {
+                        if round == 0 {
+                            invalid.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-                Err(e) => {
-                    // What was read before the bad request is still sent, as when unbatched.
-                    let _ = tx.send(batch);
-                    return Err(e);
+                    Err(e) => {
+                        // What was read before the bad request is still sent, as when
+                        // unbatched.
+                        let _ = tx.send(batch);
+                        return Err(e);
+                    }
                 }
             }
         }
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        Ok(())
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch);
+}
+
+/// `--rate original`: when each request is due, as an offset from the replay's start, from
+/// the timestamps of the file in file order.
+///
+/// The first request with a timestamp is due at once, each later one as long after it as
+/// the file recorded. Offsets never go back: logs are written as requests complete, so a
+/// timestamp earlier than the one before (or a request without one) is due right after
+/// the previous request, and file order is kept. Each `--repeat` starts where the previous
+/// one's last request was due, with the same spacing.
+#[derive(Debug, Default)]
+pub struct OriginalClock {
+    /// The first timestamp of this round, and the offset its requests start from.
+    first: Option<chrono::DateTime<chrono::FixedOffset>>,
+    base: Duration,
+    /// The offset of the request last scheduled.
+    last: Duration,
+}
+
+impl OriginalClock {
+    /// The offset at which the next request (with timestamp `ts`, RFC 3339) is due.
+    pub fn due(&mut self, ts: Option<&str>) -> Duration {
+        let Some(ts) = ts.and_then(|ts| chrono::DateTime::parse_from_rfc3339(ts).ok()) else {
+            return self.last;
+        };
+        let first = *self.first.get_or_insert(ts);
+        let since = (ts - first).to_std().unwrap_or(Duration::ZERO);
+        self.last = self.last.max(self.base.saturating_add(since));
+        self.last
     }
-    Ok(())
+
+    /// Starts the next pass over the file (`--repeat`) after the last request of this one.
+    pub fn next_round(&mut self) {
+        self.first = None;
+        self.base = self.last;
+    }
 }
 
 /// Everything needed to send one request to both upstreams, shared by the workers.
@@ -392,6 +502,18 @@ impl Links {
 async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry: TrafficEntry) {
     let mut request = entry.request;
     let at = SystemTime::now();
+    // A request its format could not hold whole (an access log's POST): never sent.
+    if let Some(reason) = entry.skip {
+        pipeline
+            .submit(Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason,
+            })
+            .await;
+        return;
+    }
     // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
     if !legs.shadow_writes && is_write(&request.method, &request.headers) {
         pipeline
@@ -481,26 +603,41 @@ fn outgoing_headers(recorded: &HeaderMap, marker: &http::HeaderName) -> HeaderMa
     headers
 }
 
-/// Spaces request starts evenly at `--rate`, shared by all workers.
+/// Paces request starts, shared by all workers: evenly at `--rate N`, or each at the
+/// offset from the start the reader gave it (`--rate original`).
 struct Pacer {
-    period: Duration,
+    /// `None` for original spacing.
+    period: Option<Duration>,
+    start: Instant,
     next: Mutex<tokio::time::Instant>,
 }
 
 impl Pacer {
     fn new(rps: f64) -> Pacer {
         Pacer {
-            period: Duration::from_secs_f64(1.0 / rps),
+            period: Some(Duration::from_secs_f64(1.0 / rps)),
+            start: Instant::now(),
             next: Mutex::new(tokio::time::Instant::now()),
         }
     }
 
-    async fn wait(&self) {
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = (*next).max(tokio::time::Instant::now());
-            *next = slot + self.period;
-            slot
+    fn original() -> Pacer {
+        Pacer {
+            period: None,
+            ..Pacer::new(1.0)
+        }
+    }
+
+    async fn wait(&self, due: Option<Duration>) {
+        let slot = match (self.period, due) {
+            (Some(period), _) => {
+                let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+                let slot = (*next).max(tokio::time::Instant::now());
+                *next = slot + period;
+                slot
+            }
+            (None, Some(due)) => tokio::time::Instant::from_std(self.start + due),
+            (None, None) => return,
         };
         tokio::time::sleep_until(slot).await;
     }
@@ -521,5 +658,57 @@ impl std::fmt::Display for ReplaySummary {
             write!(f, ", {} dropped", self.dropped)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(rounds: &[&[Option<&str>]]) -> Vec<u64> {
+        let mut clock = OriginalClock::default();
+        let mut out = Vec::new();
+        for round in rounds {
+            clock.next_round();
+            for ts in *round {
+                out.push(clock.due(*ts).as_millis() as u64);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn original_spacing_follows_timestamps_never_back_and_repeats_after_the_last() {
+        let file: &[Option<&str>] = &[
+            Some("2026-01-01T00:00:10Z"),
+            Some("2026-01-01T00:00:10.250Z"),
+            None,
+            // Out of order (written at completion): right after the previous one.
+            Some("2026-01-01T00:00:10.100Z"),
+            Some("2026-01-01T01:00:11+01:00"),
+            Some("not a time"),
+        ];
+        assert_eq!(offsets(&[file]), [0, 250, 250, 250, 1000, 1000]);
+        assert_eq!(
+            offsets(&[file, file]),
+            [0, 250, 250, 250, 1000, 1000, 1000, 1250, 1250, 1250, 2000, 2000]
+        );
+        // Requests before the first timestamp are due at once.
+        assert_eq!(
+            offsets(&[&[
+                None,
+                Some("2026-01-01T00:00:00Z"),
+                Some("2026-01-01T00:00:02Z")
+            ]]),
+            [0, 0, 2000]
+        );
+    }
+
+    #[test]
+    fn rate_is_original_or_a_positive_number() {
+        assert_eq!(parse_rate("original"), Ok(Rate::Original));
+        assert_eq!(parse_rate("2.5"), Ok(Rate::PerSecond(2.5)));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").unwrap_err().contains("original"));
     }
 }

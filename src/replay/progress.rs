@@ -4,7 +4,7 @@
 
 use super::ReplaySummary;
 use crate::pipeline::Tally;
-use crate::traffic::{self, EntryBound};
+use crate::traffic::{self, EntryBound, Format};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -38,6 +38,7 @@ impl Progress {
     pub fn start(
         mode: ProgressMode,
         input: &Path,
+        format: Format,
         bound: EntryBound,
         repeat: u32,
         tally: Arc<Tally>,
@@ -75,7 +76,7 @@ impl Progress {
         let counting = {
             let (bar, input) = (bar.clone(), input.to_path_buf());
             tokio::task::spawn_blocking(move || {
-                if let Some(total) = traffic::count_requests(&input, bound) {
+                if let Some(total) = traffic::count_requests(&input, format, bound) {
                     bar.set_length(total * u64::from(repeat));
                     bar.set_style(
                         ProgressStyle::with_template(

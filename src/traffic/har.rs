@@ -255,6 +255,7 @@ impl State<'_> {
                 position,
                 ts,
                 request,
+                skip: None,
             })
             .map_err(|problem| TrafficError::Invalid {
                 path: self.path.to_path_buf(),

@@ -10,6 +10,7 @@
 //! `body_base64` (any bytes). Unknown keys are ignored, so files written by later versions
 //! still replay.
 
+use super::lines::{BoundedLines, Line};
 use super::{recorded_target, EntryBound, Position, TrafficEntry, TrafficError};
 use crate::exchange::RecordedRequest;
 use base64::Engine as _;
@@ -173,78 +174,23 @@ pub(crate) fn check_timestamp(ts: &str) -> Result<(), String> {
         .map_err(|e| format!("\"ts\" {ts:?} is not an RFC 3339 timestamp: {e}"))
 }
 
-/// Reads a JSONL file line by line, reusing one buffer: memory stays at the longest line,
-/// and a line longer than the [`EntryBound`] is refused while it streams: its bytes past
-/// the bound are skipped in the read buffer, never appended, so a 100 MB line costs no more
-/// memory than a short one.
+/// Reads a JSONL file line by line through [`BoundedLines`]: memory stays at the longest
+/// line, and a line longer than the [`EntryBound`] is refused while it streams.
 pub struct JsonLinesReader<R> {
     path: PathBuf,
-    reader: R,
+    lines: BoundedLines<R>,
     bound: EntryBound,
-    buffer: Vec<u8>,
-    line: u64,
     failed: bool,
-}
-
-/// What one call to [`JsonLinesReader::read_line`] found.
-enum Line {
-    /// The file ended before another byte.
-    End,
-    /// A whole line (or the last, unterminated one) is in the buffer.
-    Read,
-    /// A line longer than the bound was read past and dropped.
-    TooLong,
 }
 
 impl<R: BufRead> JsonLinesReader<R> {
     pub fn new(path: &Path, reader: R, bound: EntryBound) -> JsonLinesReader<R> {
         JsonLinesReader {
             path: path.to_path_buf(),
-            reader,
+            lines: BoundedLines::new(reader, bound),
             bound,
-            buffer: Vec::with_capacity(4096),
-            line: 0,
             failed: false,
         }
-    }
-
-    /// The next line into `buffer` (without its `\n`), at most `bound` bytes of it.
-    fn read_line(&mut self) -> std::io::Result<Line> {
-        self.buffer.clear();
-        let bound = usize::try_from(self.bound.bytes).unwrap_or(usize::MAX);
-        let (mut started, mut too_long) = (false, false);
-        loop {
-            let available = match self.reader.fill_buf() {
-                Ok(available) => available,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if available.is_empty() {
-                break;
-            }
-            started = true;
-            let (take, done) = match memchr::memchr(b'\n', available) {
-                Some(end) => (end, true),
-                None => (available.len(), false),
-            };
-            if !too_long {
-                if self.buffer.len() + take > bound {
-                    too_long = true;
-                    self.buffer = Vec::with_capacity(4096);
-                } else {
-                    self.buffer.extend_from_slice(&available[..take]);
-                }
-            }
-            self.reader.consume(take + usize::from(done));
-            if done {
-                break;
-            }
-        }
-        Ok(match (started, too_long) {
-            (false, _) => Line::End,
-            (true, false) => Line::Read,
-            (true, true) => Line::TooLong,
-        })
     }
 }
 
@@ -256,18 +202,17 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
             return None;
         }
         loop {
-            let line = match self.read_line() {
+            let line = match self.lines.read_line() {
                 Ok(line) => line,
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(TrafficError::Unreadable {
                         path: self.path.clone(),
-                        problem: format!("after line {}: {e}", self.line),
+                        problem: format!("after line {}: {e}", self.lines.number()),
                     }));
                 }
             };
-            self.line += 1;
-            let position = Position::Line(self.line);
+            let position = Position::Line(self.lines.number());
             match line {
                 Line::End => return None,
                 Line::TooLong => {
@@ -277,14 +222,15 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
                         problem: self.bound.refusal("the line"),
                     }))
                 }
-                Line::Read if self.buffer.iter().all(u8::is_ascii_whitespace) => continue,
+                Line::Read if self.lines.text().iter().all(u8::is_ascii_whitespace) => continue,
                 Line::Read => {}
             }
-            return Some(match parse_line(&self.buffer) {
+            return Some(match parse_line(self.lines.text()) {
                 Ok((ts, request)) => Ok(TrafficEntry {
                     position,
                     ts,
                     request,
+                    skip: None,
                 }),
                 Err(problem) => Err(TrafficError::Invalid {
                     path: self.path.clone(),

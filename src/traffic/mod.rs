@@ -1,23 +1,33 @@
 //! Traffic files: requests recorded once and replayed any number of times.
 //!
-//! Two formats are read (see `docs/TRAFFIC.md`): JSON Lines, one request per line, which
-//! `serve --record` writes, and HAR 1.2, which browsers and common proxies export. Both are
-//! read as a stream, one request at a time, so a file of any size needs constant memory;
-//! one request is held up to an [`EntryBound`] tied to max-body, so a hostile or broken
-//! file (one 100 MB line) is refused while it streams rather than buffered whole.
+//! Five formats are read (see `docs/TRAFFIC.md`), named by `--format` or recognised by
+//! [`Format::detect`]: JSON Lines, one request per line, which `serve --record` writes;
+//! HAR 1.2, which browsers and common proxies export; nginx/Apache access logs and Envoy's
+//! default access log, which hold a request line but no body; and GoReplay's `.gor`
+//! captures. All are read as a stream, one request at a time, so a file of any size needs
+//! constant memory; one request is held up to an [`EntryBound`] tied to max-body, so a
+//! hostile or broken file (one 100 MB line) is refused while it streams rather than
+//! buffered whole. Every format's request target passes the one check,
+//! [`recorded_target`].
 //!
 //! - [`jsonl`]: the line format, parsed and written.
 //! - [`har`]: every entry's request of a HAR log.
+//! - [`access_log`]: nginx/Apache combined and common lines, and Envoy's default format.
+//! - [`gor`]: the request payloads of a GoReplay file.
 //! - [`recorder`]: appends what `serve` shadows to a JSONL file, rotating it by size.
+//! - `lines`: the bounded line reader the line formats and `.gor` share.
 
+pub mod access_log;
+pub mod gor;
 pub mod har;
 pub mod jsonl;
+mod lines;
 pub mod recorder;
 
-use crate::exchange::RecordedRequest;
+use crate::exchange::{RecordedRequest, SkipReason};
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 pub use recorder::{Recorder, RecorderError, RecorderOptions};
@@ -25,11 +35,16 @@ pub use recorder::{Recorder, RecorderError, RecorderOptions};
 /// One request read from a traffic file, with where it came from.
 #[derive(Clone, Debug)]
 pub struct TrafficEntry {
-    /// 1-based line (JSONL) or entry number (HAR), for messages.
+    /// 1-based line (JSONL, access logs; a `.gor` payload's first line) or entry number
+    /// (HAR), for messages.
     pub position: Position,
-    /// When the request was originally made, as written in the file (RFC 3339).
+    /// When the request was originally made (RFC 3339), as the file says: written so in
+    /// JSONL and HAR, converted from an access log's time or a `.gor` timestamp.
     pub ts: Option<String>,
     pub request: RecordedRequest,
+    /// Why the request is read but must not be sent: an access log's line whose method
+    /// may carry a body the log does not keep. Replay counts it skipped with this reason.
+    pub skip: Option<SkipReason>,
 }
 
 /// Where in a traffic file something is.
@@ -54,15 +69,101 @@ impl fmt::Display for Position {
 pub enum Format {
     JsonLines,
     Har,
+    /// nginx / Apache combined or common lines.
+    AccessLog,
+    /// Envoy's default access log format.
+    Envoy,
+    /// GoReplay's `.gor` capture files.
+    Gor,
 }
 
+/// How much of a file's start [`Format::detect`] looks at: the first line of every format
+/// but a JSON document fits.
+const SNIFF_BYTES: u64 = 64 * 1024;
+
 impl Format {
-    /// `.har` files are HAR; everything else is read as JSON Lines.
-    pub fn of_path(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("har") => Format::Har,
-            _ => Format::JsonLines,
+    /// The format a file name says: `.har`, `.gor`, `.jsonl`/`.ndjson`; `None` for
+    /// others (`.log`, `.txt`, none), which [`Format::detect`] recognises by content.
+    pub fn of_path(path: &Path) -> Option<Format> {
+        let ext = path.extension().and_then(|e| e.to_str())?;
+        [
+            ("har", Format::Har),
+            ("gor", Format::Gor),
+            ("jsonl", Format::JsonLines),
+            ("ndjson", Format::JsonLines),
+        ]
+        .into_iter()
+        .find(|(name, _)| ext.eq_ignore_ascii_case(name))
+        .map(|(_, format)| format)
+    }
+
+    /// The format of a file: by its name ([`Format::of_path`]), else by its first non-blank
+    /// line ([`Format::sniff`]). A file with no non-blank line is JSON Lines (no
+    /// requests), as every unnamed file was before the other formats.
+    pub fn detect(path: &Path) -> Result<Format, TrafficError> {
+        if let Some(format) = Format::of_path(path) {
+            return Ok(format);
         }
+        let open_error = |source| TrafficError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut start = Vec::new();
+        File::open(path)
+            .map_err(open_error)?
+            .take(SNIFF_BYTES)
+            .read_to_end(&mut start)
+            .map_err(open_error)?;
+        let text = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&start);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Format::JsonLines);
+        }
+        Format::sniff(text).ok_or_else(|| TrafficError::Unrecognised {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The format the first non-blank line of `start` has, if any: `{` is JSON Lines (a
+    /// HAR file is one JSON document too, so it needs its `.har` name or `--format har`);
+    /// GoReplay's separator or a request header `1 ID NANOS` is `.gor`; `[` and an ISO date
+    /// is Envoy; words and ` [dd/Mon/yyyy:` is an nginx/Apache log.
+    pub fn sniff(start: &[u8]) -> Option<Format> {
+        let line = start
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .find(|line| !line.is_empty())?;
+        let digits = |text: &[u8]| !text.is_empty() && text.iter().all(u8::is_ascii_digit);
+        if line.starts_with(b"{") {
+            return Some(Format::JsonLines);
+        }
+        let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let gor_header = matches!(words.first(), Some(&(b"1" | b"2" | b"3")))
+            && words
+                .get(1)
+                .is_some_and(|id| !id.is_empty() && id.iter().all(u8::is_ascii_hexdigit))
+            && words.get(2).is_some_and(|nanos| digits(nanos));
+        if line == gor::SEPARATOR || gor_header {
+            return Some(Format::Gor);
+        }
+        if let Some(date) = line.strip_prefix(b"[") {
+            let iso = date.len() > 10
+                && digits(&date[..4])
+                && date[4] == b'-'
+                && digits(&date[5..7])
+                && date[7] == b'-'
+                && digits(&date[8..10]);
+            return iso.then_some(Format::Envoy);
+        }
+        let open = memchr::memmem::find(line, b" [")?;
+        let time = line.get(open + 2..open + 14)?;
+        let clf = line[..open].split(|&b| b == b' ').count() >= 3
+            && digits(&time[..2])
+            && time[2] == b'/'
+            && time[3..6].iter().all(u8::is_ascii_alphabetic)
+            && time[6] == b'/'
+            && digits(&time[7..11])
+            && time[11] == b':';
+        clf.then_some(Format::AccessLog)
     }
 }
 
@@ -85,6 +186,9 @@ pub enum TrafficError {
     /// The file as a whole cannot be read further (I/O error, HAR that is not JSON).
     #[error("{path}: {problem}")]
     Unreadable { path: PathBuf, problem: String },
+    /// Neither its name nor its first line says which format the file is in.
+    #[error("{path}: not a traffic file in a format shadowdiff recognises (JSON Lines, HAR, access log, Envoy, GoReplay); name its format with --format")]
+    Unrecognised { path: PathBuf },
 }
 
 impl TrafficError {
@@ -136,34 +240,48 @@ impl EntryBound {
     }
 }
 
-/// Reads a traffic file as a stream of requests; the format follows the file extension.
-/// A request longer than `bound` is refused without being held whole.
-pub fn open(path: &Path, bound: EntryBound) -> Result<TrafficReader, TrafficError> {
-    let file = File::open(path).map_err(|source| TrafficError::Open {
+/// Reads a traffic file in `format` as a stream of requests. A request longer than
+/// `bound` is refused without being held whole.
+pub fn open(path: &Path, format: Format, bound: EntryBound) -> Result<TrafficReader, TrafficError> {
+    let reader = buffered(path).map_err(|source| TrafficError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader = BufReader::with_capacity(64 * 1024, file);
-    Ok(match Format::of_path(path) {
+    Ok(match format {
         Format::JsonLines => {
             TrafficReader::JsonLines(jsonl::JsonLinesReader::new(path, reader, bound))
         }
         Format::Har => TrafficReader::Har(har::HarReader::spawn(path, reader, bound)),
+        Format::AccessLog | Format::Envoy => {
+            let dialect = if format == Format::Envoy {
+                access_log::Dialect::Envoy
+            } else {
+                access_log::Dialect::Combined
+            };
+            TrafficReader::AccessLog(access_log::AccessLogReader::new(
+                path, dialect, reader, bound,
+            ))
+        }
+        Format::Gor => TrafficReader::Gor(gor::GorReader::new(path, reader, bound)),
     })
 }
 
-/// Requests in a traffic file, counted without keeping them: non-blank lines of a JSONL
-/// file (counted in the read buffer, however long a line is), entries of a HAR log.
-/// `None` when the file cannot be read.
-pub fn count_requests(path: &Path, bound: EntryBound) -> Option<u64> {
-    match Format::of_path(path) {
-        Format::Har => Some(open(path, bound).ok()?.count() as u64),
-        Format::JsonLines => {
-            let file = File::open(path).ok()?;
-            let mut reader = BufReader::with_capacity(64 * 1024, file);
+fn buffered(path: &Path) -> std::io::Result<BufReader<File>> {
+    Ok(BufReader::with_capacity(64 * 1024, File::open(path)?))
+}
+
+/// Requests in a traffic file, counted without keeping them: non-blank lines of a line
+/// format (counted in the read buffer, however long a line is), entries of a HAR log,
+/// request payloads of a `.gor` file. `None` when the file cannot be read.
+pub fn count_requests(path: &Path, format: Format, bound: EntryBound) -> Option<u64> {
+    match format {
+        Format::Har => Some(open(path, format, bound).ok()?.count() as u64),
+        Format::Gor => gor::count(buffered(path).ok()?, bound),
+        Format::JsonLines | Format::AccessLog | Format::Envoy => {
+            let mut reader = buffered(path).ok()?;
             let (mut count, mut blank) = (0, true);
             loop {
-                let chunk = match std::io::BufRead::fill_buf(&mut reader) {
+                let chunk = match reader.fill_buf() {
                     Ok([]) | Err(_) => break,
                     Ok(chunk) => chunk,
                 };
@@ -176,7 +294,7 @@ pub fn count_requests(path: &Path, bound: EntryBound) -> Option<u64> {
                     }
                 }
                 let n = chunk.len();
-                std::io::BufRead::consume(&mut reader, n);
+                reader.consume(n);
             }
             Some(count + u64::from(!blank))
         }
@@ -187,6 +305,8 @@ pub fn count_requests(path: &Path, bound: EntryBound) -> Option<u64> {
 pub enum TrafficReader {
     JsonLines(jsonl::JsonLinesReader<BufReader<File>>),
     Har(har::HarReader),
+    AccessLog(access_log::AccessLogReader<BufReader<File>>),
+    Gor(gor::GorReader<BufReader<File>>),
 }
 
 impl Iterator for TrafficReader {
@@ -196,6 +316,8 @@ impl Iterator for TrafficReader {
         match self {
             TrafficReader::JsonLines(r) => r.next(),
             TrafficReader::Har(r) => r.next(),
+            TrafficReader::AccessLog(r) => r.next(),
+            TrafficReader::Gor(r) => r.next(),
         }
     }
 }
@@ -237,10 +359,69 @@ mod tests {
             bytes: 16,
             max_body: 0,
         };
-        assert_eq!(count_requests(&path, bound), Some(3));
+        assert_eq!(count_requests(&path, Format::JsonLines, bound), Some(3));
         assert_eq!(
-            count_requests(&dir.path().join("missing.jsonl"), bound),
+            count_requests(&dir.path().join("missing.jsonl"), Format::JsonLines, bound),
             None
         );
+    }
+
+    #[test]
+    fn formats_are_named_by_extension_or_recognised_by_their_first_line() {
+        assert_eq!(Format::of_path(Path::new("a.HAR")), Some(Format::Har));
+        assert_eq!(Format::of_path(Path::new("a.gor")), Some(Format::Gor));
+        assert_eq!(Format::of_path(Path::new("a.log")), None);
+        let cases: [(&[u8], Option<Format>); 8] = [
+            (b"\n  {\"method\":\"GET\"}", Some(Format::JsonLines)),
+            (
+                b"1 8e3b2a 1700000000000000000 0\nGET / HTTP/1.1",
+                Some(Format::Gor),
+            ),
+            (
+                "\u{1F435}\u{1F648}\u{1F649}\n2 a 1 0".as_bytes(),
+                Some(Format::Gor),
+            ),
+            (
+                b"[2016-04-15T20:17:00.310Z] \"GET / HTTP/2\" 200",
+                Some(Format::Envoy),
+            ),
+            (
+                b"10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1",
+                Some(Format::AccessLog),
+            ),
+            (b"[not a date]", None),
+            (b"GET / HTTP/1.1", None),
+            (b"h - [10/Oct/2000:13:55:36 -0700]", None),
+        ];
+        for (start, expected) in cases {
+            assert_eq!(
+                Format::sniff(start),
+                expected,
+                "{}",
+                String::from_utf8_lossy(start)
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = dir.path().join("traffic.txt");
+        std::fs::write(&unknown, "hello\n").unwrap();
+        let error = Format::detect(&unknown).unwrap_err().to_string();
+        assert!(
+            error.contains("traffic.txt") && error.contains("--format"),
+            "{error}"
+        );
+        // Progress totals: non-blank lines of a log, request payloads of a capture.
+        let log = dir.path().join("a.log");
+        std::fs::write(
+            &log,
+            "x - - [01/Jan/2026:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1\n\n-\n",
+        )
+        .unwrap();
+        assert_eq!(
+            count_requests(&log, Format::AccessLog, EntryBound::for_max_body(1)),
+            Some(2)
+        );
+        let empty = dir.path().join("empty.log");
+        std::fs::write(&empty, "\n\n").unwrap();
+        assert_eq!(Format::detect(&empty).unwrap(), Format::JsonLines);
     }
 }

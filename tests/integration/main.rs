@@ -25,6 +25,7 @@ mod replay_cli;
 mod replay_connections;
 mod replay_demo;
 mod replay_files;
+mod replay_formats;
 mod replay_limits;
 mod replay_recorder;
 mod report_formats;

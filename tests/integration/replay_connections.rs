@@ -114,6 +114,7 @@ fn replay_in(dir: &Path, primary: &str, secondary: &str, requests: usize) -> Rep
     config.store.location = (dir.join("replay.db")).into();
     let options = ReplayOptions {
         input: traffic(dir, requests),
+        format: None,
         config,
         concurrency: 4,
         threads: 2,

@@ -20,6 +20,7 @@ async fn the_demo_mix_replays_against_the_demo_backends() {
     config.store.location = (dir.path().join("demo.db")).into();
     let summary = replay(ReplayOptions {
         input,
+        format: None,
         config,
         concurrency: 8,
         threads: 2,

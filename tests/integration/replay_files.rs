@@ -15,6 +15,7 @@ fn run(servers: &Servers, input: &Path, shadow_writes: bool, repeat: u32) -> Rep
     config.shadow.shadow_writes = shadow_writes;
     let options = ReplayOptions {
         input: input.to_path_buf(),
+        format: None,
         config,
         concurrency: 4,
         threads: 1,
@@ -103,6 +104,7 @@ fn an_unreachable_secondary_is_an_error_per_request() {
     config.store.location = (dir.path().join("replay.db")).into();
     let options = ReplayOptions {
         input: fixture("sample.har"),
+        format: None,
         config,
         concurrency: 2,
         threads: 2,

@@ -259,6 +259,7 @@ fn replay_sends_to_h2c_upstreams_and_compares_their_grpc_status() {
     config.shadow.shadow_writes = true;
     let options = ReplayOptions {
         input: traffic,
+        format: None,
         config,
         concurrency: 1,
         threads: 1,

@@ -47,7 +47,8 @@
 //! - [`suggest`]: compare rules proposed from stored differences (ignore, mask, unordered,
 //!   tolerance), with their evidence, and what looks like a real change.
 //! - [`wildcard`]: the segment matcher (`*`, `**`) behind route patterns and compare paths.
-//! - [`traffic`]: traffic files (JSONL, HAR) read as streams, and the JSONL recorder.
+//! - [`traffic`]: traffic files (JSONL, HAR, nginx/Apache/Envoy access logs, GoReplay
+//!   `.gor`) read as streams, each format detected or named, and the JSONL recorder.
 #![forbid(unsafe_code)]
 
 mod accept;

@@ -253,6 +253,7 @@ pub fn serve_flags() -> Vec<Arg> {
         setting("max-db-size", "SIZE", "Stop keeping examples once the store reaches this size, e.g. 2GiB (counts continue)."),
         setting("record", "FILE", "Append every shadowed request to this JSON Lines traffic file, for `replay`."),
         setting("record-max-size", "SIZE", "Rotate the traffic file when it would grow past this size (FILE.1, FILE.2, ...). [default: 100MiB]"),
+        switch("record-responses", "With --record: write the primary's response (redacted like the request) beside each request, so `replay --against-recorded` can compare the secondary with it once the primary is gone."),
         switch("record-secrets", "Keep secrets (Authorization, Cookie, secret query parameters and body fields, see `[redact]`) in the traffic file instead of redacting them."),
         setting("admin", "ADDR", "Admin listener for /metrics, /healthz and /status, or `off`; never the proxy's own listener. [default: 127.0.0.1:9090]"),
         setting("max-route-labels", "N", "Distinct route labels in metrics; later routes are counted under `other`. [default: 200]"),
@@ -513,6 +514,12 @@ pub struct ReplayArgs {
     /// which hold no bodies).
     #[arg(long)]
     pub shadow_writes: bool,
+    /// Compare the secondary with the primary's answers the file holds (a HAR's
+    /// responses, or a `serve --record-responses` record) instead of calling a primary,
+    /// for CI once the old system is gone. Values the recording holds redacted are
+    /// hidden by the rule `redacted`.
+    #[arg(long)]
+    pub against_recorded: bool,
     /// Replay the whole file this many times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,

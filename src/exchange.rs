@@ -185,10 +185,14 @@ pub enum SkipReason {
     /// Replay only: a request read from a format that keeps no bodies (an access log)
     /// whose method may carry one; sent without it, it would not be the request made.
     BodyNotRecorded,
+    /// `replay --against-recorded`: the entry holds no usable primary answer (a HAR
+    /// entry with status 0 or a body the exporter left out; a request recorded without
+    /// one), so there is nothing to compare the secondary with.
+    NoRecordedResponse,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 14] = [
+    pub const ALL: [SkipReason; 15] = [
         SkipReason::SampledOut,
         SkipReason::MethodNotShadowed,
         SkipReason::Loop,
@@ -203,6 +207,7 @@ impl SkipReason {
         SkipReason::Paused,
         SkipReason::RewriteFailed,
         SkipReason::BodyNotRecorded,
+        SkipReason::NoRecordedResponse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -221,6 +226,7 @@ impl SkipReason {
             SkipReason::Paused => "paused",
             SkipReason::RewriteFailed => "rewrite_failed",
             SkipReason::BodyNotRecorded => "body_not_recorded",
+            SkipReason::NoRecordedResponse => "no_recorded_response",
         }
     }
 }

@@ -76,6 +76,7 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<DiffOutcome, DiffErro
                 compare: file.compare,
                 routes: file.route,
                 source: Some(path.clone()),
+                recorded_redactions: false,
             }
         }
         None => RulesConfig::default(),

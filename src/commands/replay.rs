@@ -58,7 +58,22 @@ fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
     if args.shadow_writes {
         overrides.set("shadow-writes", "true");
     }
-    let config = ServeConfig::load(&overrides)?;
+    let config = if args.against_recorded {
+        // The primary's answers are in the file: it need not be given (a config file's
+        // is left uncalled), but a baseline, a second copy of the primary, cannot be.
+        let checked = ServeConfig::check(&overrides)?;
+        if checked.unset.contains(&"secondary") {
+            anyhow::bail!("--secondary: required");
+        }
+        if checked.config.baseline.is_some() {
+            anyhow::bail!(
+                "--baseline: not with --against-recorded, which calls no instance of the primary's version"
+            );
+        }
+        checked.config
+    } else {
+        ServeConfig::load(&overrides)?
+    };
     let rate = args
         .rate
         .as_deref()
@@ -85,6 +100,7 @@ fn options(args: ReplayArgs) -> anyhow::Result<ReplayOptions> {
         rate,
         repeat: args.repeat,
         skip_invalid: args.skip_invalid,
+        against_recorded: args.against_recorded,
         progress: if args.quiet {
             ProgressMode::Quiet
         } else {

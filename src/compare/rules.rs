@@ -220,7 +220,13 @@ pub struct RulesConfig {
     pub routes: Vec<RouteSection>,
     /// The file the rules came from, so errors can name it and its line.
     pub source: Option<PathBuf>,
+    /// `replay --against-recorded`: the primary's side is a recording whose secrets read
+    /// `[redacted]`; a difference the redaction explains is hidden by the rule `redacted`.
+    pub recorded_redactions: bool,
 }
+
+/// The id of the rule that hides what a recording's redaction explains.
+pub const REDACTED_RULE: &str = "redacted";
 
 /// A rule set that failed to compile.
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +348,10 @@ pub struct RuleSet {
     pub header_renames: Vec<(HeaderRename, usize)>,
     /// `map`: value mappings, route's first.
     pub maps: Vec<(ValueMap, usize)>,
+    /// `replay --against-recorded`: where the recorded primary value is `[redacted]` (or
+    /// holds it, for a secret scrubbed inside a longer value) and the secondary's value
+    /// fits around it, the difference is hidden by this rule.
+    pub redacted: Option<usize>,
 }
 
 /// Everything compiled from a [`RulesConfig`].
@@ -408,6 +418,14 @@ impl CompiledRules {
                 set.tolerance = inherited.tolerance;
             }
             routes.push((pattern, set));
+        }
+        if config.recorded_redactions {
+            let id = ids.len();
+            ids.push(REDACTED_RULE.to_string());
+            global.redacted = Some(id);
+            for (_, set) in &mut routes {
+                set.redacted = Some(id);
+            }
         }
         Ok(CompiledRules {
             ids,
@@ -763,6 +781,7 @@ pub(super) mod tests {
             compare: file.compare,
             routes: file.route,
             source: None,
+            recorded_redactions: false,
         })
     }
 

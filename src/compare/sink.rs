@@ -96,6 +96,15 @@ impl<'r> Sink<'r> {
             self.hide(rule);
             return;
         }
+        if let Some(rule) = self.rules.redacted {
+            // Only when comparing against a recording: the values are rendered to ask.
+            let (a, b) = (primary(), secondary());
+            if redaction_explains(a.as_deref(), b.as_deref()) {
+                self.hide(rule);
+                return;
+            }
+            return self.keep(path, None, kind, || a, || b);
+        }
         self.keep(path, None, kind, primary, secondary);
     }
 
@@ -158,6 +167,36 @@ impl<'r> Sink<'r> {
         }
         None
     }
+}
+
+/// Whether a recorded value with `[redacted]` in it (the whole value, or a secret
+/// scrubbed inside it) can be the secondary's value with the secrets put back: the parts
+/// around each `[redacted]` appear in the secondary's value in order, first and last at
+/// its ends. A value redacted whole explains any secondary value, even of another type.
+pub(crate) fn redaction_explains(recorded: Option<&str>, secondary: Option<&str>) -> bool {
+    use crate::redact::REDACTED;
+    let (Some(recorded), Some(secondary)) = (recorded, secondary) else {
+        return false;
+    };
+    if !recorded.contains(REDACTED) {
+        return false;
+    }
+    let quoted = format!("\"{REDACTED}\"");
+    if recorded == REDACTED || recorded == quoted {
+        return true;
+    }
+    let parts: Vec<&str> = recorded.split(REDACTED).collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    let Some(mut rest) = secondary.strip_prefix(first) else {
+        return false;
+    };
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 fn elide(mut s: String) -> String {

@@ -172,6 +172,7 @@ impl FileConfig {
             compare: self.compare.clone(),
             routes: self.route.clone(),
             source: self.path.clone(),
+            recorded_redactions: false,
         }
     }
 }

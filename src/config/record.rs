@@ -12,6 +12,9 @@ pub struct RecordConfig {
     pub max_size: u64,
     /// Secrets are kept instead of redacted.
     pub keep_secrets: bool,
+    /// `--record-responses`: each line also holds the primary's response, redacted like
+    /// the request, for `replay --against-recorded`.
+    pub responses: bool,
 }
 
 /// 100 MiB: a day of moderate traffic per file before it rotates.
@@ -24,15 +27,18 @@ impl RecordConfig {
         let path = m.optional("record", &PATH)?;
         let max_size = m.or("record-max-size", &SIZE, DEFAULT_MAX_SIZE)?;
         let keep_secrets = m.or("record-secrets", &SWITCH, false)?;
+        let responses = m.or("record-responses", &SWITCH, false)?;
         let Some(path) = path else {
             m.hide("record-max-size");
             m.hide("record-secrets");
+            m.hide("record-responses");
             return Ok(None);
         };
         Ok(Some(RecordConfig {
             path,
             max_size,
             keep_secrets,
+            responses,
         }))
     }
 }

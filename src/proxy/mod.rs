@@ -140,6 +140,7 @@ pub fn prepare(config: &ServeConfig) -> Result<Prepared, ServeError> {
                     max_size: Some(record.max_size),
                     keep_secrets: record.keep_secrets,
                     redact: config.redact.clone(),
+                    responses: record.responses,
                 },
             )
             .map_err(ServeError::Record)?,

@@ -129,7 +129,8 @@ async fn shadow_exchange(
         headers,
         body,
     };
-    if let Some(recorder) = &proxy.recorder {
+    // With --record-responses the line waits for the primary's answer, below.
+    if let Some(recorder) = proxy.recorder.as_ref().filter(|r| !r.records_responses()) {
         recorder.record_at(at, &request);
     }
     // The secondary's copy only: the primary already has the client's request, and the
@@ -146,18 +147,18 @@ async fn shadow_exchange(
         .transpose()
         .map(Option::flatten)
     {
-            Ok(rewritten) => rewritten,
-            Err(_) => {
-                // Counted, never logged: the target may carry a query secret.
-                let skipped = Observation::Skipped {
-                    at,
-                    method: request.method,
-                    path: request.uri.path().to_string(),
-                    reason: SkipReason::RewriteFailed,
-                };
-                return (skipped, Sent::No);
-            }
-        };
+        Ok(rewritten) => rewritten,
+        Err(_) => {
+            // Counted, never logged: the target may carry a query secret.
+            let skipped = Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason: SkipReason::RewriteFailed,
+            };
+            return (skipped, Sent::No);
+        }
+    };
     // The baseline's copy goes out with the secondary's, under the same permit and budget.
     let (shadowed, baseline) = tokio::join!(
         send_shadow(proxy, &request, rewritten.as_ref(), memory),
@@ -170,6 +171,7 @@ async fn shadow_exchange(
         // Part of this shadow (the secondary's answer, or the primary's copy so far) did not
         // fit in the budget: nothing whole to compare. Going now also tells the primary's
         // tee to stop copying.
+        record_request_alone(proxy, at, &request);
         let skipped = Observation::Skipped {
             at,
             method: request.method,
@@ -181,6 +183,7 @@ async fn shadow_exchange(
     let answered = match primary.await {
         Ok(PrimaryCapture::Done(outcome)) => outcome,
         Ok(PrimaryCapture::Skipped(reason)) => {
+            record_request_alone(proxy, at, &request);
             let skipped = Observation::Skipped {
                 at,
                 method: request.method,
@@ -204,6 +207,9 @@ async fn shadow_exchange(
         ),
         false => (shadowed, answered, answered_rewrites),
     };
+    if let Some(recorder) = proxy.recorder.as_ref().filter(|r| r.records_responses()) {
+        recorder.record_exchange(at, &request, primary.as_ref().ok());
+    }
     let exchange = Exchange {
         at,
         request,
@@ -213,6 +219,14 @@ async fn shadow_exchange(
         rewrites,
     };
     (Observation::Exchange(Box::new(exchange)), sent)
+}
+
+/// With `--record-responses`, a request whose primary answer was not captured whole is
+/// still recorded, without one (replay then counts it `no_recorded_response`).
+fn record_request_alone(proxy: &Proxy, at: SystemTime, request: &RecordedRequest) {
+    if let Some(recorder) = proxy.recorder.as_ref().filter(|r| r.records_responses()) {
+        recorder.record_exchange(at, request, None);
+    }
 }
 
 /// The same request again, built by the same code as the answering leg's, marked as a

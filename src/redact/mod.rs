@@ -99,6 +99,25 @@ impl Redactor {
         self.request_into(request, &mut Vec::new());
     }
 
+    /// Redacts a request and the primary's response recorded beside it
+    /// (`--record-responses`): secret headers and body fields of both, and a secret of
+    /// the request that the response echoes (a token reflected in a body) wherever it
+    /// appears in the response's text.
+    pub fn recorded_exchange(&self, request: &mut RecordedRequest, response: &mut Captured) {
+        let mut found = Vec::new();
+        self.request_into(request, &mut found);
+        self.response_into(response, &mut found);
+        let scrub = Scrub::new(self, found);
+        if scrub.secrets.is_empty() {
+            return;
+        }
+        if let Ok(text) = std::str::from_utf8(&response.body) {
+            let mut text = text.to_string();
+            scrub.apply(&mut text);
+            response.body = text.into();
+        }
+    }
+
     /// Redacts everything a stored mismatch holds: the request, both responses, the
     /// difference values and the unified diff. Runs after the comparison.
     pub fn mismatch(&self, detail: &mut MismatchDetail) {

@@ -56,6 +56,9 @@ pub struct ReplayOptions {
     pub repeat: u32,
     pub skip_invalid: bool,
     pub progress: ProgressMode,
+    /// `--against-recorded`: the primary's answers come from the file (a HAR's responses,
+    /// a `--record-responses` record); no primary is called.
+    pub against_recorded: bool,
 }
 
 /// What a replay did; every request read is in exactly one of the outcome counts.
@@ -100,6 +103,8 @@ pub enum ReplayError {
     Report(#[from] crate::report::ReportError),
     #[error("writing to standard output: {0}")]
     Stdout(std::io::Error),
+    #[error("--against-recorded needs the primary's answers in the file: a HAR log with responses, or JSON Lines written by `serve --record-responses`; a {0} file holds none")]
+    NoRecordedResponses(Format),
 }
 
 /// How a replay paces the starts of its requests (`--rate`).
@@ -146,19 +151,34 @@ pub fn run(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
 pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // Open the input first: a typo in the file name should not create a database.
     let config = &options.config;
-    let bound = traffic::EntryBound::for_max_body(config.shadow.max_body);
     let format = match options.format {
         Some(format) => format,
         None => Format::detect(&options.input)?,
     };
+    let bound = traffic::EntryBound::for_max_body(config.shadow.max_body);
+    // A JSON Lines record may hold the primary's response beside each request
+    // (`--record-responses`), and its bound covers both so that every line serve writes
+    // replays; a HAR's responses are kept only when they are what is compared with.
+    let bound = match (format, options.against_recorded) {
+        (Format::JsonLines, _) | (_, true) => bound.with_responses(),
+        _ => bound,
+    };
+    if options.against_recorded && !matches!(format, Format::JsonLines | Format::Har) {
+        return Err(ReplayError::NoRecordedResponses(format));
+    }
     drop(traffic::open(&options.input, format, bound)?);
-    let comparator = Arc::new(Comparator::new(&config.rules)?);
+    let mut rules = config.rules.clone();
+    rules.recorded_redactions = options.against_recorded;
+    let comparator = Arc::new(Comparator::new(&rules)?);
     let dropped = Arc::new(AtomicU64::new(0));
     let store = StoreWriter::open(
         &config.store.location,
         RunInfo {
             mode: "replay".into(),
-            primary: crate::redact::url::shown(&config.primary.url),
+            primary: match options.against_recorded {
+                true => format!("recorded in {}", options.input.display()),
+                false => crate::redact::url::shown(&config.primary.url),
+            },
             secondary: crate::redact::url::shown(&config.secondary.url),
             config_digest: config.digest.clone(),
             rules: comparator.rule_ids(),
@@ -190,6 +210,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         shadow_writes: config.shadow.shadow_writes,
         marker: config.shadow.marker.clone(),
         rewrites: config.rewrites.clone(),
+        against_recorded: options.against_recorded,
     });
     Links::new(&legs)?;
 
@@ -477,6 +498,8 @@ struct Legs {
     marker: http::HeaderName,
     /// `[[rewrite]]`, for the secondary's copy only, as serve applies it.
     rewrites: crate::rewrite::Rewrites,
+    /// `--against-recorded`: the primary's side is the entry's recorded response.
+    against_recorded: bool,
 }
 
 /// One thread's upstreams, each with its own pool.
@@ -501,6 +524,7 @@ impl Links {
 
 async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry: TrafficEntry) {
     let mut request = entry.request;
+    let recorded = entry.response;
     let at = SystemTime::now();
     // A request its format could not hold whole (an access log's POST): never sent.
     if let Some(reason) = entry.skip {
@@ -522,6 +546,18 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
                 method: request.method,
                 path: request.uri.path().to_string(),
                 reason: SkipReason::MethodNotShadowed,
+            })
+            .await;
+        return;
+    }
+    if legs.against_recorded && recorded.is_none() {
+        // Nothing to compare the secondary with: counted, and the secondary not called.
+        pipeline
+            .submit(Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason: SkipReason::NoRecordedResponse,
             })
             .await;
         return;
@@ -566,20 +602,35 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             _ => BaselineLeg::Absent,
         }
     };
+    let primary = async {
+        match recorded {
+            Some(recorded) if legs.against_recorded => Ok(recorded),
+            _ => {
+                links
+                    .primary
+                    .fetch(how(&legs.primary), method, uri, &headers, body)
+                    .await
+            }
+        }
+    };
     let (primary, secondary, baseline) = tokio::join!(
-        links
-            .primary
-            .fetch(how(&legs.primary), method, uri, &headers, body),
-        links
-            .secondary
-            .fetch(how(&legs.secondary), method, secondary_uri, secondary_headers, body),
+        primary,
+        links.secondary.fetch(
+            how(&legs.secondary),
+            method,
+            secondary_uri,
+            secondary_headers,
+            body
+        ),
         baseline,
     );
     // What is stored (and `show` prints) is the request as the primary received it, not
     // the Host of wherever the traffic was recorded.
-    links
-        .primary
-        .set_host(&mut request.headers, legs.primary.preserve_host);
+    if !legs.against_recorded {
+        links
+            .primary
+            .set_host(&mut request.headers, legs.primary.preserve_host);
+    }
     pipeline
         .submit(Observation::Exchange(Box::new(Exchange {
             at,

@@ -391,6 +391,7 @@ impl<R: BufRead> Iterator for AccessLogReader<R> {
                         ts: Some(logged.ts),
                         request: logged.request,
                         skip: logged.skip,
+                        response: None,
                     })
                     .map_err(invalid),
             );
@@ -530,6 +531,7 @@ mod tests {
         let bound = EntryBound {
             bytes: 100,
             max_body: 0,
+            responses: false,
         };
         let out: Vec<_> = AccessLogReader::new(
             Path::new("a.log"),

@@ -305,6 +305,7 @@ impl<R: BufRead> Iterator for GorReader<R> {
                         ts: Some(ts),
                         request,
                         skip: None,
+                        response: None,
                     }))
                 }
                 Ok(None) => continue,
@@ -420,6 +421,7 @@ mod tests {
         let tiny = EntryBound {
             bytes: 100,
             max_body: 0,
+            responses: false,
         };
         let out = read(&file, tiny);
         assert_eq!(out.len(), 2);

@@ -35,6 +35,27 @@ pub const MAX_DEPTH: u32 = 256;
 struct Entry {
     started_date_time: Option<String>,
     request: Request,
+    /// Kept only for `replay --against-recorded` ([`EntryBound::responses`]).
+    response: Option<Response>,
+    /// The entry's total time in milliseconds; -1 or absent when unknown.
+    time: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Response {
+    status: i64,
+    #[serde(default)]
+    headers: Vec<NameValue>,
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Content {
+    size: Option<i64>,
+    text: Option<String>,
+    encoding: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -251,11 +272,12 @@ impl State<'_> {
         self.count += 1;
         let position = Position::Entry(self.count);
         let item = entry_of(value)
-            .map(|(ts, request)| TrafficEntry {
+            .map(|(ts, request, response)| TrafficEntry {
                 position,
                 ts,
                 request,
                 skip: None,
+                response,
             })
             .map_err(|problem| TrafficError::Invalid {
                 path: self.path.to_path_buf(),
@@ -269,8 +291,19 @@ impl State<'_> {
     }
 }
 
-fn entry_of(value: serde_json::Value) -> Result<(Option<String>, RecordedRequest), String> {
+/// An entry's time, request, and response when one was kept and recorded whole.
+type EntryRead = (
+    Option<String>,
+    RecordedRequest,
+    Option<crate::exchange::Captured>,
+);
+
+fn entry_of(value: serde_json::Value) -> Result<EntryRead, String> {
     let entry: Entry = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let response = match entry.response {
+        Some(response) => response_of(response, entry.time)?,
+        None => None,
+    };
     if let Some(ts) = &entry.started_date_time {
         check_timestamp(ts)?;
     }
@@ -311,7 +344,81 @@ fn entry_of(value: serde_json::Value) -> Result<(Option<String>, RecordedRequest
             headers,
             body,
         },
+        response,
     ))
+}
+
+/// The recorded answer of an entry, `None` when the log holds none to compare with: status
+/// 0 (the browser's "no response": blocked, failed, cancelled), or a body the exporter did
+/// not keep (`content.size` above 0 without `content.text`), which would otherwise read as
+/// an empty body and a false mismatch.
+fn response_of(
+    response: Response,
+    time: Option<f64>,
+) -> Result<Option<crate::exchange::Captured>, String> {
+    if response.status == 0 {
+        return Ok(None);
+    }
+    let status = u16::try_from(response.status)
+        .ok()
+        .and_then(|s| http::StatusCode::from_u16(s).ok())
+        .ok_or_else(|| format!("response status {} is not an HTTP status", response.status))?;
+    let content = response.content.unwrap_or(Content {
+        size: None,
+        text: None,
+        encoding: None,
+    });
+    let body = match (content.text, content.encoding.as_deref()) {
+        (None, _) if content.size.is_some_and(|n| n > 0) => return Ok(None),
+        (None, _) => Bytes::new(),
+        (Some(text), Some(encoding)) if encoding.eq_ignore_ascii_case("base64") => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map(Bytes::from)
+                .map_err(|e| format!("response content is not valid base64: {e}"))?
+        }
+        (Some(_), Some(encoding)) => {
+            return Err(format!(
+                "response content encoding {encoding:?} is not base64"
+            ))
+        }
+        (Some(text), None) => Bytes::from(text),
+    };
+    let mut headers = HeaderMap::new();
+    for NameValue { name, value } in response.headers {
+        if name.starts_with(':') {
+            continue;
+        }
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("response header name {name:?} is not valid"))?;
+        // HAR 1.2 section "content": `text` is the decoded body, so the framing and
+        // encoding headers of the wire no longer describe it.
+        if [
+            http::header::CONTENT_ENCODING,
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+        ]
+        .contains(&header_name)
+        {
+            continue;
+        }
+        let header_value = HeaderValue::from_str(&value).map_err(|_| {
+            format!("value of response header {name:?} is not a valid header value")
+        })?;
+        headers.append(header_name, header_value);
+    }
+    let latency = time
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| std::time::Duration::try_from_secs_f64(ms / 1e3).ok())
+        .unwrap_or_default();
+    Ok(Some(crate::exchange::Captured {
+        status,
+        headers,
+        trailers: HeaderMap::new(),
+        body,
+        latency,
+    }))
 }
 
 /// Error used to abandon the document once the consumer stopped listening.
@@ -415,7 +522,8 @@ impl<'de> Visitor<'de> for Kept<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut kept = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == "request" || key == "startedDateTime" {
+            let kept_too = self.0.bound.responses && (key == "response" || key == "time");
+            if key == "request" || key == "startedDateTime" || kept_too {
                 let value = map.next_value::<serde_json::Value>()?;
                 kept.insert(key, value);
             } else {
@@ -469,7 +577,11 @@ mod tests {
     }
 
     fn read(text: String, bytes: u64) -> Vec<Result<TrafficEntry, TrafficError>> {
-        let bound = EntryBound { bytes, max_body: 1 };
+        let bound = EntryBound {
+            bytes,
+            max_body: 1,
+            responses: false,
+        };
         HarReader::spawn(Path::new("t.har"), std::io::Cursor::new(text), bound).collect()
     }
 

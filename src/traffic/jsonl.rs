@@ -9,6 +9,10 @@
 //! their order survive; the recorder always writes pairs. A body is `body` (UTF-8 text) or
 //! `body_base64` (any bytes). Unknown keys are ignored, so files written by later versions
 //! still replay.
+//!
+//! `serve --record-responses` adds the primary's answer beside the request, in the same
+//! shape: `"response": {"status": 200, "headers": [...], "body": "...", "latency_ms": 4.2}`,
+//! which `replay --against-recorded` compares the secondary with.
 
 use super::lines::{BoundedLines, Line};
 use super::{recorded_target, EntryBound, Position, TrafficEntry, TrafficError};
@@ -29,6 +33,27 @@ struct LineIn {
     body: Option<String>,
     body_base64: Option<String>,
     ts: Option<String>,
+    response: Option<ResponseIn>,
+}
+
+#[derive(Deserialize)]
+struct ResponseIn {
+    status: u16,
+    headers: Option<serde_json::Value>,
+    body: Option<String>,
+    body_base64: Option<String>,
+    latency_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ResponseOut<'a> {
+    status: u16,
+    headers: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+    latency_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -42,27 +67,62 @@ struct LineOut<'a> {
     body: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<ResponseOut<'a>>,
+}
+
+/// Headers as the recorder writes them: `[name, value]` pairs, values lossily UTF-8.
+fn pairs_out(headers: &HeaderMap) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
+        .collect()
+}
+
+/// A body as `body` when it is UTF-8, else `body_base64`, so that it round-trips.
+fn body_out(body: &[u8]) -> (Option<&str>, Option<String>) {
+    if body.is_empty() {
+        return (None, None);
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => (Some(text), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+        ),
+    }
+}
+
+/// One request and the primary's response as a JSONL line (`--record-responses`).
+pub fn to_line_with_response(
+    ts: Option<&str>,
+    request: &RecordedRequest,
+    response: &crate::exchange::Captured,
+) -> String {
+    let (body, body_base64) = body_out(&response.body);
+    let response = ResponseOut {
+        status: response.status.as_u16(),
+        headers: pairs_out(&response.headers),
+        body,
+        body_base64,
+        latency_ms: (response.latency.as_secs_f64() * 1e6).round() / 1e3,
+    };
+    line_of(ts, request, Some(response))
 }
 
 /// One request as a JSONL line (without the newline). Header values that are not UTF-8
 /// are written lossily; bodies that are not UTF-8 go to `body_base64`, so they round-trip.
 pub fn to_line(ts: Option<&str>, request: &RecordedRequest) -> String {
-    let headers = request
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
-        .collect();
-    let (body, body_base64) = if request.body.is_empty() {
-        (None, None)
-    } else {
-        match std::str::from_utf8(&request.body) {
-            Ok(text) => (Some(text), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(&request.body)),
-            ),
-        }
-    };
+    line_of(ts, request, None)
+}
+
+fn line_of(
+    ts: Option<&str>,
+    request: &RecordedRequest,
+    response: Option<ResponseOut<'_>>,
+) -> String {
+    let headers = pairs_out(&request.headers);
+    let (body, body_base64) = body_out(&request.body);
     let line = LineOut {
         ts,
         method: request.method.as_str(),
@@ -74,12 +134,18 @@ pub fn to_line(ts: Option<&str>, request: &RecordedRequest) -> String {
         headers,
         body,
         body_base64,
+        response,
     };
     serde_json::to_string(&line).expect("a JSONL line always serializes")
 }
 
 /// Parses one line's text into a request; the error says what is wrong, without position.
 pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), String> {
+    parse_record(text).map(|(ts, request, _)| (ts, request))
+}
+
+/// A line's request, its time, and the primary's response when the line holds one.
+pub fn parse_record(text: &[u8]) -> Result<Record, String> {
     if text.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }
@@ -93,30 +159,32 @@ pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), Stri
         (None, None) => return Err("missing \"path\" or \"url\"".into()),
     };
     let uri = recorded_target(&target)?;
-    let mut headers = HeaderMap::new();
-    let pairs = match line.headers {
-        None => Vec::new(),
-        Some(value) => header_pairs(value)?,
-    };
-    for (name, value) in pairs {
-        let header_name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("header name {name:?} is not valid"))?;
-        let header_value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("value of header {name:?} is not a valid header value"))?;
-        headers.append(header_name, header_value);
-    }
-    let body = match (line.body, line.body_base64) {
-        (Some(_), Some(_)) => return Err("both \"body\" and \"body_base64\" are set".into()),
-        (Some(text), None) => Bytes::from(text),
-        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map(Bytes::from)
-            .map_err(|e| format!("\"body_base64\" is not valid base64: {e}"))?,
-        (None, None) => Bytes::new(),
-    };
+    let headers = headers_in(line.headers, "")?;
+    let body = body_in(line.body, line.body_base64, "")?;
     if let Some(ts) = &line.ts {
         check_timestamp(ts)?;
     }
+    let response = match line.response {
+        None => None,
+        Some(r) => {
+            let status = http::StatusCode::from_u16(r.status)
+                .map_err(|_| format!("\"response\": status {} is not an HTTP status", r.status))?;
+            let latency = match r.latency_ms {
+                None => std::time::Duration::ZERO,
+                Some(ms) if ms.is_finite() && ms >= 0.0 => {
+                    std::time::Duration::try_from_secs_f64(ms / 1e3).unwrap_or_default()
+                }
+                Some(ms) => return Err(format!("\"response\": latency_ms {ms} is not a duration")),
+            };
+            Some(crate::exchange::Captured {
+                status,
+                headers: headers_in(r.headers, "response: ")?,
+                trailers: HeaderMap::new(),
+                body: body_in(r.body, r.body_base64, "response: ")?,
+                latency,
+            })
+        }
+    };
     Ok((
         line.ts,
         RecordedRequest {
@@ -125,7 +193,45 @@ pub fn parse_line(text: &[u8]) -> Result<(Option<String>, RecordedRequest), Stri
             headers,
             body,
         },
+        response,
     ))
+}
+
+/// What [`parse_record`] reads from a line: time, request, recorded response.
+pub type Record = (
+    Option<String>,
+    RecordedRequest,
+    Option<crate::exchange::Captured>,
+);
+
+fn headers_in(value: Option<serde_json::Value>, part: &str) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    let pairs = match value {
+        None => Vec::new(),
+        Some(value) => header_pairs(value).map_err(|e| format!("{part}{e}"))?,
+    };
+    for (name, value) in pairs {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{part}header name {name:?} is not valid"))?;
+        let header_value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("{part}value of header {name:?} is not a valid header value"))?;
+        headers.append(header_name, header_value);
+    }
+    Ok(headers)
+}
+
+fn body_in(text: Option<String>, encoded: Option<String>, part: &str) -> Result<Bytes, String> {
+    Ok(match (text, encoded) {
+        (Some(_), Some(_)) => {
+            return Err(format!("{part}both \"body\" and \"body_base64\" are set"))
+        }
+        (Some(text), None) => Bytes::from(text),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map(Bytes::from)
+            .map_err(|e| format!("{part}\"body_base64\" is not valid base64: {e}"))?,
+        (None, None) => Bytes::new(),
+    })
 }
 
 /// `headers` as an object of strings, or an array of `[name, value]` string pairs.
@@ -225,12 +331,13 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
                 Line::Read if self.lines.text().iter().all(u8::is_ascii_whitespace) => continue,
                 Line::Read => {}
             }
-            return Some(match parse_line(self.lines.text()) {
-                Ok((ts, request)) => Ok(TrafficEntry {
+            return Some(match parse_record(self.lines.text()) {
+                Ok((ts, request, response)) => Ok(TrafficEntry {
                     position,
                     ts,
                     request,
                     skip: None,
+                    response: response.filter(|_| self.bound.responses),
                 }),
                 Err(problem) => Err(TrafficError::Invalid {
                     path: self.path.clone(),
@@ -256,6 +363,7 @@ mod tests {
         let bound = EntryBound {
             bytes: 64,
             max_body: 1,
+            responses: false,
         };
         let long = format!("{{\"method\":\"GET\",\"path\":\"/{}\"}}", "a".repeat(200));
         let exact = format!("{{\"method\":\"GET\",\"path\":\"/{}\"}}", "b".repeat(37));

@@ -45,6 +45,9 @@ pub struct TrafficEntry {
     /// Why the request is read but must not be sent: an access log's line whose method
     /// may carry a body the log does not keep. Replay counts it skipped with this reason.
     pub skip: Option<SkipReason>,
+    /// The primary's answer as recorded beside the request (`--record-responses`, a HAR
+    /// entry's `response`), read only when the bound asks for responses.
+    pub response: Option<crate::exchange::Captured>,
 }
 
 /// Where in a traffic file something is.
@@ -75,6 +78,19 @@ pub enum Format {
     Envoy,
     /// GoReplay's `.gor` capture files.
     Gor,
+}
+
+/// The names `--format` takes.
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::JsonLines => "jsonl",
+            Format::Har => "har",
+            Format::AccessLog => "access-log",
+            Format::Envoy => "envoy",
+            Format::Gor => "gor",
+        })
+    }
 }
 
 /// How much of a file's start [`Format::detect`] looks at: the first line of every format
@@ -206,13 +222,18 @@ impl TrafficError {
 /// recorded body is at most max-body bytes, and JSON escapes a UTF-8 body's control
 /// characters as `\u00XX` (6 bytes for 1; base64 for other bodies is only 4/3), and the
 /// 2 MiB cover method, URL, headers (hyper's HTTP/1.1 head is at most about 400 KiB,
-/// which escaping and lossy UTF-8 at most triple) and the JSON around them.
+/// which escaping and lossy UTF-8 at most triple) and the JSON around them. Where a
+/// response is kept too ([`EntryBound::with_responses`]: JSON Lines, which
+/// `--record-responses` writes, and HAR under `replay --against-recorded`) the same holds
+/// for two messages: `12 × max-body + 4 MiB`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryBound {
     /// The bound itself, in bytes.
     pub bytes: u64,
     /// The max-body it was derived from, for messages.
     pub max_body: u64,
+    /// Whether an entry's recorded response is read and kept (and covered by the bound).
+    pub responses: bool,
 }
 
 impl EntryBound {
@@ -228,13 +249,30 @@ impl EntryBound {
                 .saturating_mul(Self::BODY_FACTOR)
                 .saturating_add(Self::HEAD_ALLOWANCE),
             max_body,
+            responses: false,
+        }
+    }
+
+    /// The bound for a request and its recorded response, which is then kept.
+    pub fn with_responses(self) -> EntryBound {
+        EntryBound {
+            bytes: self
+                .max_body
+                .saturating_mul(2 * Self::BODY_FACTOR)
+                .saturating_add(2 * Self::HEAD_ALLOWANCE),
+            max_body: self.max_body,
+            responses: true,
         }
     }
 
     /// The reason given for a line or an entry over the bound.
     pub(crate) fn refusal(&self, what: &str) -> String {
+        let formula = match self.responses {
+            false => "6 × max-body + 2 MiB",
+            true => "12 × max-body + 4 MiB, a request and its response",
+        };
         format!(
-            "{what} is longer than {} bytes, the bound for max-body {} (6 × max-body + 2 MiB)",
+            "{what} is longer than {} bytes, the bound for max-body {} ({formula})",
             self.bytes, self.max_body
         )
     }
@@ -358,6 +396,7 @@ mod tests {
         let bound = EntryBound {
             bytes: 16,
             max_body: 0,
+            responses: false,
         };
         assert_eq!(count_requests(&path, Format::JsonLines, bound), Some(3));
         assert_eq!(

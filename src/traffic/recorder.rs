@@ -12,8 +12,8 @@
 //! later lines are tried again. [`Recorder::finish`] then fails with the count, so serve's
 //! exit status tells that the record is incomplete.
 
-use super::jsonl::to_line;
-use crate::exchange::RecordedRequest;
+use super::jsonl::{to_line, to_line_with_response};
+use crate::exchange::{Captured, RecordedRequest};
 use crate::redact::{RedactRules, Redactor};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -34,6 +34,9 @@ pub struct RecorderOptions {
     /// What is secret; record files carry `[redacted]` without a digest (nothing compares
     /// their values, so no key is kept for them).
     pub redact: Arc<RedactRules>,
+    /// `--record-responses`: the primary's response is written beside each request, for
+    /// `replay --against-recorded`.
+    pub responses: bool,
 }
 
 /// The record file could not be opened, written or rotated.
@@ -62,7 +65,7 @@ const BUFFER: usize = 64 * 1024;
 
 /// What the writer thread receives.
 enum Message {
-    Request(SystemTime, Box<RecordedRequest>),
+    Request(SystemTime, Box<RecordedRequest>, Option<Box<Captured>>),
     /// Flush and stop, even while request senders are still alive (a proxy connection
     /// that outlives the drain).
     Close,
@@ -71,6 +74,7 @@ enum Message {
 /// A running recorder. Share it behind an `Arc`; [`Recorder::finish`] flushes and stops it.
 pub struct Recorder {
     tx: flume::Sender<Message>,
+    responses: bool,
     dropped: Arc<AtomicU64>,
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<Result<(), RecorderError>>>>,
@@ -101,13 +105,24 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("shadowdiff-recorder".into())
             .spawn(move || {
-                while let Ok(Message::Request(at, mut request)) = rx.recv() {
-                    if let Some(redactor) = &redactor {
-                        redactor.request(&mut request);
-                    }
+                while let Ok(Message::Request(at, mut request, response)) = rx.recv() {
                     let ts = chrono::DateTime::<chrono::Utc>::from(at)
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                    writer.write_line(&to_line(Some(&ts), &request));
+                    let line = match response {
+                        None => {
+                            if let Some(redactor) = &redactor {
+                                redactor.request(&mut request);
+                            }
+                            to_line(Some(&ts), &request)
+                        }
+                        Some(mut response) => {
+                            if let Some(redactor) = &redactor {
+                                redactor.recorded_exchange(&mut request, &mut response);
+                            }
+                            to_line_with_response(Some(&ts), &request, &response)
+                        }
+                    };
+                    writer.write_line(&line);
                     // Flush whenever the queue is empty, so a crash loses little.
                     if rx.is_empty() {
                         writer.flush();
@@ -119,6 +134,7 @@ impl Recorder {
             .expect("spawning the recorder thread");
         Ok(Recorder {
             tx,
+            responses: options.responses,
             dropped: Arc::new(AtomicU64::new(0)),
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
@@ -134,12 +150,29 @@ impl Recorder {
     /// Queues one request with the time it was received; a full queue or a closed
     /// recorder counts it as dropped.
     pub fn record_at(&self, at: SystemTime, request: &RecordedRequest) {
-        if self.closed.load(Ordering::Acquire)
-            || self
-                .tx
-                .try_send(Message::Request(at, Box::new(request.clone())))
-                .is_err()
-        {
+        self.send(Message::Request(at, Box::new(request.clone()), None));
+    }
+
+    /// Whether lines carry the primary's response (`--record-responses`): the proxy then
+    /// records once that response is known, with [`Recorder::record_exchange`].
+    pub fn records_responses(&self) -> bool {
+        self.responses
+    }
+
+    /// Queues a request with the primary's response (`None` when the primary gave none:
+    /// the line then holds the request alone).
+    pub fn record_exchange(
+        &self,
+        at: SystemTime,
+        request: &RecordedRequest,
+        response: Option<&Captured>,
+    ) {
+        let response = response.map(|r| Box::new(r.clone()));
+        self.send(Message::Request(at, Box::new(request.clone()), response));
+    }
+
+    fn send(&self, message: Message) {
+        if self.closed.load(Ordering::Acquire) || self.tx.try_send(message).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -24,6 +24,7 @@ fn comparator(toml: &str) -> Comparator {
         compare: file.compare,
         routes: file.route,
         source: None,
+        recorded_redactions: false,
     })
     .expect("test rules compile")
 }
@@ -657,6 +658,7 @@ fn bad_rules_fail_at_startup_naming_file_key_and_line() {
             compare: file.compare,
             routes: file.route,
             source: Some(path.clone()),
+            recorded_redactions: false,
         })
         .unwrap_err()
         .to_string();

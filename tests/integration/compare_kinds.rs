@@ -17,6 +17,7 @@ fn comparator(toml: &str) -> Comparator {
         compare: file.compare,
         routes: file.route,
         source: None,
+        recorded_redactions: false,
     })
     .expect("test rules compile")
 }
@@ -317,6 +318,7 @@ fn line_patterns_are_checked_at_startup() {
             compare: file.compare,
             routes: file.route,
             source: None,
+            recorded_redactions: false,
         });
         assert!(compiled.is_err(), "{bad}");
     }

@@ -62,6 +62,7 @@ fn comparator(toml: &str) -> Comparator {
         compare: file.compare,
         routes: file.route,
         source: None,
+        recorded_redactions: false,
     })
     .unwrap()
 }

@@ -223,7 +223,11 @@ proptest! {
         ],
         bound in 0u64..80,
     ) {
-        let bound = EntryBound { bytes: bound, max_body: 0 };
+        let bound = EntryBound {
+            bytes: bound,
+            max_body: 0,
+            responses: false,
+        };
         let reader = std::io::BufReader::with_capacity(8, &bytes[..]);
         let read = JsonLinesReader::new(Path::new("p.jsonl"), reader, bound).count();
         prop_assert!(read <= bytes.iter().filter(|&&b| b == b'\n').count() + 1);
@@ -282,7 +286,11 @@ proptest! {
         ],
         bound in 0u64..200,
     ) {
-        let bound = EntryBound { bytes: bound, max_body: 0 };
+        let bound = EntryBound {
+            bytes: bound,
+            max_body: 0,
+            responses: false,
+        };
         let reader = HarReader::spawn(Path::new("p.har"), std::io::Cursor::new(bytes), bound);
         let _ = reader.count();
     }

@@ -17,6 +17,7 @@ async fn recorded_traffic_replays_the_same_requests() {
         path: traffic.clone(),
         max_size: 1 << 20,
         keep_secrets: false,
+        responses: false,
     });
     let proxy = start(config, dir).await;
     let http = client();

@@ -122,6 +122,7 @@ fn replay_in(dir: &Path, primary: &str, secondary: &str, requests: usize) -> Rep
         repeat: 1,
         skip_invalid: false,
         progress: ProgressMode::Quiet,
+        against_recorded: false,
     };
     tokio::runtime::Runtime::new()
         .unwrap()

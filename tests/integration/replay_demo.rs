@@ -28,6 +28,7 @@ async fn the_demo_mix_replays_against_the_demo_backends() {
         repeat: 1,
         skip_invalid: false,
         progress: ProgressMode::Quiet,
+        against_recorded: false,
     })
     .await
     .unwrap();

@@ -23,6 +23,7 @@ fn run(servers: &Servers, input: &Path, shadow_writes: bool, repeat: u32) -> Rep
         repeat,
         skip_invalid: false,
         progress: ProgressMode::Quiet,
+        against_recorded: false,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let summary = runtime.block_on(replay(options)).unwrap();
@@ -112,6 +113,7 @@ fn an_unreachable_secondary_is_an_error_per_request() {
         repeat: 1,
         skip_invalid: false,
         progress: ProgressMode::Quiet,
+        against_recorded: false,
     };
     let summary = tokio::runtime::Runtime::new()
         .unwrap()

@@ -1,5 +1,6 @@
 //! What replay holds of a traffic file at once: one request, up to a bound tied to
-//! max-body (`6 × max-body + 2 MiB`, docs/TRAFFIC.md). A longer JSONL line or HAR entry is
+//! max-body (`6 × max-body + 2 MiB`; a JSONL line, which may hold the primary's response
+//! too, `12 × max-body + 4 MiB`; docs/TRAFFIC.md). A longer JSONL line or HAR entry is
 //! refused while it streams, through the real binary, naming the file, where, and the
 //! bound.
 
@@ -12,6 +13,8 @@ use std::path::Path;
 
 /// The bound for `max-body = "1KiB"`: 6 × 1024 + 2 MiB.
 const BOUND: u64 = 6 * 1024 + 2 * 1024 * 1024;
+/// A JSONL line's, which covers a recorded response too: 12 × 1024 + 4 MiB.
+const LINE_BOUND: u64 = 12 * 1024 + 4 * 1024 * 1024;
 
 fn replay(servers: &Servers, dir: &Path, input: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let config = dir.join("limits.toml");
@@ -63,7 +66,7 @@ fn a_jsonl_line_longer_than_the_max_body_bound_is_refused_naming_file_line_and_b
     write_long(
         &mut file,
         "{\"method\":\"GET\",\"path\":\"/items/2\",\"body\":\"",
-        BOUND,
+        LINE_BOUND,
         "\"}\n",
     );
     file.write_all(b"{\"method\":\"GET\",\"path\":\"/items/3\"}\n")
@@ -73,7 +76,7 @@ fn a_jsonl_line_longer_than_the_max_body_bound_is_refused_naming_file_line_and_b
     let (code, stderr) = replay(&servers, dir.path(), &input, &[]);
     assert_eq!(code, Some(2), "{stderr}");
     let expected = format!(
-        "shadowdiff: {}:2: the line is longer than {BOUND} bytes, the bound for max-body 1024",
+        "shadowdiff: {}:2: the line is longer than {LINE_BOUND} bytes, the bound for max-body 1024",
         input.display()
     );
     assert!(stderr.contains(&expected), "{stderr}");

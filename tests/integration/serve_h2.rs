@@ -267,6 +267,7 @@ fn replay_sends_to_h2c_upstreams_and_compares_their_grpc_status() {
         repeat: 1,
         skip_invalid: false,
         progress: ProgressMode::Quiet,
+        against_recorded: false,
     };
     let summary = runtime.block_on(replay(options)).unwrap();
     assert_eq!(

@@ -335,6 +335,7 @@ async fn record_secrets_keeps_query_and_body_secrets_in_the_record_file() {
             path: path.clone(),
             max_size: 1 << 20,
             keep_secrets: keep,
+            responses: false,
         });
         let proxy = support::start(config, dir).await;
         support::client()

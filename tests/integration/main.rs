@@ -14,6 +14,7 @@ mod compare_kinds;
 mod compare_properties;
 mod compare_rename;
 mod demo_cli;
+mod ops_alerts;
 mod ops_cli;
 mod ops_metrics;
 mod ops_tls;

@@ -60,6 +60,25 @@ impl PartialEq for Selection {
 }
 
 impl Selection {
+    /// Whether `[shadow]` keeps this request from the secondary: `exclude` names it
+    /// (exclude wins), or an `include` list does not.
+    pub fn excludes(&self, method: &http::Method, path: &str) -> bool {
+        self.exclude.iter().any(|p| p.matches(method, path))
+            || (!self.include.is_empty() && !self.include.iter().any(|p| p.matches(method, path)))
+    }
+
+    /// The first `[[route]]` with a shadow setting of its own that matches.
+    pub fn route_for(&self, method: &http::Method, path: &str) -> Option<&RouteShadow> {
+        self.routes.iter().find(|r| r.pattern.matches(method, path))
+    }
+
+    /// Whether a write may be sent: the matching route's `shadow-writes`, else `global`.
+    pub fn writes_for(&self, method: &http::Method, path: &str, global: bool) -> bool {
+        self.route_for(method, path)
+            .and_then(|r| r.shadow_writes)
+            .unwrap_or(global)
+    }
+
     fn read(m: &mut Merge<'_>) -> Result<Selection, ConfigError> {
         let file = m.file();
         let bad = |what: String, reason: String| ConfigError::Invalid {

@@ -113,17 +113,10 @@ impl Admission {
         let sampling = self.sampling.load();
         let (method, path) = (&parts.method, parts.uri.path());
         let select = &sampling.select;
-        // Exclude wins over include; an include list lets only its routes through.
-        if select.exclude.iter().any(|p| p.matches(method, path))
-            || (!select.include.is_empty()
-                && !select.include.iter().any(|p| p.matches(method, path)))
-        {
+        if select.excludes(method, path) {
             return Err(SkipReason::Excluded);
         }
-        let route = select
-            .routes
-            .iter()
-            .find(|r| r.pattern.matches(method, path));
+        let route = select.route_for(method, path);
         let writes = route
             .and_then(|r| r.shadow_writes)
             .unwrap_or(self.shadow_writes);

@@ -211,6 +211,7 @@ pub async fn replay(options: ReplayOptions) -> Result<ReplaySummary, ReplayError
         marker: config.shadow.marker.clone(),
         rewrites: config.rewrites.clone(),
         against_recorded: options.against_recorded,
+        select: config.shadow.select.clone(),
     });
     Links::new(&legs)?;
 
@@ -500,6 +501,8 @@ struct Legs {
     rewrites: crate::rewrite::Rewrites,
     /// `--against-recorded`: the primary's side is the entry's recorded response.
     against_recorded: bool,
+    /// `[shadow] include`/`exclude` and the routes' `shadow-writes`.
+    select: crate::config::Selection,
 }
 
 /// One thread's upstreams, each with its own pool.
@@ -538,8 +541,25 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
             .await;
         return;
     }
-    // Serve's rule (`exchange::is_write`): writes are sent only when asked for.
-    if !legs.shadow_writes && is_write(&request.method, &request.headers) {
+    // `[shadow] include`/`exclude`: what the secondary must never see, it does not see
+    // in a replay either. (Sampling is serve's: a replay sends the whole file.)
+    if legs.select.excludes(&request.method, request.uri.path()) {
+        pipeline
+            .submit(Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason: SkipReason::Excluded,
+            })
+            .await;
+        return;
+    }
+    // Serve's rule (`exchange::is_write`): writes are sent only when asked for, globally
+    // or by the route's own `shadow-writes`.
+    let writes = legs
+        .select
+        .writes_for(&request.method, request.uri.path(), legs.shadow_writes);
+    if !writes && is_write(&request.method, &request.headers) {
         pipeline
             .submit(Observation::Skipped {
                 at,

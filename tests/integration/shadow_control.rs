@@ -412,3 +412,69 @@ fn allow_added_hides_exactly_the_fields_only_the_secondary_has() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("only `added`"));
 }
+
+#[test]
+fn replay_keeps_excluded_routes_from_the_secondary_and_honours_route_writes() {
+    let servers = crate::support::replay::Servers::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("select.toml");
+    std::fs::write(
+        &config,
+        r#"
+[shadow]
+exclude = ["/admin/**", "POST /payments"]
+
+[[route]]
+pattern = "POST /orders"
+shadow-writes = true
+"#,
+    )
+    .unwrap();
+    let traffic = dir.path().join("t.jsonl");
+    std::fs::write(
+        &traffic,
+        [
+            r#"{"method":"GET","path":"/items/1"}"#,
+            r#"{"method":"GET","path":"/admin/users"}"#,
+            r#"{"method":"POST","path":"/payments","body":"{}"}"#,
+            r#"{"method":"POST","path":"/orders","body":"{}"}"#,
+            r#"{"method":"POST","path":"/other","body":"{}"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let output = assert_cmd::Command::cargo_bin("shadowdiff")
+        .unwrap()
+        .args(["replay", "--input", traffic.to_str().unwrap(), "--config"])
+        .arg(&config)
+        .args(["--primary", &servers.primary_url()])
+        .args(["--secondary", &servers.secondary_url()])
+        .args(["--db", db.to_str().unwrap()])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut sent: Vec<String> = servers
+        .secondary_received()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.uri.path()))
+        .collect();
+    sent.sort();
+    assert_eq!(sent, ["GET /items/1", "POST /orders"]);
+    let report = support::report_json(&db);
+    assert_eq!(report["summary"]["matched"], 2, "{report}");
+    assert_eq!(
+        report["summary"]["skipped_by_reason"]["excluded"], 2,
+        "{report}"
+    );
+    assert_eq!(
+        report["summary"]["skipped_by_reason"]["method_not_shadowed"], 1,
+        "{report}"
+    );
+}

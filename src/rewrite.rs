@@ -81,10 +81,7 @@ struct Value {
 impl Value {
     /// Reads `${env:NAME}` references from `lookup` (the process environment); any other
     /// `${…}` is refused, so a misspelt reference is not sent literally.
-    fn parse(
-        template: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Value, String> {
+    fn parse(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Value, String> {
         let mut sent = String::new();
         let mut rest = template;
         let mut from_env = false;
@@ -511,17 +508,22 @@ fn compile_one(
         setting.set_query.is_some(),
         setting.remove_query.is_some(),
     ];
-    let keys = "set-header, append-header, remove-header, path, add-query, set-query or remove-query";
+    let keys =
+        "set-header, append-header, remove-header, path, add-query, set-query or remove-query";
     match actions.iter().filter(|a| **a).count() {
         0 => return Err(format!("names no action: give one of {keys}")),
         1 => {}
-        _ => return Err(format!("names more than one action: give one of {keys} per table")),
+        _ => {
+            return Err(format!(
+                "names more than one action: give one of {keys} per table"
+            ))
+        }
     }
     let route = match &setting.route {
         None => None,
-        Some(text) => Some(
-            RoutePattern::parse(text).map_err(|reason| format!("route {text:?}: {reason}"))?,
-        ),
+        Some(text) => {
+            Some(RoutePattern::parse(text).map_err(|reason| format!("route {text:?}: {reason}"))?)
+        }
     };
     let needs_value = setting.set_header.is_some()
         || setting.append_header.is_some()
@@ -547,7 +549,10 @@ fn compile_one(
         let mut value = HeaderValue::from_str(&v.sent).map_err(|_| {
             if v.from_env {
                 // Never the value itself: it came from the environment.
-                format!("the value of header {name} (from {}) holds a character a header cannot", v.template)
+                format!(
+                    "the value of header {name} (from {}) holds a character a header cannot",
+                    v.template
+                )
             } else {
                 format!("{:?} is not a valid value for header {name}", v.template)
             }
@@ -673,11 +678,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| {
-            env.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         Rewrites::compile_with(
             &file.rewrite,
             None,
@@ -799,9 +800,18 @@ mod tests {
                 "more than one action",
             ),
             ("[[rewrite]]\nset-header = \"x-a\"", "needs a `value`"),
-            ("[[rewrite]]\nremove-header = \"host\"", "cannot be rewritten"),
-            ("[[rewrite]]\nremove-header = \"x-shadowdiff\"", "cannot be rewritten"),
-            ("[[rewrite]]\nset-header = \"bad name\"\nvalue = \"1\"", "not a header name"),
+            (
+                "[[rewrite]]\nremove-header = \"host\"",
+                "cannot be rewritten",
+            ),
+            (
+                "[[rewrite]]\nremove-header = \"x-shadowdiff\"",
+                "cannot be rewritten",
+            ),
+            (
+                "[[rewrite]]\nset-header = \"bad name\"\nvalue = \"1\"",
+                "not a header name",
+            ),
             (
                 "[[rewrite]]\nset-header = \"x-a\"\nvalue = \"${env:MISSING_VAR}\"",
                 "MISSING_VAR is not set",
@@ -814,9 +824,15 @@ mod tests {
                 "[[rewrite]]\npath = { from = \"^/v1/(.*)\", to = \"/v2/$2\" }",
                 "$2 names no group",
             ),
-            ("[[rewrite]]\npath = { from = \"(\", to = \"/\" }", "path from"),
+            (
+                "[[rewrite]]\npath = { from = \"(\", to = \"/\" }",
+                "path from",
+            ),
             ("[[rewrite]]\nremove-query = \"\"", "needs a name"),
-            ("[[rewrite]]\nremove-header = \"a\"\nroute = \"GET\"", "route"),
+            (
+                "[[rewrite]]\nremove-header = \"a\"\nroute = \"GET\"",
+                "route",
+            ),
         ];
         for (text, expected) in cases {
             let err = compile(text, &[]).unwrap_err();

@@ -156,7 +156,11 @@ impl ServeConfig {
         let secondary_url = url(&mut m, "secondary")?;
         let primary = LegConfig::merge(&mut m, Side::Primary, primary_url)?;
         let secondary = LegConfig::merge(&mut m, Side::Secondary, secondary_url)?;
-        let answer_from = m.or("answer-from", &leg::ANSWER_FROM, crate::exchange::Leg::Primary)?;
+        let answer_from = m.or(
+            "answer-from",
+            &leg::ANSWER_FROM,
+            crate::exchange::Leg::Primary,
+        )?;
         let baseline = BaselineConfig::merge(&mut m, &primary, &secondary)?;
         let shadow = ShadowConfig::merge(&mut m)?;
         let store = StoreConfig::merge(&mut m)?;
@@ -175,11 +179,12 @@ impl ServeConfig {
         }
         let record = RecordConfig::merge(&mut m)?;
         let rewrites =
-            crate::rewrite::Rewrites::compile(&file.rewrite, file.path(), &shadow.marker)
-                .map_err(|e| ConfigError::Invalid {
+            crate::rewrite::Rewrites::compile(&file.rewrite, file.path(), &shadow.marker).map_err(
+                |e| ConfigError::Invalid {
                     field: e.field(),
                     reason: e.reason,
-                })?;
+                },
+            )?;
         if !rewrites.is_empty() {
             m.resolve("rewrite", value::quoted(rewrites.canonical().trim_end()));
         }

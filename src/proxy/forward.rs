@@ -136,7 +136,13 @@ pub async fn handle(
     };
     let started = Instant::now();
     let target = answering.uri.as_ref().unwrap_or(&parts.uri);
-    let sent = proxy.send_answering(started, parts.method, target, answering.headers, primary_body);
+    let sent = proxy.send_answering(
+        started,
+        parts.method,
+        target,
+        answering.headers,
+        primary_body,
+    );
     match sent.await {
         Ok(response) => {
             let (mut head, body) = response.into_parts();

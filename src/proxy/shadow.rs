@@ -146,18 +146,18 @@ async fn shadow_exchange(
         .transpose()
         .map(Option::flatten)
     {
-            Ok(rewritten) => rewritten,
-            Err(_) => {
-                // Counted, never logged: the target may carry a query secret.
-                let skipped = Observation::Skipped {
-                    at,
-                    method: request.method,
-                    path: request.uri.path().to_string(),
-                    reason: SkipReason::RewriteFailed,
-                };
-                return (skipped, Sent::No);
-            }
-        };
+        Ok(rewritten) => rewritten,
+        Err(_) => {
+            // Counted, never logged: the target may carry a query secret.
+            let skipped = Observation::Skipped {
+                at,
+                method: request.method,
+                path: request.uri.path().to_string(),
+                reason: SkipReason::RewriteFailed,
+            };
+            return (skipped, Sent::No);
+        }
+    };
     // The baseline's copy goes out with the secondary's, under the same permit and budget.
     let (shadowed, baseline) = tokio::join!(
         send_shadow(proxy, &request, rewritten.as_ref(), memory),

@@ -570,9 +570,13 @@ async fn replay_one(legs: &Legs, links: &Links, pipeline: &PipelineHandle, entry
         links
             .primary
             .fetch(how(&legs.primary), method, uri, &headers, body),
-        links
-            .secondary
-            .fetch(how(&legs.secondary), method, secondary_uri, secondary_headers, body),
+        links.secondary.fetch(
+            how(&legs.secondary),
+            method,
+            secondary_uri,
+            secondary_headers,
+            body
+        ),
         baseline,
     );
     // What is stored (and `show` prints) is the request as the primary received it, not

@@ -55,7 +55,8 @@ td.l,th.l{text-align:left}.bad{color:#b00}.ok{color:#070}
 .del{background:#fdd}.ins{background:#dfd}.gate-fail{color:#b00;font-weight:bold}.gate-pass{color:#070;font-weight:bold}
 code{background:#f4f4f4;padding:0 .2em}";
 
-fn escape(text: &str) -> String {
+/// Text as HTML (and XML) character data or attribute value.
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -5,7 +5,9 @@
 //! - [`gate`]: thresholds and the pass/fail verdict.
 //! - [`json`], [`text`], [`markdown`], [`html`], [`junit`]: one renderer each.
 //! - [`show`]: one stored mismatch in full.
+//! - [`diffview`]: two bodies side by side, for `show`, the HTML report and the dashboard.
 
+pub mod diffview;
 pub mod gate;
 mod html;
 mod json;

@@ -21,8 +21,8 @@ use super::schema::{Migration, DIGEST_KEY_LEN};
 /// `differences_by_path` is left out (no query filters on it).
 pub(super) const PG_MIGRATIONS: &[Migration] = &[
     Migration {
-    additive: true,
-    sql: r#"
+        additive: true,
+        sql: r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

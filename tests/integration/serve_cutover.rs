@@ -71,7 +71,11 @@ async fn after_the_cutover_clients_get_the_secondarys_bytes_and_the_primary_is_s
     let to_secondary = seen(&secondary, 2).await;
     let mut paths: Vec<&str> = to_secondary.iter().map(|r| r.uri.path()).collect();
     paths.sort();
-    assert_eq!(paths, ["/v2/users/1", "/v2/users/2"], "rewrites stay the secondary's");
+    assert_eq!(
+        paths,
+        ["/v2/users/1", "/v2/users/2"],
+        "rewrites stay the secondary's"
+    );
     let first = to_secondary
         .iter()
         .find(|r| r.uri.path() == "/v2/users/1")
@@ -93,7 +97,10 @@ async fn after_the_cutover_clients_get_the_secondarys_bytes_and_the_primary_is_s
     let report = support::report_json(&db);
     assert_eq!(report["summary"]["answered_by"], "secondary", "{report}");
     assert_eq!(report["summary"]["mismatched"], 1, "{report}");
-    assert_eq!(report["summary"]["skipped_by_reason"]["loop"], 1, "{report}");
+    assert_eq!(
+        report["summary"]["skipped_by_reason"]["loop"], 1,
+        "{report}"
+    );
     assert_eq!(report["runs"][0]["answered_by"], "secondary");
     let example = &report["routes"][0]["examples"][0];
     let difference = &example["differences"][0];
@@ -131,11 +138,7 @@ async fn the_primary_keeps_its_own_timeout_as_the_shadow() {
     // The secondary's own (longer) timeout is what the answering leg gets.
     config.secondary.timeout = Duration::from_secs(30);
     let proxy = support::start(config, dir).await;
-    let answer = support::client()
-        .get(proxy.url("/x"))
-        .send()
-        .await
-        .unwrap();
+    let answer = support::client().get(proxy.url("/x")).send().await.unwrap();
     assert_eq!(answer.text().await.unwrap(), "now");
     let db = proxy.stop().await;
     let report = support::report_json(&db);

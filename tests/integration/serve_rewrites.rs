@@ -128,7 +128,10 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
     assert!(users.headers.get("cookie").is_none());
     let orders = got.iter().find(|r| r.uri.path() == "/v2/orders").unwrap();
     assert_eq!(target(orders), "/v2/orders?api=2");
-    assert!(orders.headers.get("x-only-users").is_none(), "route-limited");
+    assert!(
+        orders.headers.get("x-only-users").is_none(),
+        "route-limited"
+    );
     let health = got.iter().find(|r| r.uri.path() == "/health").unwrap();
     assert_eq!(target(health), "/health?api=2");
 
@@ -143,7 +146,8 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
         assert_eq!(users.headers["cookie"], "sid=1", "{leg}");
         assert!(users.headers.get("x-migration").is_none(), "{leg}");
         assert!(
-            got.iter().all(|r| r.uri.query().is_none_or(|q| !q.contains("api=2"))),
+            got.iter()
+                .all(|r| r.uri.query().is_none_or(|q| !q.contains("api=2"))),
             "{leg}"
         );
     }
@@ -167,7 +171,11 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
         .unwrap()
         .iter()
         .flat_map(|r| r["examples"].as_array().cloned().unwrap_or_default())
-        .find(|e| e["uri"].as_str().is_some_and(|u| u.starts_with("/v1/users/7")))
+        .find(|e| {
+            e["uri"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("/v1/users/7"))
+        })
         .and_then(|e| e["id"].as_i64())
         .unwrap_or_else(|| panic!("no example of /v1/users/7 in {report}"));
     let (code, shown, err) = shadowdiff(&["show", &id.to_string(), "--db", db.to_str().unwrap()]);
@@ -249,12 +257,18 @@ fn bad_rewrites_exit_2_naming_the_table_and_its_line() {
     let (code, _, err) = serve(text, None);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad.toml:6: [[rewrite]] #2"), "{err}");
-    assert!(err.contains("SHADOWDIFF_TEST_REWRITE_TOKEN is not set"), "{err}");
+    assert!(
+        err.contains("SHADOWDIFF_TEST_REWRITE_TOKEN is not set"),
+        "{err}"
+    );
 
     // With the variable set, it checks, and the printout keeps the reference, not the value.
     let (code, out, err) = serve(text, Some(("SHADOWDIFF_TEST_REWRITE_TOKEN", TOKEN)));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("${env:SHADOWDIFF_TEST_REWRITE_TOKEN}"), "{out}");
+    assert!(
+        out.contains("${env:SHADOWDIFF_TEST_REWRITE_TOKEN}"),
+        "{out}"
+    );
     assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}{err}");
 
     let (code, _, err) = serve("[[rewrite]]\nset-header = \"host\"\nvalue = \"x\"\n", None);

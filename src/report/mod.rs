@@ -18,7 +18,7 @@ mod show;
 mod text;
 
 /// `gate`'s verdict as text; `show`'s page of one mismatch.
-pub use show::render as render_mismatch;
+pub use show::{render as render_mismatch, ShowOptions};
 pub use text::render_gate;
 
 use crate::store::{ReadFilter, StoreError, StoreReader};

@@ -166,8 +166,12 @@ fn show_prints_one_mismatch_with_a_body_diff() {
     assert_eq!(code, 0, "{stderr}");
     assert!(out.contains("GET /users/0"), "{out}");
     assert!(out.contains("status (status): 1 -> 2"), "{out}");
-    assert!(out.contains("-\"price\": 1}"), "{out}");
-    assert!(out.contains("+\"price\": 2}"), "{out}");
+    // The bodies side by side (issue 18), pretty-printed: the changed line on both sides.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("-3*   \"price\": 1") && l.contains("+3*   \"price\": 2")),
+        "{out}"
+    );
     let (code, _, stderr) = run(&["show", "999", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(

@@ -25,6 +25,7 @@ fn report_of(mut wanted: Selection, args: &ReportArgs) -> Result<GateStatus, Rep
         ReportFormat::Json => Format::Json,
         ReportFormat::Text => Format::Text {
             colour: args.output.is_none() && std::io::stdout().is_terminal(),
+            wide: args.wide,
         },
         ReportFormat::Markdown => Format::Markdown,
         ReportFormat::Html => Format::Html,

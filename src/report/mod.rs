@@ -103,7 +103,11 @@ impl Selection {
 /// How a report is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    Text { colour: bool },
+    /// `wide`: every column at full width instead of fitting 100 columns.
+    Text {
+        colour: bool,
+        wide: bool,
+    },
     Json,
     Markdown,
     Html,
@@ -135,7 +139,7 @@ pub fn load(selection: &Selection) -> Result<Report, ReportError> {
 pub fn render(report: &Report, format: Format, thresholds: Option<&Thresholds>) -> String {
     match format {
         Format::Json => json::render(report),
-        Format::Text { colour } => text::render(report, colour),
+        Format::Text { colour, wide } => text::render(report, colour, wide),
         Format::Markdown => markdown::render(report),
         Format::Html => html::render(report),
         Format::Junit => junit::render(report, thresholds),

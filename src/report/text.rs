@@ -84,7 +84,7 @@ fn wrap_prose(text: &str, width: usize) -> String {
             let w = columns(word);
             // A word that fits no line is cut where it stands instead.
             if !fresh && used + 1 + w > width && next.len() + w <= width {
-                out.push_str(&current);
+                out.push_str(current.trim_end());
                 out.push('\n');
                 current = next.clone();
                 used = next.len();
@@ -97,7 +97,7 @@ fn wrap_prose(text: &str, width: usize) -> String {
             for c in word.chars() {
                 let cw = c.width().unwrap_or(0);
                 if used + cw > width && used > next.len() {
-                    out.push_str(&current);
+                    out.push_str(current.trim_end());
                     out.push('\n');
                     current = next.clone();
                     used = next.len();

@@ -283,12 +283,12 @@ impl DiffView {
         out
     }
 
-    /// The view in `width` terminal columns (at least 40): each side gets half, long lines
+    /// The view in `width` terminal columns (40 to 1000): each side gets half, long lines
     /// wrap within their side (wide characters count two columns). Changed lines carry
     /// `-` (primary) and `+` (secondary), marked lines `*`, so the view reads without
     /// colour too; with `colour`, ANSI red/green/yellow as well.
     pub fn to_terminal(&self, width: usize, colour: bool) -> String {
-        let width = width.max(40);
+        let width = width.clamp(40, 1000);
         let side = (width - 3) / 2;
         let digits = self
             .rows

@@ -309,6 +309,16 @@ pub struct ConfigCheckArgs {
     pub file: PathBuf,
 }
 
+/// `show --color`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When standard output is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// The formats `report` renders.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -392,6 +402,9 @@ pub struct ReportArgs {
     /// Examples listed per route.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub examples: usize,
+    /// Text format: every column at full width, however wide (default: fit 100 columns).
+    #[arg(long)]
+    pub wide: bool,
     /// With any threshold, report also gates: exit 1 when one is broken.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -430,6 +443,9 @@ pub struct ShowArgs {
     /// Store holding the mismatch: sqlite:PATH or postgres://user@host/db.
     #[arg(long, value_name = "URL", env = "SHADOWDIFF_STORE")]
     pub store: Option<String>,
+    /// Colour the side-by-side bodies. The view is COLUMNS wide (100 without it).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Args)]

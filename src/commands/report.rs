@@ -2,7 +2,9 @@
 //! thresholds and format, the result printed. Also the text report that `replay` and
 //! `demo` end with.
 
-use crate::cli::{GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs};
+use crate::cli::{
+    ColorChoice, GateArgs, ReportArgs, ReportFormat, ShowArgs, StoreSelection, ThresholdArgs,
+};
 use shadowdiff::report::gate::Thresholds;
 use shadowdiff::report::{self, Format, GateStatus, ReportError, Selection};
 use shadowdiff::store::{Location, StoreReader};
@@ -23,6 +25,7 @@ fn report_of(mut wanted: Selection, args: &ReportArgs) -> Result<GateStatus, Rep
         ReportFormat::Json => Format::Json,
         ReportFormat::Text => Format::Text {
             colour: args.output.is_none() && std::io::stdout().is_terminal(),
+            wide: args.wide,
         },
         ReportFormat::Markdown => Format::Markdown,
         ReportFormat::Html => Format::Html,
@@ -72,7 +75,28 @@ pub fn run_show(args: &ShowArgs) -> Result<(), ReportError> {
     };
     let reader = StoreReader::open(&location)?;
     let row = reader.mismatch(args.id)?;
-    report::print(&report::render_mismatch(&row))
+    let options = report::ShowOptions {
+        width: columns(std::env::var("COLUMNS").ok().as_deref()),
+        colour: match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            // https://no-color.org: set and not empty means no colour.
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        },
+    };
+    report::print(&report::render_mismatch(&row, options))
+}
+
+/// The terminal's width from `COLUMNS` (shells set it, though seldom export it), else 100:
+/// no terminal-size query, so the output is the same in a pipe as on screen.
+fn columns(value: Option<&str>) -> usize {
+    value
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(100)
 }
 
 /// The text report of one store (one run of it, if given), as `replay` and `demo` print
@@ -96,6 +120,7 @@ pub fn print_text_report(
             format: ReportFormat::Text,
             output: None,
             examples,
+            wide: false,
             thresholds: thresholds.clone(),
         },
     )

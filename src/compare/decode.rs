@@ -42,7 +42,8 @@ fn charset(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-fn declared(media: Option<&str>) -> Declared {
+/// What a media type says of its content (`report::diffview` reads a bare content type).
+pub(crate) fn declared(media: Option<&str>) -> Declared {
     match media {
         None => Declared::Generic,
         Some("application/octet-stream" | "text/plain") => Declared::Generic,

@@ -361,8 +361,9 @@ fn compare_fields<'n>(
     }
 }
 
-/// What a decoded body turned out to be.
-enum Body<'a> {
+/// What a decoded body turned out to be (also how `report::diffview` shows one, so a body
+/// is shown as what it was compared as).
+pub(crate) enum Body<'a> {
     Empty,
     Json(json::Tape),
     /// Declared JSON that does not parse: the reason.
@@ -371,7 +372,7 @@ enum Body<'a> {
     Binary,
 }
 
-fn classify<'a>(bytes: &'a [u8], declared: Declared) -> Body<'a> {
+pub(crate) fn classify<'a>(bytes: &'a [u8], declared: Declared) -> Body<'a> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Body::Empty;
     }
@@ -501,7 +502,7 @@ fn summary(body: &Body<'_>, bytes: &[u8]) -> String {
 }
 
 /// Size and SHA-256: enough to tell two binary bodies apart and find them again.
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("{} bytes, sha256:{hex}", bytes.len())

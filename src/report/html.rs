@@ -1,61 +1,52 @@
-//! HTML: one self-contained page (no scripts, fonts or images fetched), so it can be
-//! attached to a CI run and opened offline. The markup is also well-formed XML, which keeps
-//! it checkable by any XML parser.
+//! HTML: one self-contained page (no fonts, images or scripts fetched: its one small
+//! script, which sorts the route table, is inline), so it can be attached to a CI run and
+//! opened offline. The markup is also well-formed XML, which keeps it checkable by any XML
+//! parser.
 
+use super::diffview::{DiffView, DIFF_CSS};
 use super::model::{Example, Report, TimelinePoint};
 use super::text::{latency, percent, reasons};
-use similar::{DiffTag, TextDiff};
 use std::fmt::Write;
 
 /// Rows of the side-by-side diff shown per example; `show` prints everything.
 const MAX_DIFF_ROWS: usize = 200;
-/// Characters of one diff line shown (minified JSON is one very long line).
-const MAX_LINE_CHARS: usize = 2000;
-/// Points drawn in the chart; longer timelines are merged into this many spans so the page
-/// stays small over weeks of data.
-const MAX_CHART_POINTS: usize = 300;
-
-/// Merges consecutive minutes so at most [`MAX_CHART_POINTS`] remain; each merged point
-/// keeps the first minute of its span and the summed counts.
-fn downsample(points: &[TimelinePoint]) -> Vec<TimelinePoint> {
-    let span = points.len().div_ceil(MAX_CHART_POINTS).max(1);
-    points
-        .chunks(span)
-        .map(|chunk| {
-            let matched: u64 = chunk.iter().map(|p| p.matched).sum();
-            let mismatched: u64 = chunk.iter().map(|p| p.mismatched).sum();
-            let compared = matched + mismatched;
-            TimelinePoint {
-                minute: chunk[0].minute.clone(),
-                matched,
-                mismatched,
-                mismatch_rate: if compared == 0 {
-                    0.0
-                } else {
-                    mismatched as f64 / compared as f64
-                },
-            }
-        })
-        .collect()
-}
-
-/// One line of a body for the diff table, cut at [`MAX_LINE_CHARS`].
-fn diff_line(line: &str) -> String {
-    let line = line.trim_end_matches('\n');
-    match line.char_indices().nth(MAX_LINE_CHARS) {
-        Some((cut, _)) => format!("{}…", escape(&line[..cut])),
-        None => escape(line),
-    }
-}
+/// Bars the chart draws at most before it picks the next coarser bucket.
+const MAX_BARS: usize = 120;
+/// The chart's buckets, finest first: per minute (the store's own resolution), then ten
+/// minutes, hours, days and weeks.
+const BUCKETS_MS: [i64; 5] = [60_000, 600_000, 3_600_000, 86_400_000, 7 * 86_400_000];
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 td.l,th.l{text-align:left}.bad{color:#b00}.ok{color:#070}
-.diff td{font-family:monospace;white-space:pre-wrap;text-align:left;vertical-align:top;width:50%}
-.del{background:#fdd}.ins{background:#dfd}.gate-fail{color:#b00;font-weight:bold}.gate-pass{color:#070;font-weight:bold}
+table.sortable th{cursor:pointer;user-select:none}table.sortable th[aria-sort=ascending]::after{content:' \\25B2'}table.sortable th[aria-sort=descending]::after{content:' \\25BC'}
+details.route{margin:.5em 0}details.route>summary{cursor:pointer}details.route>summary h3{display:inline}
+.chart-note{color:#555;font-size:.9em}
+.gate-fail{color:#b00;font-weight:bold}.gate-pass{color:#070;font-weight:bold}
 code{background:#f4f4f4;padding:0 .2em}";
 
-fn escape(text: &str) -> String {
+/// Sorts a `table.sortable` by the clicked header (again: the other way), numerically
+/// where the header says `data-type="num"` (a cell's `data-v` holds its number), and opens
+/// the folded route a link points to. Inside CDATA so the page stays well-formed XML.
+const SCRIPT: &str = r#"<script>//<![CDATA[
+(function(){
+function key(row,i,num){var c=row.cells[i];if(!c)return num?-Infinity:'';var v=c.getAttribute('data-v');if(v===null)v=c.textContent;if(!num)return v.toLowerCase();var n=parseFloat(v);return isNaN(n)?-Infinity:n;}
+Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(t){
+var heads=t.tHead.rows[0].cells;
+Array.prototype.forEach.call(heads,function(th,i){th.addEventListener('click',function(){
+var num=th.getAttribute('data-type')==='num',dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
+Array.prototype.forEach.call(heads,function(h){h.removeAttribute('aria-sort');});
+th.setAttribute('aria-sort',dir===1?'ascending':'descending');
+var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){var x=key(a,i,num),y=key(b,i,num);return (x<y?-1:(x>y?1:0))*dir;});
+rows.forEach(function(r){body.appendChild(r);});});});});
+function reveal(){var id=location.hash.slice(1);var el=id?document.getElementById(id):null;if(el&&el.tagName==='DETAILS'){el.open=true;}}
+window.addEventListener('hashchange',reveal);reveal();
+})();
+//]]></script>"#;
+
+/// Text as HTML (and XML) character data or attribute value.
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -72,112 +63,221 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// Mismatch rate per minute as an inline SVG line.
-fn chart(points: &[TimelinePoint]) -> String {
-    if points.is_empty() {
-        return "<p>No comparisons in range.</p>".into();
-    }
-    let points = &downsample(points)[..];
-    let (width, height, pad) = (640.0, 160.0, 30.0);
-    let top = points
-        .iter()
-        .map(|p| p.mismatch_rate)
-        .fold(0.0_f64, f64::max)
-        .max(0.01);
-    let x = |i: usize| {
-        if points.len() == 1 {
-            pad + (width - 2.0 * pad) / 2.0
-        } else {
-            pad + (width - 2.0 * pad) * i as f64 / (points.len() - 1) as f64
+/// The chart's bucket for a span: the finest of [`BUCKETS_MS`] that needs at most
+/// [`MAX_BARS`] bars, or whole weeks beyond that.
+fn bucket_for(span_ms: i64) -> i64 {
+    let bars = |bucket: i64| (span_ms.max(1) + bucket - 1) / bucket;
+    BUCKETS_MS
+        .into_iter()
+        .find(|&bucket| bars(bucket) <= MAX_BARS as i64)
+        .unwrap_or_else(|| {
+            let week = BUCKETS_MS[BUCKETS_MS.len() - 1];
+            week * (bars(week) + MAX_BARS as i64 - 1) / MAX_BARS as i64
+        })
+}
+
+/// One bar: the compared requests of one bucket.
+#[derive(Debug, PartialEq)]
+struct Bar {
+    start_ms: i64,
+    matched: u64,
+    mismatched: u64,
+}
+
+impl Bar {
+    fn rate(&self) -> f64 {
+        match self.matched + self.mismatched {
+            0 => 0.0,
+            n => self.mismatched as f64 / n as f64,
         }
+    }
+}
+
+/// The timeline's minutes summed into `bucket`-long bars aligned on the epoch (UTC).
+fn bars(points: &[TimelinePoint], bucket: i64) -> Vec<Bar> {
+    let mut bars: Vec<Bar> = Vec::new();
+    for point in points {
+        let start_ms = point.at_ms.div_euclid(bucket) * bucket;
+        match bars.last_mut() {
+            Some(bar) if bar.start_ms == start_ms => {
+                bar.matched += point.matched;
+                bar.mismatched += point.mismatched;
+            }
+            _ => bars.push(Bar {
+                start_ms,
+                matched: point.matched,
+                mismatched: point.mismatched,
+            }),
+        }
+    }
+    bars
+}
+
+/// A UTC time as the axis labels it for `bucket`: seconds for the run's own start and end
+/// (`bucket` 0), minutes for minute buckets, the date once bars are hours or longer.
+fn axis_time(ms: i64, bucket: i64) -> String {
+    let Some(at) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return String::new();
     };
-    let y = |rate: f64| height - pad - (height - 2.0 * pad) * rate / top;
-    let line: Vec<String> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.mismatch_rate)))
-        .collect();
+    let format = match bucket {
+        0 => "%H:%M:%S",
+        b if b < 3_600_000 => "%H:%M",
+        b if b < 86_400_000 => "%m-%d %H:%M",
+        _ => "%Y-%m-%d",
+    };
+    at.format(format).to_string()
+}
+
+fn bucket_name(bucket: i64) -> String {
+    match bucket {
+        60_000 => "minute".into(),
+        600_000 => "10 minutes".into(),
+        3_600_000 => "hour".into(),
+        86_400_000 => "day".into(),
+        b if b % 86_400_000 == 0 => format!("{} days", b / 86_400_000),
+        b => format!("{} minutes", b / 60_000),
+    }
+}
+
+fn duration_text(ms: i64) -> String {
+    let secs = (ms.max(0) + 500) / 1000;
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", (s + 30) / 60),
+        s if s < 2 * 86_400 => format!("{:.1} h", s as f64 / 3600.0),
+        s => format!("{:.1} days", s as f64 / 86_400.0),
+    }
+}
+
+/// The mismatch rate over time as an inline SVG bar chart whose bucket fits the run: per
+/// minute up to two hours, then ten minutes, hours (a day is 24 bars), days, weeks. The
+/// store counts per minute, so finer is not possible: a run shorter than a few minutes
+/// gets one bar per minute, with its own start and end marked in seconds on the axis.
+fn chart(points: &[TimelinePoint], span_ms: Option<(i64, i64)>) -> String {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return "<p>No comparisons in range.</p>".into();
+    };
+    let data_start = first.at_ms;
+    let data_end = last.at_ms.saturating_add(60_000);
+    // The runs' own times, within the counted minutes (a --since cut or a run's idle
+    // tail lies outside them).
+    let (start, end) = match span_ms {
+        Some((start, end)) => {
+            let start = start.clamp(data_start, data_end);
+            (start, end.clamp(start, data_end))
+        }
+        None => (data_start, data_end),
+    };
+    let bucket = bucket_for(end - start);
+    let bars = bars(points, bucket);
+    let t0 = data_start.div_euclid(bucket) * bucket;
+    let t1 = (data_end + bucket - 1).div_euclid(bucket) * bucket;
+    let (width, height) = (640.0, 190.0);
+    let (left, right, top_pad, bottom) = (44.0, 16.0, 26.0, 34.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top_pad - bottom;
+    let x = |t: i64| left + plot_w * (t - t0) as f64 / (t1 - t0).max(1) as f64;
+    let base = height - bottom;
+    let top = bars.iter().map(Bar::rate).fold(0.0_f64, f64::max).max(0.01);
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"mismatch rate over time\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-size=\"10\" role=\"img\" aria-label=\"mismatch rate per {}\">",
+        escape(&bucket_name(bucket))
     );
     let _ = write!(
         svg,
-        "<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#888\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#888\"/>",
-        b = height - pad,
-        r = width - pad
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"2\" y=\"{}\" font-size=\"10\">{}</text><text x=\"2\" y=\"{}\" font-size=\"10\">0%</text>",
-        pad + 4.0,
+        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{r}\" y2=\"{base}\" stroke=\"#888\"/><line x1=\"{left}\" y1=\"{top_pad}\" x2=\"{left}\" y2=\"{base}\" stroke=\"#888\"/>\
+<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{}</text><text x=\"{lx}\" y=\"{base}\" text-anchor=\"end\">0%</text>",
         escape(&percent(top)),
-        height - pad
+        r = width - right,
+        lx = left - 4.0,
+        ty = top_pad + 4.0,
     );
-    let _ = write!(
-        svg,
-        "<text x=\"{pad}\" y=\"{}\" font-size=\"10\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-        height - 8.0,
-        escape(&points[0].minute),
-        width - pad,
-        height - 8.0,
-        escape(&points[points.len() - 1].minute)
-    );
-    let _ = write!(
-        svg,
-        "<polyline fill=\"none\" stroke=\"#b00\" stroke-width=\"2\" points=\"{}\"/>",
-        line.join(" ")
-    );
-    for (i, p) in points.iter().enumerate() {
+    for bar in &bars {
+        let (x0, x1) = (x(bar.start_ms), x(bar.start_ms + bucket));
+        let w = (x1 - x0 - 1.0).max(1.0);
+        let h = plot_h * bar.rate() / top;
+        let end_ms = bar.start_ms + bucket;
         let _ = write!(
             svg,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#b00\"><title>{} {} ({} of {})</title></circle>",
-            x(i),
-            y(p.mismatch_rate),
-            escape(&p.minute),
-            percent(p.mismatch_rate),
-            p.mismatched,
-            p.matched + p.mismatched
+            "<g><title>{} to {} UTC: {} mismatched ({} of {})</title><rect x=\"{x0:.1}\" y=\"{top_pad}\" width=\"{w:.1}\" height=\"{plot_h}\" fill=\"#f2f2f2\"/><rect class=\"bar\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"#b00\"/></g>",
+            escape(&super::model::timestamp(bar.start_ms)),
+            escape(&axis_time(end_ms, bucket)),
+            percent(bar.rate()),
+            bar.mismatched,
+            bar.matched + bar.mismatched,
+            base - h,
         );
     }
+    // Labels at the bucket edges, at most about six of them.
+    let edges = ((t1 - t0) / bucket) as usize;
+    let step = edges.div_ceil(6).max(1);
+    for i in (0..=edges).step_by(step) {
+        let t = t0 + i as i64 * bucket;
+        let anchor = match i {
+            0 => "start",
+            i if i == edges => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            svg,
+            "<line x1=\"{px:.1}\" y1=\"{base}\" x2=\"{px:.1}\" y2=\"{}\" stroke=\"#888\"/><text x=\"{px:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
+            base + 4.0,
+            base + 15.0,
+            escape(&axis_time(t, bucket)),
+            px = x(t),
+        );
+    }
+    if bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
+        // A short run: where it started and ended, to the second, above the bars.
+        for (t, label, anchor) in [(start, "start", "end"), (end, "end", "start")] {
+            let _ = write!(
+                svg,
+                "<line x1=\"{px:.1}\" y1=\"{}\" x2=\"{px:.1}\" y2=\"{base}\" stroke=\"#06c\" stroke-dasharray=\"3,2\"/><text x=\"{px:.1}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#06c\">{label} {}</text>",
+                top_pad - 6.0,
+                top_pad - 9.0,
+                escape(&axis_time(t, 0)),
+                px = x(t),
+            );
+        }
+    }
     svg.push_str("</svg>");
+    let per = bucket_name(bucket);
+    let day = |ms| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    let mut note = format!(
+        "Mismatch rate per {per} (UTC), {} to {} ({}).",
+        day(start),
+        day(end),
+        duration_text(end - start)
+    );
+    if bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
+        note.push_str(" The store counts per minute, so a run this short gets one bar per minute; the dashed lines mark its start and end.");
+    }
+    let _ = write!(svg, "<p class=\"chart-note\">{}</p>", escape(&note));
     svg
 }
 
-/// The two bodies side by side, changed lines highlighted.
+/// The two bodies side by side, as [`DiffView`] lays them out.
 fn side_by_side(example: &Example) -> String {
-    let diff = TextDiff::from_lines(&example.primary_body, &example.secondary_body);
-    let old = diff.old_slices();
-    let new = diff.new_slices();
-    let mut rows = Vec::new();
-    for op in diff.ops() {
-        let (tag, left, right) = op.as_tag_tuple();
-        let class = match tag {
-            DiffTag::Equal => ("", ""),
-            DiffTag::Delete => ("del", ""),
-            DiffTag::Insert => ("", "ins"),
-            DiffTag::Replace => ("del", "ins"),
-        };
-        let height = left.len().max(right.len());
-        for i in 0..height {
-            let l = old.get(left.start + i).filter(|_| i < left.len());
-            let r = new.get(right.start + i).filter(|_| i < right.len());
-            rows.push(format!(
-                "<tr><td class=\"{}\">{}</td><td class=\"{}\">{}</td></tr>",
-                if l.is_some() { class.0 } else { "" },
-                l.map(|s| diff_line(s)).unwrap_or_default(),
-                if r.is_some() { class.1 } else { "" },
-                r.map(|s| diff_line(s)).unwrap_or_default()
-            ));
-        }
+    let mut paths: Vec<&str> = Vec::new();
+    for d in &example.differences {
+        paths.push(&d.path);
+        paths.extend(d.to.as_deref());
     }
-    let truncated = rows.len() > MAX_DIFF_ROWS;
-    rows.truncate(MAX_DIFF_ROWS);
-    let mut out = String::from(
-        "<table class=\"diff\"><tr><th class=\"l\">primary</th><th class=\"l\">secondary</th></tr>",
+    let mut view = DiffView::from_stored(
+        &example.primary_headers,
+        &example.primary_body,
+        &example.secondary_headers,
+        &example.secondary_body,
+        &paths,
     );
-    out.push_str(&rows.concat());
-    out.push_str("</table>");
-    if truncated {
+    let cut = view.rows().len() > MAX_DIFF_ROWS;
+    view.limit_rows(MAX_DIFF_ROWS);
+    let mut out = view.to_html();
+    if cut {
         out.push_str("<p>(truncated; <code>shadowdiff show</code> prints it all)</p>");
     }
     out
@@ -189,7 +289,7 @@ pub fn render(report: &Report) -> String {
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>shadowdiff report</title>");
     let _ = write!(
         out,
-        "<style>{STYLE}</style></head><body><h1>shadowdiff report</h1>"
+        "<style>{STYLE}\n{DIFF_CSS}</style></head><body><h1>shadowdiff report</h1>"
     );
     if let Some(gate) = &report.gate {
         if gate.passed {
@@ -227,14 +327,19 @@ pub fn render(report: &Report) -> String {
     let _ = write!(
         out,
         "<h2>Mismatch rate over time</h2>{}",
-        chart(&report.timeline)
+        chart(&report.timeline, report.span_ms)
     );
-    out.push_str("<h2>Routes</h2><table><tr><th class=\"l\">route</th><th>requests</th><th>matched</th><th>mismatched</th><th>errors</th><th>skipped</th><th>mismatch rate</th><th>primary p50/p95/p99 ms</th><th>secondary p50/p95/p99 ms</th></tr>");
+    out.push_str("<h2>Routes</h2><table class=\"sortable\" id=\"routes\"><thead><tr><th class=\"l\">route</th><th data-type=\"num\">requests</th><th data-type=\"num\">matched</th><th data-type=\"num\">mismatched</th><th data-type=\"num\">errors</th><th data-type=\"num\">skipped</th><th data-type=\"num\">mismatch rate</th><th data-type=\"num\">primary p50/p95/p99 ms</th><th data-type=\"num\">secondary p50/p95/p99 ms</th></tr></thead><tbody>");
     for route in &report.routes {
         let c = &route.counts;
+        // Latencies sort by their p50, the first number shown; a leg without any, first.
+        let p50 = |p: &Option<super::model::Percentiles>| match p {
+            Some(p) => p.p50_ms.to_string(),
+            None => "-1".into(),
+        };
         let _ = write!(
             out,
-            "<tr><td class=\"l\"><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\"><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\" data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td></tr>",
             anchor(&route.route),
             escape(&route.route),
             c.requests,
@@ -243,18 +348,26 @@ pub fn render(report: &Report) -> String {
             c.errors,
             c.skipped,
             if c.mismatched > 0 { "bad" } else { "ok" },
+            c.mismatch_rate,
             percent(c.mismatch_rate),
+            p50(&route.latency.primary),
             latency(&route.latency.primary),
+            p50(&route.latency.secondary),
             latency(&route.latency.secondary)
         );
     }
-    out.push_str("</table>");
+    out.push_str("</tbody></table>");
     for route in &report.routes {
+        // Routes with mismatches start open; the rest fold away until clicked or linked.
         let _ = write!(
             out,
-            "<h3 id=\"{}\">{}</h3>",
+            "<details class=\"route\" id=\"{}\"{}><summary><h3>{}</h3> — {} requests, {} mismatched ({})</summary>",
             anchor(&route.route),
-            escape(&route.route)
+            if route.counts.mismatched > 0 { " open=\"open\"" } else { "" },
+            escape(&route.route),
+            route.counts.requests,
+            route.counts.mismatched,
+            percent(route.counts.mismatch_rate)
         );
         if !route.top_differences.is_empty() {
             out.push_str("<table><tr><th class=\"l\">path</th><th>count</th><th>share</th></tr>");
@@ -310,6 +423,7 @@ pub fn render(report: &Report) -> String {
             }
             out.push_str(&side_by_side(example));
         }
+        out.push_str("</details>");
     }
     if !report.unused_rules.is_empty() {
         let rules: Vec<String> = report
@@ -338,6 +452,7 @@ pub fn render(report: &Report) -> String {
             escape(&s.command)
         );
     }
+    out.push_str(SCRIPT);
     out.push_str("</body></html>\n");
     out
 }
@@ -366,22 +481,82 @@ mod tests {
         assert_eq!(anchor("GET /users/{id}"), "route-GET--users--id-");
     }
 
-    #[test]
-    fn long_timelines_are_merged_into_spans() {
-        let points: Vec<TimelinePoint> = (0..1000)
-            .map(|i| TimelinePoint {
-                minute: format!("m{i}"),
-                matched: 3,
-                mismatched: 1,
-                mismatch_rate: 0.25,
+    /// A point per minute from `start_ms` for `minutes` minutes, 3 matched and 1 not.
+    fn minutes(start_ms: i64, minutes: i64) -> Vec<TimelinePoint> {
+        (0..minutes)
+            .map(|i| {
+                let at_ms = (start_ms / 60_000 + i) * 60_000;
+                TimelinePoint {
+                    minute: super::super::model::timestamp(at_ms),
+                    at_ms,
+                    matched: 3,
+                    mismatched: 1,
+                    mismatch_rate: 0.25,
+                }
             })
-            .collect();
-        let merged = downsample(&points);
-        assert!(merged.len() <= MAX_CHART_POINTS);
-        assert_eq!(merged[0].minute, "m0");
-        assert_eq!(merged.iter().map(|p| p.mismatched).sum::<u64>(), 1000);
-        assert!(merged.iter().all(|p| p.mismatch_rate == 0.25));
-        let long = "x".repeat(MAX_LINE_CHARS + 10);
-        assert_eq!(diff_line(&long).chars().count(), MAX_LINE_CHARS + 1);
+            .collect()
+    }
+
+    /// 2026-01-01T10:00:00Z
+    const T: i64 = 1_767_261_600_000;
+
+    #[test]
+    fn the_bucket_fits_the_span() {
+        let minute = 60_000;
+        assert_eq!(bucket_for(25_000), minute);
+        assert_eq!(bucket_for(90 * minute), minute);
+        assert_eq!(bucket_for(5 * 60 * minute), 10 * minute);
+        assert_eq!(
+            bucket_for(24 * 60 * minute),
+            60 * minute,
+            "a day is 24 hour bars"
+        );
+        assert_eq!(bucket_for(30 * 1440 * minute), 1440 * minute);
+        let years = bucket_for(3 * 365 * 1440 * minute);
+        assert!(
+            3 * 365 * 1440 * minute / years <= MAX_BARS as i64,
+            "{years}"
+        );
+    }
+
+    #[test]
+    fn long_timelines_are_summed_into_coarser_bars() {
+        let points = minutes(T, 1000);
+        let bars = bars(&points, bucket_for(1000 * 60_000));
+        assert!(bars.len() <= MAX_BARS, "{}", bars.len());
+        assert_eq!(bars.iter().map(|b| b.mismatched).sum::<u64>(), 1000);
+        assert!(bars.iter().all(|b| b.rate() == 0.25));
+        let svg = chart(&points, Some((T, T + 1000 * 60_000)));
+        assert!(svg.contains("per 10 minutes"), "{svg}");
+    }
+
+    #[test]
+    fn a_short_run_gets_minute_bars_and_its_times_in_seconds_never_a_dot() {
+        // 25 seconds from 10:00:40, across a minute boundary: two bars.
+        let start = T + 40_000;
+        let points = minutes(start, 2);
+        let svg = chart(&points, Some((start, start + 25_000)));
+        assert_eq!(svg.matches("class=\"bar\"").count(), 2, "{svg}");
+        assert!(!svg.contains("<circle"));
+        assert!(svg.contains("start 10:00:40"), "{svg}");
+        assert!(svg.contains("end 10:01:05"), "{svg}");
+        assert!(svg.contains(">10:00<") && svg.contains(">10:02<"), "{svg}");
+        assert!(svg.contains("(25 s)"), "{svg}");
+        // A run still going (no end) ends at its last counted minute.
+        let svg = chart(&minutes(T, 1), None);
+        assert_eq!(svg.matches("class=\"bar\"").count(), 1);
+    }
+
+    #[test]
+    fn a_day_is_drawn_in_hours_with_dates() {
+        let points = minutes(T, 24 * 60);
+        let svg = chart(&points, Some((T, T + 24 * 3_600_000)));
+        assert!(svg.contains("per hour"), "{svg}");
+        assert_eq!(svg.matches("class=\"bar\"").count(), 24);
+        assert!(
+            svg.contains(">01-01 10:00<") && svg.contains(">01-02 10:00<"),
+            "{svg}"
+        );
+        assert!(!svg.contains("stroke-dasharray") && !svg.contains("start 10"));
     }
 }

@@ -5,7 +5,9 @@
 //! - [`gate`]: thresholds and the pass/fail verdict.
 //! - [`json`], [`text`], [`markdown`], [`html`], [`junit`]: one renderer each.
 //! - [`show`]: one stored mismatch in full.
+//! - [`diffview`]: two bodies side by side, for `show`, the HTML report and the dashboard.
 
+pub mod diffview;
 pub mod gate;
 mod html;
 mod json;
@@ -16,7 +18,7 @@ mod show;
 mod text;
 
 /// `gate`'s verdict as text; `show`'s page of one mismatch.
-pub use show::render as render_mismatch;
+pub use show::{render as render_mismatch, ShowOptions};
 pub use text::render_gate;
 
 use crate::store::{ReadFilter, StoreError, StoreReader};
@@ -101,7 +103,11 @@ impl Selection {
 /// How a report is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    Text { colour: bool },
+    /// `wide`: every column at full width instead of fitting 100 columns.
+    Text {
+        colour: bool,
+        wide: bool,
+    },
     Json,
     Markdown,
     Html,
@@ -133,7 +139,7 @@ pub fn load(selection: &Selection) -> Result<Report, ReportError> {
 pub fn render(report: &Report, format: Format, thresholds: Option<&Thresholds>) -> String {
     match format {
         Format::Json => json::render(report),
-        Format::Text { colour } => text::render(report, colour),
+        Format::Text { colour, wide } => text::render(report, colour, wide),
         Format::Markdown => markdown::render(report),
         Format::Html => html::render(report),
         Format::Junit => junit::render(report, thresholds),

@@ -177,11 +177,16 @@ pub struct Example {
     /// What `[[rewrite]]` changed in the secondary's copy of this request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rewrites: Vec<String>,
-    /// Bodies for the HTML side-by-side view; `show` is the place to read them in JSON.
+    /// Bodies and response headers as stored, for the HTML side-by-side view
+    /// ([`super::diffview::DiffView::from_stored`] decodes them as the engine did).
     #[serde(skip)]
-    pub primary_body: String,
+    pub primary_body: Vec<u8>,
     #[serde(skip)]
-    pub secondary_body: String,
+    pub primary_headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub secondary_body: Vec<u8>,
+    #[serde(skip)]
+    pub secondary_headers: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -199,6 +204,9 @@ pub struct RouteReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelinePoint {
     pub minute: String,
+    /// The minute's start in milliseconds since the epoch, for the chart's time axis.
+    #[serde(skip)]
+    pub at_ms: i64,
     pub matched: u64,
     pub mismatched: u64,
     pub mismatch_rate: f64,
@@ -253,6 +261,11 @@ pub struct Report {
     /// Rules `suggest` would propose, in short (text and HTML end with them).
     #[serde(skip)]
     pub suggestions: Option<crate::suggest::Summary>,
+    /// When the covered runs started and ended (ms since the epoch; a run still going ends
+    /// at its last counted minute): the chart's time axis is told in seconds from these,
+    /// since the counts themselves are per minute.
+    #[serde(skip)]
+    pub span_ms: Option<(i64, i64)>,
 }
 
 /// The flag that names a store as a report lists it: `--db PATH` for a file, `--store
@@ -292,6 +305,7 @@ impl Report {
         let mut dropped = 0;
         let mut lost: BTreeMap<String, u64> = BTreeMap::new();
         let mut instances: BTreeMap<String, (u64, Counts)> = BTreeMap::new();
+        let mut span_ms: Option<(i64, i64)> = None;
         for reader in readers {
             for (instance, row) in reader.instance_counts(&scope.filter)? {
                 if wanted(&row.route) {
@@ -364,6 +378,11 @@ impl Report {
                 }
             }
             for run in reader.runs(&scope.filter)? {
+                let end = run.finished_ms.unwrap_or(i64::MIN);
+                span_ms = Some(match span_ms {
+                    None => (run.started_ms, end),
+                    Some((start, last)) => (start.min(run.started_ms), last.max(end)),
+                });
                 configured_rules.extend(run.rules.iter().cloned());
                 dropped += run.dropped;
                 if let Some(ms) = run.examples_stopped_ms {
@@ -445,10 +464,20 @@ impl Report {
             })
             .collect();
         summary.counts.finish();
+        let last_minute_end = timeline
+            .keys()
+            .next_back()
+            .map(|m| m.saturating_add(1) * 60_000);
+        let span_ms = span_ms.map(|(start, end)| match (end, last_minute_end) {
+            (i64::MIN, Some(last)) => (start, last.max(start)),
+            (i64::MIN, None) => (start, start),
+            (end, _) => (start, end.max(start)),
+        });
         let timeline = timeline
             .into_iter()
             .map(|(minute, (matched, mismatched))| TimelinePoint {
                 minute: timestamp(minute * 60_000),
+                at_ms: minute.saturating_mul(60_000),
                 matched,
                 mismatched,
                 mismatch_rate: ratio(mismatched, matched + mismatched),
@@ -485,6 +514,7 @@ impl Report {
             notes,
             gate: None,
             suggestions: None,
+            span_ms,
         })
     }
 }
@@ -536,10 +566,6 @@ fn round(ms: f64) -> f64 {
 }
 
 fn example(database: &str, row: MismatchRow) -> Example {
-    let text = |body: Option<Vec<u8>>| {
-        body.map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
     Example {
         id: row.id,
         database: database.to_string(),
@@ -551,8 +577,10 @@ fn example(database: &str, row: MismatchRow) -> Example {
         secondary_status: row.secondary_status,
         differences: row.differences,
         rewrites: row.rewrites,
-        primary_body: text(row.primary_body),
-        secondary_body: text(row.secondary_body),
+        primary_body: row.primary_body.unwrap_or_default(),
+        primary_headers: row.primary_headers.unwrap_or_default(),
+        secondary_body: row.secondary_body.unwrap_or_default(),
+        secondary_headers: row.secondary_headers.unwrap_or_default(),
     }
 }
 

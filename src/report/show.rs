@@ -1,8 +1,8 @@
 //! `show`: one stored mismatch in full, for the person chasing a difference.
 
+use crate::report::diffview::DiffView;
 use crate::report::model::timestamp;
 use crate::store::read::MismatchRow;
-use similar::TextDiff;
 use std::fmt::Write;
 
 fn headers(out: &mut String, headers: &Option<Vec<(String, String)>>) {
@@ -23,7 +23,27 @@ fn body(out: &mut String, body: &Option<Vec<u8>>) {
     }
 }
 
-pub fn render(row: &MismatchRow) -> String {
+/// How `show` lays out the bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShowOptions {
+    /// Terminal columns the side-by-side view fits in.
+    pub width: usize,
+    /// ANSI colours in the side-by-side view.
+    pub colour: bool,
+}
+
+impl Default for ShowOptions {
+    fn default() -> ShowOptions {
+        ShowOptions {
+            width: 100,
+            colour: false,
+        }
+    }
+}
+
+/// The request, the rewrites, both responses' status and headers, the differences, then
+/// both bodies side by side ([`DiffView`]).
+pub fn render(row: &MismatchRow, options: ShowOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -44,20 +64,18 @@ pub fn render(row: &MismatchRow) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
-    for (leg, status, latency_us, hs, b) in [
+    for (leg, status, latency_us, hs) in [
         (
             "primary",
             row.primary_status,
             row.primary_latency_us,
             &row.primary_headers,
-            &row.primary_body,
         ),
         (
             "secondary",
             row.secondary_status,
             row.secondary_latency_us,
             &row.secondary_headers,
-            &row.secondary_body,
         ),
     ] {
         let _ = writeln!(
@@ -66,7 +84,6 @@ pub fn render(row: &MismatchRow) -> String {
             latency_us as f64 / 1000.0
         );
         headers(&mut out, hs);
-        body(&mut out, b);
     }
     let _ = writeln!(out, "\n== differences");
     for d in &row.differences {
@@ -86,17 +103,31 @@ pub fn render(row: &MismatchRow) -> String {
         );
         return out;
     }
-    let diff = row.body_diff.clone().unwrap_or_else(|| {
-        let primary = String::from_utf8_lossy(row.primary_body.as_deref().unwrap_or_default());
-        let secondary = String::from_utf8_lossy(row.secondary_body.as_deref().unwrap_or_default());
-        TextDiff::from_lines(primary.as_ref(), secondary.as_ref())
-            .unified_diff()
-            .context_radius(3)
-            .header("primary", "secondary")
-            .to_string()
-    });
-    if !diff.is_empty() {
-        let _ = writeln!(out, "\n== body diff\n{diff}");
+    let (primary, secondary) = (
+        row.primary_body.as_deref().unwrap_or_default(),
+        row.secondary_body.as_deref().unwrap_or_default(),
+    );
+    if primary.is_empty() && secondary.is_empty() {
+        let _ = writeln!(out, "\n== bodies\n(both empty)");
+        return out;
     }
+    let mut paths: Vec<&str> = Vec::new();
+    for d in &row.differences {
+        paths.push(&d.path);
+        paths.extend(d.to.as_deref());
+    }
+    let view = DiffView::from_stored(
+        row.primary_headers.as_deref().unwrap_or_default(),
+        primary,
+        row.secondary_headers.as_deref().unwrap_or_default(),
+        secondary,
+        &paths,
+    );
+    let _ = writeln!(
+        out,
+        "\n== bodies (pretty-printed, JSON keys sorted; -/+ changed, * a differing path)\n{}",
+        view.to_terminal(options.width, options.colour)
+            .trim_end_matches('\n')
+    );
     out
 }

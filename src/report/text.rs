@@ -1,9 +1,15 @@
-//! Text: a terminal table per report, colour only when writing to a terminal.
+//! Text: a terminal table per report, colour only when writing to a terminal. By default
+//! it fits [`WIDTH`] columns (latencies reduced to p95, long route names and lines
+//! wrapped); `--wide` keeps every column at full width.
 
 use super::model::{Percentiles, Report, RouteReport};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, Color, Table};
+use comfy_table::{Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement, Table};
 use std::fmt::Write;
+use unicode_width::UnicodeWidthChar;
+
+/// Columns the default text report fits in.
+pub const WIDTH: usize = 100;
 
 pub(super) fn percent(rate: f64) -> String {
     format!("{:.2}%", rate * 100.0)
@@ -27,7 +33,87 @@ fn number(n: u64) -> Cell {
     Cell::new(n).set_alignment(CellAlignment::Right)
 }
 
-fn route_row(route: &RouteReport, colour: bool) -> Vec<Cell> {
+/// p95 of both legs, `primary/secondary`: the narrow table's one latency column.
+fn p95s(route: &RouteReport) -> String {
+    let one = |p: &Option<Percentiles>| match p {
+        Some(p) => format!("{:.1}", p.p95_ms),
+        None => "-".into(),
+    };
+    format!(
+        "{}/{}",
+        one(&route.latency.primary),
+        one(&route.latency.secondary)
+    )
+}
+
+/// A table that fits [`WIDTH`] (unless `wide`): only the first column (a name) wraps; the
+/// numbers keep their width.
+fn fitted(table: &mut Table, wide: bool) {
+    if wide {
+        return;
+    }
+    table
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(WIDTH as u16);
+    for i in 1..table.column_count() {
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
+/// Wraps every line wider than `width` at spaces (a longer word is cut), continuing
+/// indented under its start; table lines (starting with a box-drawing character) are
+/// already fitted and left alone.
+fn wrap_prose(text: &str, width: usize) -> String {
+    let columns = |s: &str| s.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let is_table = line.starts_with(|c: char| ('\u{2500}'..='\u{257f}').contains(&c));
+        if is_table || columns(line) <= width {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let next = " ".repeat((indent + 4).min(width / 2));
+        let mut current = line[..indent].to_string();
+        let mut used = columns(&current);
+        let mut fresh = true;
+        for word in line[indent..].split(' ') {
+            let w = columns(word);
+            // A word that fits no line is cut where it stands instead.
+            if !fresh && used + 1 + w > width && next.len() + w <= width {
+                out.push_str(current.trim_end());
+                out.push('\n');
+                current = next.clone();
+                used = next.len();
+                fresh = true;
+            }
+            if !fresh {
+                current.push(' ');
+                used += 1;
+            }
+            for c in word.chars() {
+                let cw = c.width().unwrap_or(0);
+                if used + cw > width && used > next.len() {
+                    out.push_str(current.trim_end());
+                    out.push('\n');
+                    current = next.clone();
+                    used = next.len();
+                }
+                current.push(c);
+                used += cw;
+            }
+            fresh = false;
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out
+}
+
+fn route_row(route: &RouteReport, colour: bool, wide: bool) -> Vec<Cell> {
     let mut rate =
         Cell::new(percent(route.counts.mismatch_rate)).set_alignment(CellAlignment::Right);
     if colour {
@@ -37,7 +123,7 @@ fn route_row(route: &RouteReport, colour: bool) -> Vec<Cell> {
             Color::Green
         });
     }
-    vec![
+    let mut row = vec![
         Cell::new(&route.route),
         number(route.counts.requests),
         number(route.counts.matched),
@@ -45,12 +131,19 @@ fn route_row(route: &RouteReport, colour: bool) -> Vec<Cell> {
         number(route.counts.errors),
         number(route.counts.skipped),
         rate,
-        Cell::new(latency(&route.latency.primary)),
-        Cell::new(latency(&route.latency.secondary)),
-    ]
+    ];
+    if wide {
+        row.push(Cell::new(latency(&route.latency.primary)));
+        row.push(Cell::new(latency(&route.latency.secondary)));
+    } else {
+        row.push(Cell::new(p95s(route)).set_alignment(CellAlignment::Right));
+    }
+    row
 }
 
-pub fn render(report: &Report, colour: bool) -> String {
+/// The text report; `wide` keeps every column (p50/p95/p99 of both legs) and every line
+/// at full length, otherwise it fits [`WIDTH`] columns.
+pub fn render(report: &Report, colour: bool, wide: bool) -> String {
     let mut out = String::new();
     let s = &report.summary.counts;
     let _ = writeln!(
@@ -86,20 +179,34 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !colour {
         table.force_no_tty();
     }
-    table.set_header(vec![
-        "route",
-        "requests",
-        "matched",
-        "mismatched",
-        "errors",
-        "skipped",
-        "mismatch rate",
-        "primary p50/p95/p99 ms",
-        "secondary p50/p95/p99 ms",
-    ]);
-    for route in &report.routes {
-        table.add_row(route_row(route, colour));
+    if wide {
+        table.set_header(vec![
+            "route",
+            "requests",
+            "matched",
+            "mismatched",
+            "errors",
+            "skipped",
+            "mismatch rate",
+            "primary p50/p95/p99 ms",
+            "secondary p50/p95/p99 ms",
+        ]);
+    } else {
+        table.set_header(vec![
+            "route",
+            "requests",
+            "matched",
+            "mismatched",
+            "errors",
+            "skipped",
+            "rate",
+            "p95 ms prim/sec",
+        ]);
     }
+    for route in &report.routes {
+        table.add_row(route_row(route, colour, wide));
+    }
+    fitted(&mut table, wide);
     let _ = writeln!(out, "{table}");
     if report.instances.len() > 1 {
         let mut instances = Table::new();
@@ -133,6 +240,7 @@ pub fn render(report: &Report, colour: bool) -> String {
                 percent(c.mismatch_rate),
             ]);
         }
+        fitted(&mut instances, wide);
         let _ = writeln!(out, "\nby instance:\n{instances}");
     }
     for route in report.routes.iter().filter(|r| r.counts.mismatched > 0) {
@@ -191,7 +299,11 @@ pub fn render(report: &Report, colour: bool) -> String {
         }
         let _ = writeln!(out, "  run `{}` for the config", s.command);
     }
-    out
+    if wide {
+        out
+    } else {
+        wrap_prose(&out, WIDTH)
+    }
 }
 
 fn gate_lines(gate: &super::model::GateReport) -> String {
@@ -224,4 +336,33 @@ pub fn render_gate(report: &Report) -> String {
         out.push_str(&gate_lines(gate));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_prose_lines_wrap_at_spaces_and_tables_are_left_alone() {
+        let long = format!("  example 1: GET {} -> 200 vs 500", "/segment".repeat(20));
+        let table = format!("│ {} │", "x".repeat(150));
+        let out = wrap_prose(&format!("short\n{long}\n{table}\n"), 60);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "short");
+        assert!(lines[1].starts_with("  example 1: GET /segment"), "{out}");
+        assert!(
+            lines[2].starts_with("      gment/"),
+            "continued, indented: {out}"
+        );
+        assert_eq!(*lines.last().unwrap(), table);
+        for line in &lines[..lines.len() - 1] {
+            assert!(line.chars().count() <= 60, "{line}");
+        }
+        let joined: String = lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join("");
+        assert_eq!(joined.replace(' ', ""), long.replace(' ', ""));
+    }
 }

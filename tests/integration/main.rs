@@ -33,6 +33,7 @@ mod replay_recorder;
 mod report_formats;
 mod report_gate;
 mod report_json;
+mod report_views;
 mod serve_budget;
 mod serve_cli;
 mod serve_cutover;

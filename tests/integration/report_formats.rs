@@ -118,13 +118,18 @@ fn html_is_well_formed_and_names_every_route() {
         assert!(text.contains(route), "{route} missing");
     }
     assert!(doc.descendants().any(|n| n.has_tag_name("svg")));
-    assert!(doc.descendants().any(|n| n.has_tag_name("polyline")));
-    // Self-contained: nothing is fetched.
+    // The chart draws bars (issue 18: a short run is not a single dot).
+    assert!(doc
+        .descendants()
+        .any(|n| n.has_tag_name("rect") && n.attribute("class") == Some("bar")));
+    // Self-contained: nothing is fetched; the one script (sorting the routes) is inline.
     assert!(!html.contains("src=\"http"));
-    assert!(!html.contains("<script"));
-    // The side-by-side diff of the example shows the changed line on both sides.
-    assert!(html.contains("<td class=\"del\">&quot;price&quot;: 1}</td>"));
-    assert!(html.contains("<td class=\"ins\">&quot;price&quot;: 2}</td>"));
+    assert!(!html.contains("<script src"));
+    assert_eq!(html.matches("<script").count(), 1);
+    // The side-by-side diff of the example shows the changed line on both sides,
+    // pretty-printed and marked as the differing path.
+    assert!(html.contains("<td class=\"del mark\">  &quot;price&quot;: 1</td>"));
+    assert!(html.contains("<td class=\"ins mark\">  &quot;price&quot;: 2</td>"));
 }
 
 #[test]
@@ -166,8 +171,12 @@ fn show_prints_one_mismatch_with_a_body_diff() {
     assert_eq!(code, 0, "{stderr}");
     assert!(out.contains("GET /users/0"), "{out}");
     assert!(out.contains("status (status): 1 -> 2"), "{out}");
-    assert!(out.contains("-\"price\": 1}"), "{out}");
-    assert!(out.contains("+\"price\": 2}"), "{out}");
+    // The bodies side by side (issue 18), pretty-printed: the changed line on both sides.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("-3*   \"price\": 1") && l.contains("+3*   \"price\": 2")),
+        "{out}"
+    );
     let (code, _, stderr) = run(&["show", "999", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(

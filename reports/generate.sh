@@ -15,3 +15,7 @@ for format in text json markdown html junit; do
   ./target/release/shadowdiff report --db "$DB" --format "$format" --output "reports/demo.$ext" \
     --max-mismatch-rate 0.05 || [ $? -eq 1 ]
 done
+# Screenshots of the live dashboard and the HTML report, made by the browser tests in a
+# real headless Chromium (Debian's chromium and chromium-driver).
+SHADOWDIFF_REQUIRE_BROWSER=1 SHADOWDIFF_SCREENSHOTS="$(pwd)/reports" \
+  cargo test --quiet --test integration dashboard_browser >/dev/null

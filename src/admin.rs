@@ -62,6 +62,8 @@ pub struct AdminState {
     pub token: Option<crate::config::AdminToken>,
     /// Mutating requests refused for a missing or wrong token.
     pub unauthorized: AtomicU64,
+    /// The page at `/` and its data, when the store can be read back.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl AdminState {
@@ -163,6 +165,23 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
             let service = service_fn(move |request| {
                 let state = state.clone();
                 async move {
+                    if let Some(dashboard) = state
+                        .dashboard
+                        .as_ref()
+                        .filter(|_| crate::dashboard::owns(request.uri().path()))
+                    {
+                        let (method, path, query, headers) = crate::dashboard::parts(&request);
+                        let response = crate::dashboard::handle(
+                            dashboard,
+                            &method,
+                            &path,
+                            query.as_deref(),
+                            &headers,
+                            &state.unauthorized,
+                        )
+                        .await;
+                        return Ok::<_, Infallible>(response);
+                    }
                     if request.uri().path().starts_with("/shadow/") {
                         return Ok::<_, Infallible>(control(&state, request).await);
                     }

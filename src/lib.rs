@@ -15,6 +15,8 @@
 //! - `accept`: accepting TCP connections, with the one error policy (backoff).
 //! - `admin`: the admin listener: `/metrics`, `/healthz`, `/status`, and the runtime
 //!   changes `/shadow/*` (behind `--admin-token`) that `shadowdiff ctl` calls.
+//! - `dashboard`: the live page at the admin listener's `/` (routes, sparklines, latest
+//!   examples opening into the side-by-side diff), read from the store; behind the token.
 //! - `budget`: the one byte budget for everything held for shadows (`--max-shadow-memory`).
 //! - [`config`]: serve's settings per component (listener, each leg, shadow, store,
 //!   admin, record): flags, environment and TOML file merged by one path and validated
@@ -43,7 +45,9 @@
 //!   and migrations, the writer thread and its sinks, read queries of either engine, and
 //!   `store copy`/`prune`/`migrate`.
 //! - [`report`]: one report model rendered as text, JSON, markdown, HTML and JUnit; the gate
-//!   verdict and `show`.
+//!   verdict and `show`; `report::diffview`, two bodies side by side as a person reads
+//!   them (pretty-printed, sorted keys, changes and differing paths marked, folded), shared
+//!   by `show`, the HTML report and the dashboard.
 //! - [`suggest`]: compare rules proposed from stored differences (ignore, mask, unordered,
 //!   tolerance), with their evidence, and what looks like a real change.
 //! - [`wildcard`]: the segment matcher (`*`, `**`) behind route patterns and compare paths.
@@ -56,6 +60,7 @@ mod admin;
 mod budget;
 pub mod compare;
 pub mod config;
+mod dashboard;
 pub mod demo;
 pub mod exchange;
 mod metrics;

@@ -32,7 +32,22 @@ pub struct AdminConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub struct AdminToken(String);
 
+/// The same rules as `--admin-token`: one word of at least 16 printable characters.
+impl std::str::FromStr for AdminToken {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AdminToken, String> {
+        (TOKEN.parse)(text)
+    }
+}
+
 impl AdminToken {
+    /// The token itself, for what is derived from it (the dashboard's session cookie);
+    /// never printed.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `given` is the token, in time that does not depend on where they differ.
     pub fn matches(&self, given: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());

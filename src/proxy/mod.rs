@@ -427,6 +427,11 @@ pub async fn serve_with_admin(
             sampling: live.sampling(),
             token: proxy.config.admin.token.clone(),
             unauthorized: Default::default(),
+            dashboard: Some(crate::dashboard::Dashboard {
+                location: proxy.config.store.location.clone(),
+                started_ms: crate::store::millis_since_epoch(std::time::SystemTime::now()),
+                token: proxy.config.admin.token.clone(),
+            }),
         };
         tokio::spawn(crate::admin::serve(admin, Arc::new(state)))
     });

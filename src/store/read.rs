@@ -517,6 +517,37 @@ impl StoreReader {
         Ok(examples)
     }
 
+    /// The newest `limit` kept examples over every route, newest first, with their
+    /// differences: what a live view lists.
+    pub fn latest_examples(
+        &self,
+        filter: &ReadFilter,
+        limit: usize,
+    ) -> Result<Vec<MismatchRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM mismatches
+             WHERE is_example AND {} AND (CAST(?2 AS BIGINT) IS NULL OR at_ms >= ?2)
+             ORDER BY id DESC LIMIT ?4",
+            self.mismatch_columns,
+            self.runs_where()
+        );
+        let [run, since, instance] = filter.args(false);
+        let args = [
+            run,
+            since,
+            instance,
+            Arg::Int(Some(limit.min(i64::MAX as usize) as i64)),
+        ];
+        let mut examples: Vec<MismatchRow> = self
+            .conn
+            .rows(&sql, &args, mismatch_row)
+            .map_err(|e| self.error(e))?;
+        for example in &mut examples {
+            example.differences = self.differences(example.id)?;
+        }
+        Ok(examples)
+    }
+
     /// One stored mismatch with its differences.
     pub fn mismatch(&self, id: i64) -> Result<MismatchRow, StoreError> {
         let sql = format!(

@@ -13,6 +13,7 @@ mod compare_engine;
 mod compare_kinds;
 mod compare_properties;
 mod compare_rename;
+mod dashboard_browser;
 mod demo_cli;
 mod ops_alerts;
 mod ops_cli;

@@ -1,6 +1,7 @@
 //! Real HTTP servers on 127.0.0.1:0 and the real proxy between them, for black-box tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod postgres;
 pub mod replay;
 pub mod store;

@@ -640,3 +640,85 @@ fn a_batch_whose_commit_answer_was_lost_is_counted_once_not_twice_and_not_lost()
     assert_eq!(count(&stored, "requests"), sent, "stored once: {stored:#}");
     assert_eq!(pg.psql("cut", "SELECT COUNT(*) FROM batches"), "1");
 }
+
+/// The dashboard's data through `admin`, as the page polls it.
+async fn dashboard(admin: std::net::SocketAddr, query: &str) -> serde_json::Value {
+    let body = support::client()
+        .get(format!("http://{admin}/dashboard/data?{query}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replicas_dashboard_shows_the_whole_fleet_and_filters_by_instance() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = pg.create_database("dashboard");
+    let (primary, secondary) = upstreams().await;
+    let east = serve(&store, "east", &primary, &secondary, &[]);
+    let west = serve(&store, "west", &primary, &secondary, &[]);
+    send(&east, 6, "e").await;
+    send(&west, 9, "w").await;
+    // Until both replicas' batches are in the database.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let whole = loop {
+        let data = dashboard(west.admin, "window=all").await;
+        if data["summary"]["requests"] == 15 || std::time::Instant::now() > deadline {
+            break data;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(whole["summary"]["requests"], 15, "{whole}");
+    assert_eq!(whole["summary"]["mismatched"], 5, "{whole}");
+    let mut names: Vec<&str> = whole["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["instance"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["east", "west"]);
+    assert!(
+        !whole["store"].as_str().unwrap().contains("pw"),
+        "the store is named without its password"
+    );
+    // East's page shows west's traffic too, and the filter narrows it to one replica.
+    let only_east = dashboard(west.admin, "window=all&instance=east").await;
+    assert_eq!(only_east["summary"]["requests"], 6, "{only_east}");
+    assert_eq!(only_east["summary"]["mismatched"], 2, "{only_east}");
+    assert_eq!(
+        only_east["instances"].as_array().unwrap().len(),
+        2,
+        "the filter offers both"
+    );
+    let from_east = dashboard(east.admin, "window=all&instance=west").await;
+    assert_eq!(from_east["summary"]["requests"], 9, "{from_east}");
+    let example = from_east["examples"][0]["id"].as_i64().unwrap();
+    let shown: serde_json::Value = serde_json::from_str(
+        &support::client()
+            .get(format!(
+                "http://{}/dashboard/mismatch/{example}",
+                east.admin
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        shown["diff_html"]
+            .as_str()
+            .unwrap()
+            .contains("class=\"diff\""),
+        "{shown}"
+    );
+    stop(east);
+    stop(west);
+}

@@ -332,7 +332,12 @@ async fn control(state: &AdminState, request: Request<Incoming>) -> Response<Ful
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+/// An answer of the admin listener's own: status, media type, body.
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response

@@ -16,6 +16,7 @@
 
 mod data;
 
+use crate::admin::reply;
 use crate::config::AdminToken;
 use crate::store::Location;
 use bytes::Bytes;
@@ -247,15 +248,6 @@ fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     reply(status, "text/plain; charset=utf-8", text.into())
-}
-
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }
 
 /// For the admin router: the parts of a request the dashboard reads.

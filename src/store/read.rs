@@ -507,14 +507,7 @@ impl StoreReader {
             Arg::Text(Some(route)),
             Arg::Int(Some(limit.min(i64::MAX as usize) as i64)),
         ];
-        let mut examples: Vec<MismatchRow> = self
-            .conn
-            .rows(&sql, &args, mismatch_row)
-            .map_err(|e| self.error(e))?;
-        for example in &mut examples {
-            example.differences = self.differences(example.id)?;
-        }
-        Ok(examples)
+        self.mismatches_with_differences(&sql, &args)
     }
 
     /// The newest `limit` kept examples over every route, newest first, with their
@@ -538,14 +531,24 @@ impl StoreReader {
             instance,
             Arg::Int(Some(limit.min(i64::MAX as usize) as i64)),
         ];
-        let mut examples: Vec<MismatchRow> = self
+        self.mismatches_with_differences(&sql, &args)
+    }
+
+    /// The mismatch rows `sql` selects ([`StoreReader::mismatch_columns`]), each with its
+    /// differences.
+    fn mismatches_with_differences(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<MismatchRow>, StoreError> {
+        let mut rows: Vec<MismatchRow> = self
             .conn
-            .rows(&sql, &args, mismatch_row)
+            .rows(sql, args, mismatch_row)
             .map_err(|e| self.error(e))?;
-        for example in &mut examples {
-            example.differences = self.differences(example.id)?;
+        for row in &mut rows {
+            row.differences = self.differences(row.id)?;
         }
-        Ok(examples)
+        Ok(rows)
     }
 
     /// One stored mismatch with its differences.

@@ -2,19 +2,8 @@
 //! clients and the primary is the shadow; each leg keeps its own settings, rewrites stay
 //! the secondary's, and reports say who answered.
 
-use crate::support::{self, Received};
-use std::time::{Duration, Instant};
-
-async fn seen(backend: &support::Backend, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let received = backend.received();
-        if received.len() >= n || Instant::now() > deadline {
-            return received;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::support;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_cutover_clients_get_the_secondarys_bytes_and_the_primary_is_shadowed() {
@@ -68,7 +57,7 @@ async fn after_the_cutover_clients_get_the_secondarys_bytes_and_the_primary_is_s
         .unwrap();
     assert_eq!(looped.text().await.unwrap(), r#"{"name":"new"}"#);
 
-    let to_secondary = seen(&secondary, 2).await;
+    let to_secondary = secondary.received_at_least(2).await;
     let mut paths: Vec<&str> = to_secondary.iter().map(|r| r.uri.path()).collect();
     paths.sort();
     assert_eq!(
@@ -84,7 +73,7 @@ async fn after_the_cutover_clients_get_the_secondarys_bytes_and_the_primary_is_s
         first.headers.get("x-shadowdiff").is_none(),
         "the answering leg is not marked"
     );
-    let to_primary = seen(&primary, 1).await;
+    let to_primary = primary.received_at_least(1).await;
     assert_eq!(to_primary.len(), 1, "{to_primary:?}");
     assert_eq!(to_primary[0].uri.path(), "/v1/users/1", "never rewritten");
     assert_eq!(to_primary[0].headers["x-shadowdiff"], "shadow");

@@ -4,7 +4,7 @@
 
 use crate::support::{self, Received};
 use assert_cmd::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "NEWAPI-SECRET-7f3a9c";
 
@@ -52,18 +52,6 @@ fn shadowdiff(args: &[&str]) -> (Option<i32>, String, String) {
 
 fn target(r: &Received) -> String {
     r.uri.path_and_query().unwrap().to_string()
-}
-
-/// Polls until `backend` has seen `n` requests (the shadow runs after the client's answer).
-async fn seen(backend: &support::Backend, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let received = backend.received();
-        if received.len() >= n || Instant::now() > deadline {
-            return received;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +106,7 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
         .await
         .unwrap();
 
-    let got = seen(&secondary, 3).await;
+    let got = secondary.received_at_least(3).await;
     assert_eq!(got.len(), 3);
     let users = got.iter().find(|r| r.uri.path() == "/v2/users/7").unwrap();
     assert_eq!(target(users), "/v2/users/7?keep=a%20b&api=2");
@@ -136,7 +124,7 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
     assert_eq!(target(health), "/health?api=2");
 
     for (leg, backend) in [("primary", &primary), ("baseline", &baseline)] {
-        let got = seen(backend, 3).await;
+        let got = backend.received_at_least(3).await;
         let users = got
             .iter()
             .find(|r| r.uri.path() == "/v1/users/7")

@@ -50,6 +50,19 @@ impl Backend {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    /// What it received once it has `n` requests (a shadow arrives after the client's
+    /// answer), or after 30 s, whatever it has then.
+    pub async fn received_at_least(&self, n: usize) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let received = self.received();
+            if received.len() >= n || std::time::Instant::now() > deadline {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Backend {

@@ -76,6 +76,18 @@ fn bucket_for(span_ms: i64) -> i64 {
         })
 }
 
+/// Buckets of a chart in seconds, for a run of up to ten minutes.
+const SECOND_BUCKETS_MS: [i64; 5] = [1_000, 5_000, 10_000, 30_000, 60_000];
+
+/// The finest of [`SECOND_BUCKETS_MS`] that needs at most [`MAX_BARS`] bars.
+fn second_bucket_for(span_ms: i64) -> i64 {
+    let bars = |bucket: i64| (span_ms.max(1) + bucket - 1) / bucket;
+    SECOND_BUCKETS_MS
+        .into_iter()
+        .find(|&bucket| bars(bucket) <= MAX_BARS as i64)
+        .unwrap_or(60_000)
+}
+
 /// One bar: the compared requests of one bucket.
 #[derive(Debug, PartialEq)]
 struct Bar {
@@ -120,7 +132,7 @@ fn axis_time(ms: i64, bucket: i64) -> String {
         return String::new();
     };
     let format = match bucket {
-        0 => "%H:%M:%S",
+        b if b < 60_000 => "%H:%M:%S",
         b if b < 3_600_000 => "%H:%M",
         b if b < 86_400_000 => "%m-%d %H:%M",
         _ => "%Y-%m-%d",
@@ -130,6 +142,8 @@ fn axis_time(ms: i64, bucket: i64) -> String {
 
 fn bucket_name(bucket: i64) -> String {
     match bucket {
+        1_000 => "second".into(),
+        b if b < 60_000 => format!("{} seconds", b / 1000),
         60_000 => "minute".into(),
         600_000 => "10 minutes".into(),
         3_600_000 => "hour".into(),
@@ -153,12 +167,22 @@ fn duration_text(ms: i64) -> String {
 /// minute up to two hours, then ten minutes, hours (a day is 24 bars), days, weeks. The
 /// store counts per minute, so finer is not possible: a run shorter than a few minutes
 /// gets one bar per minute, with its own start and end marked in seconds on the axis.
-fn chart(points: &[TimelinePoint], span_ms: Option<(i64, i64)>) -> String {
+fn chart(
+    minutes: &[TimelinePoint],
+    seconds: &[TimelinePoint],
+    span_ms: Option<(i64, i64)>,
+) -> String {
+    // A short run's per-second counts when the store has them (schema 5 on), else minutes.
+    let fine = !seconds.is_empty();
+    let (points, step) = match fine {
+        true => (seconds, 1000),
+        false => (minutes, 60_000),
+    };
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
         return "<p>No comparisons in range.</p>".into();
     };
     let data_start = first.at_ms;
-    let data_end = last.at_ms.saturating_add(60_000);
+    let data_end = last.at_ms.saturating_add(step);
     // The runs' own times, within the counted minutes (a --since cut or a run's idle
     // tail lies outside them).
     let (start, end) = match span_ms {
@@ -168,7 +192,10 @@ fn chart(points: &[TimelinePoint], span_ms: Option<(i64, i64)>) -> String {
         }
         None => (data_start, data_end),
     };
-    let bucket = bucket_for(end - start);
+    let bucket = match fine {
+        true => second_bucket_for(end - start),
+        false => bucket_for(end - start),
+    };
     let bars = bars(points, bucket);
     let t0 = data_start.div_euclid(bucket) * bucket;
     let t1 = (data_end + bucket - 1).div_euclid(bucket) * bucket;
@@ -227,7 +254,7 @@ fn chart(points: &[TimelinePoint], span_ms: Option<(i64, i64)>) -> String {
             px = x(t),
         );
     }
-    if bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
+    if !fine && bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
         // A short run: where it started and ended, to the second, above the bars.
         for (t, label, anchor) in [(start, "start", "end"), (end, "end", "start")] {
             let _ = write!(
@@ -253,7 +280,7 @@ fn chart(points: &[TimelinePoint], span_ms: Option<(i64, i64)>) -> String {
         day(end),
         duration_text(end - start)
     );
-    if bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
+    if !fine && bucket == BUCKETS_MS[0] && end - start < 10 * 60_000 {
         note.push_str(" The store counts per minute, so a run this short gets one bar per minute; the dashed lines mark its start and end.");
     }
     let _ = write!(svg, "<p class=\"chart-note\">{}</p>", escape(&note));
@@ -327,7 +354,7 @@ pub fn render(report: &Report) -> String {
     let _ = write!(
         out,
         "<h2>Mismatch rate over time</h2>{}",
-        chart(&report.timeline, report.span_ms)
+        chart(&report.timeline, &report.seconds, report.span_ms)
     );
     out.push_str("<h2>Routes</h2><table class=\"sortable\" id=\"routes\"><thead><tr><th class=\"l\">route</th><th data-type=\"num\">requests</th><th data-type=\"num\">matched</th><th data-type=\"num\">mismatched</th><th data-type=\"num\">errors</th><th data-type=\"num\">skipped</th><th data-type=\"num\">mismatch rate</th><th data-type=\"num\">primary p50/p95/p99 ms</th><th data-type=\"num\">secondary p50/p95/p99 ms</th></tr></thead><tbody>");
     for route in &report.routes {
@@ -520,13 +547,35 @@ mod tests {
     }
 
     #[test]
+    fn a_short_run_with_per_second_counts_is_charted_in_seconds() {
+        // 25 seconds from 10:00:40 with traffic in 5 of them.
+        let start = T + 40_000;
+        let seconds: Vec<TimelinePoint> = [0, 3, 7, 12, 24]
+            .iter()
+            .map(|s| TimelinePoint {
+                minute: String::new(),
+                at_ms: start + s * 1000,
+                matched: 3,
+                mismatched: 1,
+                mismatch_rate: 0.25,
+            })
+            .collect();
+        let svg = chart(&minutes(start, 2), &seconds, Some((start, start + 25_000)));
+        assert_eq!(svg.matches("class=\"bar\"").count(), 5, "{svg}");
+        assert!(svg.contains("per second"), "{svg}");
+        assert!(svg.contains(">10:00:40<"), "{svg}");
+        assert_eq!(second_bucket_for(25_000), 1_000);
+        assert_eq!(second_bucket_for(9 * 60_000), 5_000);
+    }
+
+    #[test]
     fn long_timelines_are_summed_into_coarser_bars() {
         let points = minutes(T, 1000);
         let bars = bars(&points, bucket_for(1000 * 60_000));
         assert!(bars.len() <= MAX_BARS, "{}", bars.len());
         assert_eq!(bars.iter().map(|b| b.mismatched).sum::<u64>(), 1000);
         assert!(bars.iter().all(|b| b.rate() == 0.25));
-        let svg = chart(&points, Some((T, T + 1000 * 60_000)));
+        let svg = chart(&points, &[], Some((T, T + 1000 * 60_000)));
         assert!(svg.contains("per 10 minutes"), "{svg}");
     }
 
@@ -535,7 +584,7 @@ mod tests {
         // 25 seconds from 10:00:40, across a minute boundary: two bars.
         let start = T + 40_000;
         let points = minutes(start, 2);
-        let svg = chart(&points, Some((start, start + 25_000)));
+        let svg = chart(&points, &[], Some((start, start + 25_000)));
         assert_eq!(svg.matches("class=\"bar\"").count(), 2, "{svg}");
         assert!(!svg.contains("<circle"));
         assert!(svg.contains("start 10:00:40"), "{svg}");
@@ -543,14 +592,14 @@ mod tests {
         assert!(svg.contains(">10:00<") && svg.contains(">10:02<"), "{svg}");
         assert!(svg.contains("(25 s)"), "{svg}");
         // A run still going (no end) ends at its last counted minute.
-        let svg = chart(&minutes(T, 1), None);
+        let svg = chart(&minutes(T, 1), &[], None);
         assert_eq!(svg.matches("class=\"bar\"").count(), 1);
     }
 
     #[test]
     fn a_day_is_drawn_in_hours_with_dates() {
         let points = minutes(T, 24 * 60);
-        let svg = chart(&points, Some((T, T + 24 * 3_600_000)));
+        let svg = chart(&points, &[], Some((T, T + 24 * 3_600_000)));
         assert!(svg.contains("per hour"), "{svg}");
         assert_eq!(svg.matches("class=\"bar\"").count(), 24);
         assert!(

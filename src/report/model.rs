@@ -11,6 +11,9 @@ use std::time::{Duration, SystemTime};
 /// How many differing paths a route lists.
 const TOP_PATHS: usize = 10;
 
+/// Reports covering at most this long (in whole minutes) also read per-second counts.
+pub const SECONDS_UP_TO_MS: i64 = 10 * 60_000;
+
 /// What part of the stores a report covers.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -266,6 +269,10 @@ pub struct Report {
     /// since the counts themselves are per minute.
     #[serde(skip)]
     pub span_ms: Option<(i64, i64)>,
+    /// Per second, when the report covers less than [`SECONDS_UP_TO_MS`] and every route
+    /// (a short run: a demo, a CI replay), for a chart in seconds; empty otherwise.
+    #[serde(skip)]
+    pub seconds: Vec<TimelinePoint>,
 }
 
 /// The flag that names a store as a report lists it: `--db PATH` for a file, `--store
@@ -473,6 +480,30 @@ impl Report {
             (i64::MIN, None) => (start, start),
             (end, _) => (start, end.max(start)),
         });
+        let mut seconds: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let short = match (timeline.keys().next(), timeline.keys().next_back()) {
+            (Some(first), Some(last)) => (last - first + 1) * 60_000 <= SECONDS_UP_TO_MS,
+            _ => false,
+        };
+        if short && scope.route.is_none() {
+            for reader in readers {
+                for (second, matched, mismatched) in reader.seconds(&scope.filter)? {
+                    let point = seconds.entry(second).or_default();
+                    point.0 += matched;
+                    point.1 += mismatched;
+                }
+            }
+        }
+        let seconds = seconds
+            .into_iter()
+            .map(|(second, (matched, mismatched))| TimelinePoint {
+                minute: timestamp(second.div_euclid(60) * 60_000),
+                at_ms: second.saturating_mul(1000),
+                matched,
+                mismatched,
+                mismatch_rate: ratio(mismatched, matched + mismatched),
+            })
+            .collect();
         let timeline = timeline
             .into_iter()
             .map(|(minute, (matched, mismatched))| TimelinePoint {
@@ -515,6 +546,7 @@ impl Report {
             gate: None,
             suggestions: None,
             span_ms,
+            seconds,
         })
     }
 }

@@ -17,6 +17,7 @@ const COPY_CHUNK: i64 = 500;
 
 /// The counter tables and their key columns (after `run_id`); `true` marks an integer.
 const COUNTERS: &[(&str, &[(&str, bool)])] = &[
+    ("second_counts", &[("second", true), ("outcome", false)]),
     (
         "outcome_counts",
         &[
@@ -480,9 +481,14 @@ pub fn prune(location: &Location, older_than: Duration) -> Result<PruneSummary, 
         let mut removed = Vec::new();
         for (table, _) in COUNTERS {
             if conn.has_table(table)? {
+                // Every counter table is keyed by its minute but one, by its second.
+                let (column, cutoff) = match *table {
+                    "second_counts" => ("second", minute * 60),
+                    _ => ("minute", minute),
+                };
                 let n = conn.execute(
-                    &format!("DELETE FROM {table} WHERE minute < ?1"),
-                    &[Arg::Int(Some(minute))],
+                    &format!("DELETE FROM {table} WHERE {column} < ?1"),
+                    &[Arg::Int(Some(cutoff))],
                 )?;
                 removed.push((*table, n));
             }

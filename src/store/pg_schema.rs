@@ -155,6 +155,14 @@ INSERT INTO meta (key, value) VALUES ('application', 'shadowdiff'), ('min_writer
         sql: r#"
 ALTER TABLE mismatches ADD COLUMN rewrites TEXT;
 ALTER TABLE runs ADD COLUMN answered_by TEXT;
+
+CREATE TABLE second_counts (
+    run_id   BIGINT NOT NULL,
+    second   BIGINT NOT NULL,
+    outcome  TEXT NOT NULL,
+    count    BIGINT NOT NULL,
+    PRIMARY KEY (run_id, second, outcome)
+);
 "#,
     },
 ];

@@ -57,6 +57,10 @@ const STATEMENTS: Statements<&str> = Statements {
          SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
          ON CONFLICT (run_id, minute, route, rule)
          DO UPDATE SET count = hidden_counts.count + EXCLUDED.count",
+    seconds: "INSERT INTO second_counts (run_id, second, outcome, count)
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[])
+         ON CONFLICT (run_id, second, outcome)
+         DO UPDATE SET count = second_counts.count + EXCLUDED.count",
     baseline: "INSERT INTO baseline_counts (run_id, minute, route, state, reason, count)
          SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
          ON CONFLICT (run_id, minute, route, state, reason)
@@ -75,6 +79,7 @@ struct Statements<S> {
     latencies: S,
     paths: S,
     hidden: S,
+    seconds: S,
     baseline: S,
     losses: S,
     dropped: S,
@@ -92,6 +97,7 @@ impl Statements<Statement> {
             latencies: client.prepare(s.latencies)?,
             paths: client.prepare(s.paths)?,
             hidden: client.prepare(s.hidden)?,
+            seconds: client.prepare(s.seconds)?,
             baseline: client.prepare(s.baseline)?,
             losses: client.prepare(s.losses)?,
             dropped: client.prepare(s.dropped)?,
@@ -509,6 +515,15 @@ fn write_counters(
             count.push(*n as i64);
         }
         tx.execute(&s.hidden, &[run, &minute, &route, &rule, &count])?;
+    }
+    if !c.seconds.is_empty() {
+        let (mut second, mut outcome, mut count) = (vec![], vec![], vec![]);
+        for ((at, o), n) in &c.seconds {
+            second.push(*at);
+            outcome.push(*o);
+            count.push(*n as i64);
+        }
+        tx.execute(&s.seconds, &[run, &second, &outcome, &count])?;
     }
     if !c.baseline.is_empty() {
         let (mut minute, mut route, mut state, mut reason, mut count) =

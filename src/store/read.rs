@@ -391,6 +391,38 @@ impl StoreReader {
         )
     }
 
+    /// Matched and mismatched counts per second over all routes, (second, matched,
+    /// mismatched) ascending: the time chart of a short run. Empty for a store from before
+    /// the table (schema 5, PostgreSQL 2).
+    pub fn seconds(&self, filter: &ReadFilter) -> Result<Vec<(i64, u64, u64)>, StoreError> {
+        if !self
+            .conn
+            .has_table("second_counts")
+            .map_err(|e| self.error(e))?
+        {
+            return Ok(Vec::new());
+        }
+        // The same cut as the per-minute tables: from the start of the `since` minute.
+        let sql = format!(
+            "SELECT second,
+                    CAST(SUM(CASE WHEN outcome = 'matched' THEN count ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome = 'mismatched' THEN count ELSE 0 END) AS BIGINT)
+             FROM second_counts
+             WHERE {} AND (CAST(?2 AS BIGINT) IS NULL OR second >= ?2 * 60)
+             GROUP BY second ORDER BY second",
+            self.runs_where()
+        );
+        self.conn
+            .rows(&sql, &filter.args(true), |row| {
+                Ok((
+                    row.int(0)?,
+                    row.int(1)?.max(0) as u64,
+                    row.int(2)?.max(0) as u64,
+                ))
+            })
+            .map_err(|e| self.error(e))
+    }
+
     /// Latency histogram per route and leg: (route, leg, bucket, count), buckets ascending.
     pub fn latency_buckets(
         &self,

@@ -158,13 +158,23 @@ CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
 CREATE INDEX mismatches_by_run ON mismatches (run_id, id);
 "#,
     },
-    // Additive (issue 17): what `[[rewrite]]` changed in the secondary's copy of a kept
-    // mismatch, and which leg answered the clients during a run.
+    // Additive (issues 17, 18): what `[[rewrite]]` changed in the secondary's copy of a
+    // kept mismatch, which leg answered the clients during a run, per-second counts.
     Migration {
         additive: true,
         sql: r#"
 ALTER TABLE mismatches ADD COLUMN rewrites TEXT;  -- JSON ["path /v1/a -> /v2/a", ...], redacted
 ALTER TABLE runs ADD COLUMN answered_by TEXT;     -- primary | secondary; NULL before: primary
+
+-- Compared requests per second over all routes: the time chart of a short run (a demo, a
+-- CI replay) in seconds, where the per-minute tables give one bar.
+CREATE TABLE second_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    second   INTEGER NOT NULL,              -- unix time in seconds
+    outcome  TEXT NOT NULL,                 -- matched | mismatched
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, second, outcome)
+) WITHOUT ROWID;
 "#,
     },
 ];

@@ -295,6 +295,13 @@ fn write_counters(
     for ((minute, route, rule), count) in &counters.hidden {
         hidden.execute(params![run_id, minute, route, rule, *count as i64])?;
     }
+    let mut seconds = tx.prepare_cached(
+        "INSERT INTO second_counts (run_id, second, outcome, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((second, outcome), count) in &counters.seconds {
+        seconds.execute(params![run_id, second, outcome, *count as i64])?;
+    }
     if !counters.baseline.is_empty() {
         let mut baseline = tx.prepare_cached(
             "INSERT INTO baseline_counts (run_id, minute, route, state, reason, count)

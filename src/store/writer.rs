@@ -47,6 +47,8 @@ pub(super) struct BatchCounters<'a> {
     pub latencies: HashMap<(i64, &'a str, &'static str, i64), u64>,
     pub paths: HashMap<(i64, &'a str, String), u64>,
     pub hidden: HashMap<(i64, &'a str, &'a str), u64>,
+    /// (second, `matched` | `mismatched`): the time chart of a short run.
+    pub seconds: HashMap<(i64, &'static str), u64>,
     pub baseline: HashMap<(i64, &'a str, &'static str, String), u64>,
 }
 
@@ -529,8 +531,15 @@ fn prepare<'a>(
     let mut counters = BatchCounters::default();
     let mut mismatches = Vec::new();
     for record in records {
-        let minute = millis_since_epoch(record.at).div_euclid(60_000);
+        let at_ms = millis_since_epoch(record.at);
+        let minute = at_ms.div_euclid(60_000);
         let (outcome, reason) = outcome_columns(record.outcome);
+        if matches!(record.outcome, Outcome::Matched | Outcome::Mismatched) {
+            *counters
+                .seconds
+                .entry((at_ms.div_euclid(1000), outcome))
+                .or_default() += record.count;
+        }
         *counters
             .outcomes
             .entry((minute, record.route.as_str(), outcome, reason))

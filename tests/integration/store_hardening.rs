@@ -46,7 +46,7 @@ fn a_store_written_before_the_digest_key_gets_one_when_opened_for_writing() {
     write(&db, standard_workload(), StoreOptions::default());
     // Take the file back to schema 1, as today's release leaves it.
     let conn = Connection::open(&db).unwrap();
-    conn.execute_batch("ALTER TABLE mismatches DROP COLUMN rewrites; ALTER TABLE runs DROP COLUMN answered_by; DROP INDEX runs_by_uid; DROP INDEX mismatches_by_run; ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN uid; ALTER TABLE runs DROP COLUMN copied_through; DROP TABLE baseline_counts; ALTER TABLE differences DROP COLUMN to_path; DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1;")
+    conn.execute_batch("DROP TABLE second_counts; ALTER TABLE mismatches DROP COLUMN rewrites; ALTER TABLE runs DROP COLUMN answered_by; DROP INDEX runs_by_uid; DROP INDEX mismatches_by_run; ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN uid; ALTER TABLE runs DROP COLUMN copied_through; DROP TABLE baseline_counts; ALTER TABLE differences DROP COLUMN to_path; DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
     let writer = StoreWriter::open(&db, run_info(&[]), StoreOptions::default()).unwrap();
@@ -240,7 +240,7 @@ fn a_store_from_before_the_mark_is_recognised_by_its_schema_and_marked() {
     write(&db, standard_workload(), StoreOptions::default());
     let conn = Connection::open(&db).unwrap();
     conn.execute_batch(
-        "ALTER TABLE mismatches DROP COLUMN rewrites; ALTER TABLE runs DROP COLUMN answered_by; DROP INDEX runs_by_uid; DROP INDEX mismatches_by_run; ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN uid; ALTER TABLE runs DROP COLUMN copied_through; DROP TABLE baseline_counts; ALTER TABLE differences DROP COLUMN to_path; DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1; PRAGMA application_id = 0;",
+        "DROP TABLE second_counts; ALTER TABLE mismatches DROP COLUMN rewrites; ALTER TABLE runs DROP COLUMN answered_by; DROP INDEX runs_by_uid; DROP INDEX mismatches_by_run; ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN uid; ALTER TABLE runs DROP COLUMN copied_through; DROP TABLE baseline_counts; ALTER TABLE differences DROP COLUMN to_path; DROP TABLE meta; DROP TABLE losses; PRAGMA user_version = 1; PRAGMA application_id = 0;",
     )
     .unwrap();
     drop(conn);

@@ -260,7 +260,10 @@ fn the_html_report_has_diff_tables_a_sortable_route_table_and_nothing_external()
     assert_eq!(open.len(), 2, "{open:?}");
     // The chart: a run of a moment is charted per second, from the store's second counts.
     assert!(html.contains("class=\"bar\""));
-    assert!(html.contains("Mismatch rate per second"), "the run's seconds");
+    assert!(
+        html.contains("Mismatch rate per second"),
+        "the run's seconds"
+    );
     // Offline: nothing fetched, no link off the page.
     for node in doc.descendants() {
         for attribute in ["src", "href"] {

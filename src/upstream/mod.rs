@@ -320,7 +320,8 @@ impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
     ///
     /// When the upstream closes a connection as the request goes out (the race every
     /// keep-alive client meets when a server's idle timeout or request limit closes it),
-    /// the request is sent once more if that cannot repeat an effect: hyper-util already
+    /// the request is sent again (up to [`MAX_RESENDS`] times) if that cannot repeat an
+    /// effect: hyper-util already
     /// resends what was never written; a written request is resent only when its method is
     /// safe (RFC 9110 section 9.2.2; writes, method overrides included, never are).
     pub async fn fetch(
@@ -334,7 +335,7 @@ impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
         let started = Instant::now();
         let options = how.options;
         let leg = async {
-            let mut retried = false;
+            let mut resent = 0;
             let response = loop {
                 let mut sent = headers.clone();
                 if let Some((name, value)) = options.mark {
@@ -349,8 +350,12 @@ impl<B: OutgoingBody + From<Bytes>> Upstream<B> {
                 )?;
                 match self.pool.request(request).await {
                     Ok(response) => break response,
-                    Err(e) if !retried && closed_by_upstream(&e) && !is_write(method, headers) => {
-                        retried = true;
+                    Err(e)
+                        if resent < MAX_RESENDS
+                            && closed_by_upstream(&e)
+                            && !is_write(method, headers) =>
+                    {
+                        resent += 1;
                     }
                     Err(e) => return Err(leg_error(&e, started.elapsed())),
                 }
@@ -477,6 +482,12 @@ pub fn hyper_error(error: &hyper::Error, latency: Duration) -> LegError {
         latency,
     }
 }
+
+/// How many times a safe request that met a connection the upstream had just closed is sent
+/// again. More than once: the next idle connection of the pool may have been closed by the
+/// same upstream a moment before (a server that closes after every response), and a safe
+/// request repeated changes nothing (RFC 9110 section 9.2.2).
+const MAX_RESENDS: u32 = 3;
 
 /// The upstream closed the connection as the request went out: an incomplete message, or
 /// a reset, anywhere in the error's causes.

@@ -23,24 +23,33 @@ use toml::Spanned;
 
 /// One `[[rewrite]]` table as written: exactly one action key, its `value` where the
 /// action takes one, and an optional `route` it is limited to.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RewriteSetting {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub set_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub append_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathSetting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub add_query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub set_query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// A route pattern (`GET /v1/**`, the `[[route]]` grammar) matched against the
     /// client's request; the rewrite applies to every request without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
 }
 
 /// `path = { from = "^/v1/(.*)", to = "/v2/$1" }`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathSetting {
     pub from: String,
@@ -144,6 +153,8 @@ struct Step {
 #[derive(Clone, Debug, Default)]
 pub struct Rewrites {
     steps: Vec<Step>,
+    /// The tables as written (templates, never resolved values), for `config check`.
+    written: Vec<RewriteSetting>,
     /// The list as written (templates, never resolved values), for equality, the settings
     /// digest and `config check`.
     canonical: String,
@@ -294,11 +305,35 @@ impl Rewrites {
             canonical.push('\n');
             steps.push(step);
         }
-        Ok(Rewrites { steps, canonical })
+        let written = settings.iter().map(|s| s.get_ref().clone()).collect();
+        Ok(Rewrites {
+            steps,
+            written,
+            canonical,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The `[[rewrite]]` tables as a config file spells them (templates, never resolved
+    /// values), for `config check`.
+    pub fn toml_tables(&self) -> String {
+        self.written
+            .iter()
+            .map(|setting| {
+                // Key by key, so that `path` stays an inline table under its own header.
+                let mut table = String::from("[[rewrite]]");
+                if let Ok(toml::Value::Table(keys)) = toml::Value::try_from(setting) {
+                    for (key, value) in keys {
+                        table.push_str(&format!("\n{key} = {value}"));
+                    }
+                }
+                table
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The list as written, one rewrite per line (templates, never resolved values).

@@ -74,7 +74,7 @@ pub struct FileConfig {
 }
 
 /// `[shadow]`: which routes are shadowed at all.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ShadowSection {
     /// Route patterns (method optional, the `[[route]]` grammar) that may be shadowed; all

@@ -89,6 +89,10 @@ pub struct ServeConfig {
     resolved: Vec<(&'static str, String)>,
 }
 
+/// Resolved keys that stand for a section of the file (`[shadow]` lists and the routes'
+/// shadow settings, `[[rewrite]]`), not settings of their own.
+const SECTION_KEYS: [&str; 2] = ["shadow-selection", "rewrite"];
+
 /// Settings a reload applies; every other change waits for a restart.
 const RELOADABLE: [&str; 3] = ["sample", "sample-by", "shadow-selection"];
 
@@ -267,9 +271,12 @@ impl ServeConfig {
     /// The settings as a config file would spell them, defaults filled in: what
     /// `config check` prints. Compare rules are summarized, not repeated.
     pub fn effective(&self, rule_ids: &[String]) -> String {
+        // The sections' pseudo-keys (in the digest and the restart diff) are printed as the
+        // sections they are, below, so that the printout checks to itself.
         let mut lines: Vec<String> = self
             .resolved
             .iter()
+            .filter(|(key, _)| !SECTION_KEYS.contains(key))
             .map(|(key, value)| format!("{key} = {value}"))
             .collect();
         lines.push(format!(
@@ -279,6 +286,12 @@ impl ServeConfig {
         ));
         lines.push(format!("# digest {}", self.digest));
         lines.extend(self.redact.effective());
+        if let Some(shadow) = self.shadow.select.toml_section() {
+            lines.push(shadow);
+        }
+        if !self.rewrites.is_empty() {
+            lines.push(self.rewrites.toml_tables());
+        }
         let mut text = lines.join("\n");
         text.push('\n');
         text

@@ -44,6 +44,8 @@ pub struct Selection {
     pub routes: Vec<RouteShadow>,
     /// The whole selection as written, for equality and `config check`.
     canonical: String,
+    /// `[shadow]` as written, for `config check`.
+    section: crate::config::layer::ShadowSection,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +62,23 @@ impl PartialEq for Selection {
 }
 
 impl Selection {
+    /// `[shadow]` as a config file spells it, for `config check`; `None` without lists.
+    /// The routes' own `sample` and `shadow-writes` stay in their `[[route]]` tables.
+    pub fn toml_section(&self) -> Option<String> {
+        let s = &self.section;
+        if s.include.is_empty() && s.exclude.is_empty() {
+            return None;
+        }
+        let list = |items: &[String]| {
+            toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect()).to_string()
+        };
+        Some(format!(
+            "[shadow]\ninclude = {}\nexclude = {}",
+            list(&s.include),
+            list(&s.exclude)
+        ))
+    }
+
     /// Whether `[shadow]` keeps this request from the secondary: `exclude` names it
     /// (exclude wins), or an `include` list does not.
     pub fn excludes(&self, method: &http::Method, path: &str) -> bool {
@@ -141,6 +160,7 @@ impl Selection {
             exclude,
             routes,
             canonical,
+            section: file.shadow.clone(),
         })
     }
 }

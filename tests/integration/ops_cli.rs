@@ -418,3 +418,50 @@ async fn info_logs_nothing_per_request_and_debug_one_line_per_mismatch() {
         }
     }
 }
+
+/// `[shadow]` lists and `[[rewrite]]` tables were printed by `config check` as keys
+/// (`shadow-selection = "…"`, `rewrite = "…"`) that no file takes, so the printout no longer
+/// checked to itself; they are printed as the sections they are.
+#[test]
+fn config_check_prints_shadow_lists_and_rewrites_as_sections_that_check_to_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.toml");
+    std::fs::write(
+        &first,
+        "answer-from = \"secondary\"\n[shadow]\ninclude = [\"/api/**\"]\nexclude = [\"POST /api/pay\"]\n\
+         [[rewrite]]\nremove-header = \"cookie\"\n\
+         [[rewrite]]\nset-header = \"authorization\"\nvalue = \"Bearer ${env:OPS_CLI_TEST_TOKEN}\"\nroute = \"GET /api/**\"\n\
+         [[rewrite]]\npath = { from = \"^/v1/(.*)\", to = \"/v2/$1\" }\n",
+    )
+    .unwrap();
+    let check = |path: &std::path::Path| {
+        let output = Command::cargo_bin("shadowdiff")
+            .unwrap()
+            .args(["config", "check"])
+            .arg(path)
+            .env("OPS_CLI_TEST_TOKEN", "secret-value-123456")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let printed = check(&first);
+    assert!(!printed.contains("shadow-selection"), "{printed}");
+    assert!(!printed.contains("secret-value-123456"), "{printed}");
+    for line in [
+        "[shadow]",
+        "include = [\"/api/**\"]",
+        "value = \"Bearer ${env:OPS_CLI_TEST_TOKEN}\"",
+        "path = { from = \"^/v1/(.*)\", to = \"/v2/$1\" }",
+        "answer-from = \"secondary\"",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} missing in\n{printed}"
+        );
+    }
+    let second = dir.path().join("second.toml");
+    std::fs::write(&second, &printed).unwrap();
+    assert_eq!(check(&second), printed);
+}

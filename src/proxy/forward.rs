@@ -62,8 +62,6 @@ pub async fn handle(
     );
 
     let leg = proxy.config.answer_from;
-    // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
-    let recorded_uri = crate::upstream::target::origin_form(&parts.uri);
     let permit = match admitted {
         Ok(permit) => permit,
         Err(reason) => {
@@ -73,7 +71,7 @@ pub async fn handle(
                 path: parts.uri.path().to_string(),
                 reason,
             });
-            let answering = match proxy.answering_request(&parts.method, &recorded_uri, headers) {
+            let answering = match proxy.answering_request(&parts.method, &parts.uri, headers) {
                 Ok(answering) => answering,
                 Err(failed) => return Ok(error_response(&failed.leg_error(), leg)),
             };
@@ -94,6 +92,8 @@ pub async fn handle(
     // The shadow's copy is the client's request; the answering leg's is rewritten when it
     // is the secondary. Decided before the shadow starts, so it knows what was changed.
     let shadow_headers = headers.clone();
+    // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
+    let recorded_uri = crate::upstream::target::origin_form(&parts.uri);
     let answering = proxy.answering_request(&parts.method, &recorded_uri, headers);
 
     // Shadowed: tee the request body unless there is none.

@@ -150,6 +150,7 @@ async fn shadow_exchange(
         Ok(rewritten) => rewritten,
         Err(_) => {
             // Counted, never logged: the target may carry a query secret.
+            record_request_alone(proxy, at, &request);
             let skipped = Observation::Skipped {
                 at,
                 method: request.method,

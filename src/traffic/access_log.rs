@@ -29,13 +29,13 @@
 //! format's. Headers: `User-Agent` (and `Referer`) where logged, and `Host` from Envoy's
 //! `:authority`; a logged `-` is an absent header.
 
-use super::lines::{BoundedLines, Line};
-use super::{recorded_target, EntryBound, Position, TrafficEntry, TrafficError};
+use super::lines::LineEntries;
+use super::{recorded_target, EntryBound, TrafficEntry, TrafficError};
 use crate::exchange::{RecordedRequest, SkipReason};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Which layout the lines of a log follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,23 +333,17 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Reads an access log line by line through [`BoundedLines`]; blank lines are ignored.
+/// Reads an access log line by line ([`LineEntries`]); blank lines are ignored.
 pub struct AccessLogReader<R> {
-    path: PathBuf,
     dialect: Dialect,
-    lines: BoundedLines<R>,
-    bound: EntryBound,
-    failed: bool,
+    lines: LineEntries<R>,
 }
 
 impl<R: BufRead> AccessLogReader<R> {
     pub fn new(path: &Path, dialect: Dialect, reader: R, bound: EntryBound) -> AccessLogReader<R> {
         AccessLogReader {
-            path: path.to_path_buf(),
             dialect,
-            lines: BoundedLines::new(reader, bound),
-            bound,
-            failed: false,
+            lines: LineEntries::new(path, reader, bound),
         }
     }
 }
@@ -358,50 +352,23 @@ impl<R: BufRead> Iterator for AccessLogReader<R> {
     type Item = Result<TrafficEntry, TrafficError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        loop {
-            let line = match self.lines.read_line() {
-                Ok(line) => line,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(TrafficError::Unreadable {
-                        path: self.path.clone(),
-                        problem: format!("after line {}: {e}", self.lines.number()),
-                    }));
-                }
-            };
-            let position = Position::Line(self.lines.number());
-            let invalid = |problem| TrafficError::Invalid {
-                path: self.path.clone(),
+        let dialect = self.dialect;
+        self.lines.next_with(|text, position| {
+            parse_line(dialect, text).map(|logged| TrafficEntry {
                 position,
-                problem,
-            };
-            match line {
-                Line::End => return None,
-                Line::TooLong => return Some(Err(invalid(self.bound.refusal("the line")))),
-                Line::Read if self.lines.text().iter().all(u8::is_ascii_whitespace) => continue,
-                Line::Read => {}
-            }
-            return Some(
-                parse_line(self.dialect, self.lines.text())
-                    .map(|logged| TrafficEntry {
-                        position,
-                        ts: Some(logged.ts),
-                        request: logged.request,
-                        skip: logged.skip,
-                        response: None,
-                    })
-                    .map_err(invalid),
-            );
-        }
+                ts: Some(logged.ts),
+                request: logged.request,
+                skip: logged.skip,
+                response: None,
+            })
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::Position;
     use proptest::prelude::*;
 
     fn combined_ok(line: &str) -> LoggedRequest {

@@ -14,15 +14,15 @@
 //! shape: `"response": {"status": 200, "headers": [...], "body": "...", "latency_ms": 4.2}`,
 //! which `replay --against-recorded` compares the secondary with.
 
-use super::lines::{BoundedLines, Line};
-use super::{recorded_target, EntryBound, Position, TrafficEntry, TrafficError};
+use super::lines::LineEntries;
+use super::{recorded_target, EntryBound, TrafficEntry, TrafficError};
 use crate::exchange::RecordedRequest;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Deserialize)]
 struct LineIn {
@@ -280,22 +280,16 @@ pub(crate) fn check_timestamp(ts: &str) -> Result<(), String> {
         .map_err(|e| format!("\"ts\" {ts:?} is not an RFC 3339 timestamp: {e}"))
 }
 
-/// Reads a JSONL file line by line through [`BoundedLines`]: memory stays at the longest
-/// line, and a line longer than the [`EntryBound`] is refused while it streams.
+/// Reads a JSONL file line by line ([`LineEntries`]): memory stays at the longest line, and
+/// a line longer than the [`EntryBound`] is refused while it streams.
 pub struct JsonLinesReader<R> {
-    path: PathBuf,
-    lines: BoundedLines<R>,
-    bound: EntryBound,
-    failed: bool,
+    lines: LineEntries<R>,
 }
 
 impl<R: BufRead> JsonLinesReader<R> {
     pub fn new(path: &Path, reader: R, bound: EntryBound) -> JsonLinesReader<R> {
         JsonLinesReader {
-            path: path.to_path_buf(),
-            lines: BoundedLines::new(reader, bound),
-            bound,
-            failed: false,
+            lines: LineEntries::new(path, reader, bound),
         }
     }
 }
@@ -304,54 +298,23 @@ impl<R: BufRead> Iterator for JsonLinesReader<R> {
     type Item = Result<TrafficEntry, TrafficError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        loop {
-            let line = match self.lines.read_line() {
-                Ok(line) => line,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(TrafficError::Unreadable {
-                        path: self.path.clone(),
-                        problem: format!("after line {}: {e}", self.lines.number()),
-                    }));
-                }
-            };
-            let position = Position::Line(self.lines.number());
-            match line {
-                Line::End => return None,
-                Line::TooLong => {
-                    return Some(Err(TrafficError::Invalid {
-                        path: self.path.clone(),
-                        position,
-                        problem: self.bound.refusal("the line"),
-                    }))
-                }
-                Line::Read if self.lines.text().iter().all(u8::is_ascii_whitespace) => continue,
-                Line::Read => {}
-            }
-            return Some(match parse_record(self.lines.text()) {
-                Ok((ts, request, response)) => Ok(TrafficEntry {
-                    position,
-                    ts,
-                    request,
-                    skip: None,
-                    response: response.filter(|_| self.bound.responses),
-                }),
-                Err(problem) => Err(TrafficError::Invalid {
-                    path: self.path.clone(),
-                    position,
-                    problem,
-                }),
-            });
-        }
+        let responses = self.lines.keeps_responses();
+        self.lines.next_with(|text, position| {
+            parse_record(text).map(|(ts, request, response)| TrafficEntry {
+                position,
+                ts,
+                request,
+                skip: None,
+                response: response.filter(|_| responses),
+            })
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::Position;
 
     fn entries(text: &str) -> Vec<Result<TrafficEntry, TrafficError>> {
         let bound = EntryBound::for_max_body(1024 * 1024);

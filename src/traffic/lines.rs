@@ -100,3 +100,66 @@ impl<R: BufRead> BoundedLines<R> {
         })
     }
 }
+
+/// The requests of a line format (JSON Lines, access logs): every non-blank line parsed
+/// by the format, with the one policy for what goes wrong. A line over the bound or one
+/// the format refuses is an invalid entry naming `file:line` (reading goes on past it,
+/// for `--skip-invalid`); a read error ends the file.
+pub(crate) struct LineEntries<R> {
+    path: std::path::PathBuf,
+    lines: BoundedLines<R>,
+    bound: EntryBound,
+    failed: bool,
+}
+
+impl<R: BufRead> LineEntries<R> {
+    pub(crate) fn new(path: &std::path::Path, reader: R, bound: EntryBound) -> LineEntries<R> {
+        LineEntries {
+            path: path.to_path_buf(),
+            lines: BoundedLines::new(reader, bound),
+            bound,
+            failed: false,
+        }
+    }
+
+    /// The next entry: `parse` turns a line's text into it, or says what is wrong with it.
+    pub(crate) fn next_with(
+        &mut self,
+        parse: impl FnOnce(&[u8], super::Position) -> Result<super::TrafficEntry, String>,
+    ) -> Option<Result<super::TrafficEntry, super::TrafficError>> {
+        use super::{Position, TrafficError};
+        if self.failed {
+            return None;
+        }
+        loop {
+            let line = match self.lines.read_line() {
+                Ok(line) => line,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(TrafficError::Unreadable {
+                        path: self.path.clone(),
+                        problem: format!("after line {}: {e}", self.lines.number()),
+                    }));
+                }
+            };
+            let position = Position::Line(self.lines.number());
+            let invalid = |problem| TrafficError::Invalid {
+                path: self.path.clone(),
+                position,
+                problem,
+            };
+            match line {
+                Line::End => return None,
+                Line::TooLong => return Some(Err(invalid(self.bound.refusal("the line")))),
+                Line::Read if self.lines.text().iter().all(u8::is_ascii_whitespace) => continue,
+                Line::Read => {}
+            }
+            return Some(parse(self.lines.text(), position).map_err(invalid));
+        }
+    }
+
+    /// Whether the bound asks for recorded responses to be kept.
+    pub(crate) fn keeps_responses(&self) -> bool {
+        self.bound.responses
+    }
+}

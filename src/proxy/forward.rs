@@ -94,7 +94,24 @@ pub async fn handle(
     let shadow_headers = headers.clone();
     // HTTP/2 clients send absolute URIs; the recorded request keeps path and query.
     let recorded_uri = crate::upstream::target::origin_form(&parts.uri);
-    let answering = proxy.answering_request(&parts.method, &recorded_uri, headers);
+    let mut answering = match proxy.answering_request(&parts.method, &recorded_uri, headers) {
+        Ok(answering) => answering,
+        Err(failed) => {
+            // Nothing can be asked of the secondary, which answers: no shadow either, and
+            // the request is counted with why.
+            if let Some(breaker) = &proxy.breaker {
+                breaker.release(permit.ticket);
+            }
+            proxy.pipeline.offer(Observation::Skipped {
+                at,
+                method: parts.method.clone(),
+                path: parts.uri.path().to_string(),
+                reason: SkipReason::RewriteFailed,
+            });
+            return Ok(error_response(&failed.leg_error(), leg));
+        }
+    };
+    let answered_rewrites = std::mem::take(&mut answering.changes);
 
     // Shadowed: tee the request body unless there is none.
     let (primary_body, shadow_body) = if body.is_end_stream() {
@@ -105,13 +122,6 @@ pub async fn handle(
     } else {
         let (tee, rx) = RequestTee::new(body, proxy.config.shadow.max_body, permit.memory.clone());
         (PrimaryBody::Teed(Box::new(tee)), ShadowBody::Pending(rx))
-    };
-    let (answering, answered_rewrites) = match answering {
-        Ok(mut answering) => {
-            let changes = std::mem::take(&mut answering.changes);
-            (Ok(answering), changes)
-        }
-        Err(failed) => (Err(failed), Vec::new()),
     };
     let shadow = ShadowRequest {
         at,
@@ -125,15 +135,6 @@ pub async fn handle(
     let memory = permit.memory.clone();
     tokio::spawn(run_shadow(proxy.clone(), shadow, primary_rx, permit));
 
-    let answering = match answering {
-        Ok(answering) => answering,
-        Err(failed) => {
-            let error = failed.leg_error();
-            let response = error_response(&error, leg);
-            let _ = primary_tx.send(PrimaryCapture::Done(Err(error)));
-            return Ok(response);
-        }
-    };
     let started = Instant::now();
     let target = answering.uri.as_ref().unwrap_or(&parts.uri);
     let sent = proxy.send_answering(

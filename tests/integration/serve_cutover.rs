@@ -137,3 +137,47 @@ async fn the_primary_keeps_its_own_timeout_as_the_shadow() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn after_the_cutover_a_rewrite_that_leaves_the_root_is_a_502_counted_rewrite_failed() {
+    let primary = support::fixed(200, "old").await;
+    let secondary = support::fixed(200, "new").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cutover.toml");
+    std::fs::write(
+        &file,
+        "answer-from = \"secondary\"\n[[rewrite]]\npath = { from = \"^/a/(.*)\", to = \"/../$1\" }\n",
+    )
+    .unwrap();
+    let flags = shadowdiff::config::Overrides::over_file(Some(file))
+        .with("primary", primary.url())
+        .with("secondary", secondary.url())
+        .with("db", dir.path().join("shadowdiff.db").display().to_string());
+    let config = shadowdiff::config::ServeConfig::load(&flags).unwrap();
+    let proxy = support::start(config, dir).await;
+    let http = support::client();
+    let refused = http.get(proxy.url("/a/b")).send().await.unwrap();
+    assert_eq!(refused.status(), 502);
+    assert_eq!(
+        refused.text().await.unwrap(),
+        "shadowdiff: secondary protocol\n"
+    );
+    let fine = http.get(proxy.url("/c")).send().await.unwrap();
+    assert_eq!(fine.text().await.unwrap(), "new");
+    let db = proxy.stop().await;
+    let paths = |b: &support::Backend| -> Vec<String> {
+        b.received()
+            .iter()
+            .map(|r| r.uri.path().to_string())
+            .collect()
+    };
+    assert_eq!(paths(&secondary), ["/c"]);
+    assert_eq!(paths(&primary), ["/c"], "no shadow of what was not asked");
+    let report = support::report_json(&db);
+    assert_eq!(
+        report["summary"]["skipped_by_reason"]["rewrite_failed"], 1,
+        "{report}"
+    );
+    assert_eq!(report["summary"]["matched"], 0, "{report}");
+    assert_eq!(report["summary"]["mismatched"], 1, "{report}");
+}

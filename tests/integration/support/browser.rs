@@ -53,32 +53,47 @@ pub async fn start() -> Option<Browser> {
 
 impl Browser {
     async fn start() -> Browser {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver");
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = http.get(format!("{base}/status")).send().await;
-            if let Ok(response) = ready {
-                let bytes = response.bytes().await.unwrap_or_default();
-                let status: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                if status["value"]["ready"] == true {
-                    break;
+        // A free port is picked and then handed to the driver: another test may take it in
+        // between, so a driver that exits is started again on another one.
+        let mut attempt = 0;
+        let (driver, base) = loop {
+            attempt += 1;
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap().port()
+            };
+            let mut driver = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting chromedriver");
+            let base = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let ready = loop {
+                if let Ok(response) = http.get(format!("{base}/status")).send().await {
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    let status: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                    if status["value"]["ready"] == true {
+                        break true;
+                    }
                 }
+                if driver.try_wait().ok().flatten().is_some() {
+                    break false;
+                }
+                assert!(Instant::now() < deadline, "chromedriver did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            // Ready, and ours: a driver that lost the port to another one answers through
+            // the other one's /status and then exits.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if ready && driver.try_wait().ok().flatten().is_none() {
+                break (driver, base);
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            assert!(attempt < 3, "chromedriver exited three times at start");
+        };
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
@@ -87,7 +102,7 @@ impl Browser {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--window-size=1400,1400",
+                    "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1400",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             },

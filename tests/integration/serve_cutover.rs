@@ -142,19 +142,12 @@ async fn the_primary_keeps_its_own_timeout_as_the_shadow() {
 async fn after_the_cutover_a_rewrite_that_leaves_the_root_is_a_502_counted_rewrite_failed() {
     let primary = support::fixed(200, "old").await;
     let secondary = support::fixed(200, "new").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cutover.toml");
-    std::fs::write(
-        &file,
+    let proxy = support::proxy_with(
         "answer-from = \"secondary\"\n[[rewrite]]\npath = { from = \"^/a/(.*)\", to = \"/../$1\" }\n",
+        &primary,
+        &secondary,
     )
-    .unwrap();
-    let flags = shadowdiff::config::Overrides::over_file(Some(file))
-        .with("primary", primary.url())
-        .with("secondary", secondary.url())
-        .with("db", dir.path().join("shadowdiff.db").display().to_string());
-    let config = shadowdiff::config::ServeConfig::load(&flags).unwrap();
-    let proxy = support::start(config, dir).await;
+    .await;
     let http = support::client();
     let refused = http.get(proxy.url("/a/b")).send().await.unwrap();
     assert_eq!(refused.status(), 502);

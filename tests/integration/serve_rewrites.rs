@@ -193,19 +193,12 @@ async fn the_secondary_gets_the_rewritten_request_and_the_primary_and_baseline_t
 async fn a_rewrite_that_leaves_the_root_is_counted_and_never_sent() {
     let primary = support::fixed(200, "same").await;
     let secondary = support::fixed(200, "same").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rewrite.toml");
-    std::fs::write(
-        &file,
+    let proxy = support::proxy_with(
         "[[rewrite]]\npath = { from = \"^/a/(.*)\", to = \"/../$1\" }\n",
+        &primary,
+        &secondary,
     )
-    .unwrap();
-    let flags = shadowdiff::config::Overrides::over_file(Some(file))
-        .with("primary", primary.url())
-        .with("secondary", secondary.url())
-        .with("db", dir.path().join("shadowdiff.db").display().to_string());
-    let config = shadowdiff::config::ServeConfig::load(&flags).unwrap();
-    let proxy = support::start(config, dir).await;
+    .await;
     let http = support::client();
     let answer = http.get(proxy.url("/a/b")).send().await.unwrap();
     assert_eq!(answer.text().await.unwrap(), "same", "the client is served");

@@ -63,28 +63,11 @@ fn a_shadow_marker_that_means_something_to_http_is_refused() {
     );
 }
 
-/// A proxy between `primary` and `secondary` with `toml` as its config file.
-async fn proxy_with(
-    toml: &str,
-    primary: &support::Backend,
-    secondary: &support::Backend,
-) -> support::Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shadow.toml");
-    std::fs::write(&file, toml).unwrap();
-    let flags = shadowdiff::config::Overrides::over_file(Some(file))
-        .with("primary", primary.url())
-        .with("secondary", secondary.url())
-        .with("db", dir.path().join("shadowdiff.db").display().to_string());
-    let config = shadowdiff::config::ServeConfig::load(&flags).unwrap();
-    start(config, dir).await
-}
-
 #[tokio::test]
 async fn include_exclude_and_per_route_sampling_shadow_exactly_the_routes_they_name() {
     let primary = support::fixed(200, "same").await;
     let secondary = support::fixed(200, "same").await;
-    let proxy = proxy_with(
+    let proxy = support::proxy_with(
         r#"
 sample = "0%"
 

@@ -244,6 +244,20 @@ pub async fn start(config: ServeConfig, dir: tempfile::TempDir) -> Proxy {
     }
 }
 
+/// The real proxy between `primary` and `secondary` with `toml` as its config file, the
+/// store in the same temporary directory.
+pub async fn proxy_with(toml: &str, primary: &Backend, secondary: &Backend) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, toml).unwrap();
+    let flags = shadowdiff::config::Overrides::over_file(Some(file))
+        .with("primary", primary.url())
+        .with("secondary", secondary.url())
+        .with("db", dir.path().join("shadowdiff.db").display().to_string());
+    let config = ServeConfig::load(&flags).unwrap();
+    start(config, dir).await
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }

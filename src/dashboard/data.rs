@@ -20,6 +20,9 @@ const TOP_PATHS: usize = 10;
 pub enum DataError {
     #[error("{0}")]
     NotFound(String),
+    /// The read could not run (no thread for it, or it stopped): the page retries.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -209,6 +209,7 @@ async fn route(dashboard: &Dashboard, path: &str, query: Option<&str>) -> Respon
     match result {
         Ok(value) => reply(StatusCode::OK, "application/json", value.to_string()),
         Err(data::DataError::NotFound(what)) => json_error(StatusCode::NOT_FOUND, &what),
+        Err(data::DataError::Unavailable(why)) => json_error(StatusCode::SERVICE_UNAVAILABLE, &why),
         Err(data::DataError::Store(error)) => {
             // The store as shown (no password), and why: the page says it and retries.
             json_error(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
@@ -227,12 +228,12 @@ async fn off_runtime<T: Send + 'static>(
             let _ = tx.send(read());
         });
     if let Err(error) = spawned {
-        return Err(data::DataError::NotFound(format!(
+        return Err(data::DataError::Unavailable(format!(
             "cannot start a reader thread: {error}"
         )));
     }
     rx.await.unwrap_or_else(|_| {
-        Err(data::DataError::NotFound(
+        Err(data::DataError::Unavailable(
             "the reader thread stopped".into(),
         ))
     })
